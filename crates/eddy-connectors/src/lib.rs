@@ -1,1 +1,42 @@
-//! placeholder
+//! Eddy's connectors (DESIGN §7): the sources and sinks of the DataStream API.
+//!
+//! Owns: readers for collections, number sequences, text files and sockets. The sinks live in
+//! `eddy_runtime::operators::sink` because they are plain operators; they are re-exported here.
+//! Must not touch: scheduling, the task loop. Later issues add Kafka, Parquet, the data and
+//! Nexmark generators, and move sources onto Flink's split-based Source API.
+#![warn(missing_docs)]
+
+pub mod collection;
+pub mod file;
+pub mod sequence;
+pub mod socket;
+
+pub use eddy_runtime::operators::sink::{
+    CollectSink, DiscardSink, PrintSink, TextFileSink,
+};
+
+use eddy_runtime::OperatorError;
+
+/// Encodes a position of one or two integers for `snapshot_position`.
+pub(crate) fn encode_position(values: &[u64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Decodes a position written by [`encode_position`].
+pub(crate) fn decode_position(bytes: &[u8], n: usize) -> Result<Vec<u64>, OperatorError> {
+    if bytes.len() != n * 8 {
+        return Err(OperatorError::BadInput(format!(
+            "source position has {} bytes, expected {}",
+            bytes.len(),
+            n * 8
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+        .collect())
+}

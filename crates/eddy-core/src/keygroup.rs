@@ -143,9 +143,7 @@ pub fn operator_index_for_key_group(
 /// `min(max(roundUpToPowerOfTwo(p + p/2), 128), 32768)`.
 pub fn default_max_parallelism(parallelism: usize) -> usize {
     let wanted = (parallelism + parallelism / 2).max(1).next_power_of_two();
-    wanted
-        .max(DEFAULT_LOWER_BOUND_MAX_PARALLELISM)
-        .min(UPPER_BOUND_MAX_PARALLELISM)
+    wanted.clamp(DEFAULT_LOWER_BOUND_MAX_PARALLELISM, UPPER_BOUND_MAX_PARALLELISM)
 }
 
 /// A contiguous, inclusive range of key groups owned by one subtask.

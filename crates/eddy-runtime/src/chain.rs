@@ -1,0 +1,242 @@
+//! Operator chains: operators fused into one task call each other directly.
+//!
+//! [`Input`] is the one dynamic boundary between operators of a chain, and it is crossed once
+//! per *batch* of records, never per record; inside an operator the per-record loop is
+//! monomorphised over the user's function. A driver ([`OneInputDriver`]) wraps each operator:
+//! it catches panics and errors and names the operator and subtask in them, and hands the
+//! operator's output batch to the next operators.
+
+use crate::error::{panic_message, OperatorError, OperatorLabel, TaskError};
+use crate::output::{ErasedOutput, Output};
+use crate::channel::CancelToken;
+use eddy_core::keygroup::KeyGroupRange;
+use eddy_core::{Data, StreamRecord, Watermark};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Processing time, in ms since the epoch. One place so a test clock can replace it.
+pub trait Clock: Send + Sync {
+    /// Now, in ms.
+    fn now_ms(&self) -> i64;
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// What every operator of a task can see of its job and task.
+#[derive(Clone)]
+pub struct TaskEnv {
+    /// Job name.
+    pub job_name: String,
+    /// Task name (the chain's name).
+    pub task_name: String,
+    /// 0-based subtask index.
+    pub subtask: usize,
+    /// Task parallelism.
+    pub parallelism: usize,
+    /// Processing-time clock.
+    pub clock: Arc<dyn Clock>,
+    /// Job-wide cancellation.
+    pub cancel: Arc<CancelToken>,
+    /// Flush partial buffers after this many ms (0: after every element, -1: never).
+    pub buffer_timeout_ms: i64,
+}
+
+/// What one operator sees when it opens.
+pub struct OperatorContext<'a> {
+    /// The task.
+    pub env: &'a TaskEnv,
+    /// The operator's name and subtask.
+    pub label: &'a OperatorLabel,
+    /// Max parallelism of the operator (number of key groups).
+    pub max_parallelism: usize,
+    /// The key groups this subtask owns.
+    pub key_group_range: KeyGroupRange,
+}
+
+/// A chain element as seen by the operator (or task input) before it.
+pub trait Input<T>: Send {
+    /// Opens this operator and everything after it in the chain (tail first, as Flink).
+    fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError>;
+    /// Processes and empties `batch`.
+    fn process_batch(&mut self, batch: &mut Vec<StreamRecord<T>>) -> Result<(), TaskError>;
+    /// A new input watermark.
+    fn process_watermark(&mut self, wm: Watermark) -> Result<(), TaskError>;
+    /// Processing time reached `now`: fire due timers here and downstream.
+    fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError>;
+    /// The earliest processing-time timer here or downstream.
+    fn next_processing_time(&self) -> Option<i64>;
+    /// Sends partially filled network buffers (buffer timeout).
+    fn flush(&mut self) -> Result<(), TaskError>;
+    /// End of input: emit what is left, then finish downstream.
+    fn finish(&mut self) -> Result<(), TaskError>;
+    /// Releases resources; called on success and on failure.
+    fn close(&mut self);
+}
+
+/// An operator with one input (Flink's `OneInputStreamOperator`), batch at a time.
+pub trait OneInputOperator: Send + 'static {
+    /// Input record type.
+    type In: Data;
+    /// Output record type.
+    type Out: Data;
+
+    /// Called once before any record, on the task thread.
+    fn open(&mut self, _ctx: &mut OperatorContext<'_>) -> Result<(), OperatorError> {
+        Ok(())
+    }
+    /// Processes (and empties) a batch, pushing results into `out`.
+    fn process_batch(
+        &mut self,
+        batch: &mut Vec<StreamRecord<Self::In>>,
+        out: &mut Output<Self::Out>,
+    ) -> Result<(), OperatorError>;
+    /// A new watermark; returns the watermark to forward (`None` swallows it).
+    fn process_watermark(
+        &mut self,
+        wm: Watermark,
+        _out: &mut Output<Self::Out>,
+    ) -> Result<Option<Watermark>, OperatorError> {
+        Ok(Some(wm))
+    }
+    /// Processing time reached `now`; may return a watermark to emit.
+    fn on_processing_time(
+        &mut self,
+        _now: i64,
+        _out: &mut Output<Self::Out>,
+    ) -> Result<Option<Watermark>, OperatorError> {
+        Ok(None)
+    }
+    /// The earliest processing-time timer this operator wants.
+    fn next_processing_time(&self) -> Option<i64> {
+        None
+    }
+    /// End of input: emit final results.
+    fn finish(&mut self, _out: &mut Output<Self::Out>) -> Result<(), OperatorError> {
+        Ok(())
+    }
+    /// Releases resources.
+    fn close(&mut self) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}
+
+/// Runs `f`, turning a panic or an error into a [`TaskError`] naming the operator.
+#[inline]
+pub fn guarded<R>(
+    label: &OperatorLabel,
+    f: impl FnOnce() -> Result<R, OperatorError>,
+) -> Result<R, TaskError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(label.error(e)),
+        Err(p) => Err(label.error(OperatorError::Panic(panic_message(p.as_ref())))),
+    }
+}
+
+/// Wraps a [`OneInputOperator`] as a chain element.
+pub struct OneInputDriver<Op: OneInputOperator> {
+    op: Op,
+    out: Output<Op::Out>,
+    label: OperatorLabel,
+    max_parallelism: usize,
+    key_group_range: KeyGroupRange,
+}
+
+impl<Op: OneInputOperator> OneInputDriver<Op> {
+    /// A driver for `op` writing into `out`.
+    pub fn new(
+        op: Op,
+        mut out: Output<Op::Out>,
+        label: OperatorLabel,
+        max_parallelism: usize,
+        key_group_range: KeyGroupRange,
+    ) -> Self {
+        out.set_label(label.clone());
+        OneInputDriver {
+            op,
+            out,
+            label,
+            max_parallelism,
+            key_group_range,
+        }
+    }
+}
+
+impl<Op: OneInputOperator> Input<Op::In> for OneInputDriver<Op> {
+    fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError> {
+        self.out.open(env)?;
+        let mut ctx = OperatorContext {
+            env,
+            label: &self.label,
+            max_parallelism: self.max_parallelism,
+            key_group_range: self.key_group_range,
+        };
+        let op = &mut self.op;
+        guarded(&self.label, || op.open(&mut ctx))
+    }
+
+    #[inline]
+    fn process_batch(&mut self, batch: &mut Vec<StreamRecord<Op::In>>) -> Result<(), TaskError> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.label, || op.process_batch(batch, out))?;
+        self.out.flush_buffered()
+    }
+
+    fn process_watermark(&mut self, wm: Watermark) -> Result<(), TaskError> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        let fwd = guarded(&self.label, || op.process_watermark(wm, out))?;
+        match fwd {
+            Some(w) => self.out.emit_watermark(w),
+            None => self.out.flush_buffered(),
+        }
+    }
+
+    fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError> {
+        if self.op.next_processing_time().is_some_and(|t| t <= now) {
+            let (op, out) = (&mut self.op, &mut self.out);
+            let wm = guarded(&self.label, || op.on_processing_time(now, out))?;
+            match wm {
+                Some(w) => self.out.emit_watermark(w)?,
+                None => self.out.flush_buffered()?,
+            }
+        }
+        ErasedOutput::on_processing_time(&mut self.out, now)
+    }
+
+    fn next_processing_time(&self) -> Option<i64> {
+        match (self.op.next_processing_time(), self.out.next_processing_time()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        ErasedOutput::flush(&mut self.out)
+    }
+
+    fn finish(&mut self) -> Result<(), TaskError> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.label, || op.finish(out))?;
+        ErasedOutput::finish(&mut self.out)
+    }
+
+    fn close(&mut self) {
+        let op = &mut self.op;
+        if let Err(e) = guarded(&self.label, || op.close()) {
+            tracing::warn!("closing failed: {e}");
+        }
+        self.out.close();
+    }
+}

@@ -1,0 +1,56 @@
+//! The built-in operators: stateless transformations, keyed process and reduce, two-input
+//! operators, timestamp assignment, and sinks.
+
+pub mod basic;
+pub mod co;
+pub mod keyed;
+pub mod sink;
+pub mod watermark;
+
+use crate::chain::Clock;
+use eddy_core::StreamRecord;
+use std::sync::Arc;
+
+/// Extracts the key of a record (`key_by`). Called through one dynamic call per batch: the
+/// provided methods are monomorphised for each implementation.
+pub trait KeySelector<T, K>: Send + Sync + 'static {
+    /// The key of one value.
+    fn get_key(&self, value: &T) -> K;
+
+    /// The keys of a batch, appended to `out`.
+    fn keys(&self, batch: &[StreamRecord<T>], out: &mut Vec<K>) {
+        out.extend(batch.iter().map(|r| self.get_key(&r.value)));
+    }
+
+    /// For each record, the subtask that owns its key group.
+    fn key_channels(
+        &self,
+        batch: &[StreamRecord<T>],
+        num_channels: usize,
+        max_parallelism: usize,
+        out: &mut Vec<u32>,
+    ) where
+        K: std::hash::Hash,
+    {
+        out.extend(batch.iter().map(|r| {
+            let kg = eddy_core::keygroup::assign_to_key_group(&self.get_key(&r.value), max_parallelism);
+            eddy_core::keygroup::operator_index_for_key_group(max_parallelism, num_channels, kg)
+                as u32
+        }));
+    }
+}
+
+/// A closure as a [`KeySelector`].
+pub struct FnKeySelector<F>(pub F);
+
+impl<T, K, F: Fn(&T) -> K + Send + Sync + 'static> KeySelector<T, K> for FnKeySelector<F> {
+    #[inline]
+    fn get_key(&self, value: &T) -> K {
+        (self.0)(value)
+    }
+}
+
+/// Processing time for an operator: the task's clock, read once per batch.
+pub(crate) fn now(clock: &Option<Arc<dyn Clock>>) -> i64 {
+    clock.as_ref().map(|c| c.now_ms()).unwrap_or(0)
+}

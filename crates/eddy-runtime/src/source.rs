@@ -1,0 +1,55 @@
+//! The source side of a task: a pull-based [`SourceReader`] the task polls between mails, so
+//! timers and (later) checkpoint barriers interleave with reading.
+//!
+//! A reader can snapshot its position and be restored to it; the checkpoint issue builds on
+//! that, and a later issue moves sources onto Flink's split-based Source API.
+
+use crate::error::OperatorError;
+use eddy_core::{Data, StreamRecord};
+
+/// What a poll found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputStatus {
+    /// Records were produced and more may follow right away.
+    MoreAvailable,
+    /// Nothing now; poll again later.
+    NothingAvailable,
+    /// The input is exhausted (bounded sources).
+    EndOfInput,
+}
+
+/// What a reader learns when it opens.
+#[derive(Clone, Debug)]
+pub struct SourceContext {
+    /// 0-based subtask index.
+    pub subtask: usize,
+    /// Number of parallel source subtasks.
+    pub parallelism: usize,
+}
+
+/// Reads records for one source subtask.
+pub trait SourceReader: Send + 'static {
+    /// The records it produces.
+    type Out: Data;
+
+    /// Called once on the task thread: connect, open files, pick this subtask's share.
+    fn open(&mut self, ctx: &SourceContext) -> Result<(), OperatorError>;
+
+    /// Appends at most `max` records to `out`.
+    fn poll_next(
+        &mut self,
+        out: &mut Vec<StreamRecord<Self::Out>>,
+        max: usize,
+    ) -> Result<InputStatus, OperatorError>;
+
+    /// The reader's position, to resume from after a failure.
+    fn snapshot_position(&mut self) -> Result<Vec<u8>, OperatorError>;
+
+    /// Resumes from a position taken by `snapshot_position` (before `open`).
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), OperatorError>;
+
+    /// Releases resources.
+    fn close(&mut self) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,328 @@
+//! The heap storage behind every keyed state: one hash table per key group, keyed by
+//! `(key, namespace)`, plus the type-erased interface the backend uses to snapshot, restore and
+//! clean tables whose types it does not know.
+//!
+//! Tables are `hashbrown::HashTable`s hashed with a salted [`StableHasher`]: lookups take
+//! `(&K, &N)` so the hot path never clones a key, and the salt matters because all keys of one
+//! key group share `stable_hash(key) % max_parallelism`, i.e. the low bits a hash table uses to
+//! pick a bucket.
+
+use crate::ttl::{Ttl, TtlValue};
+use eddy_core::keygroup::StableHasher;
+use eddy_core::Key;
+use hashbrown::hash_table::{Entry, OccupiedEntry};
+use hashbrown::HashTable;
+use serde::de::DeserializeOwned;
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::any::Any;
+use std::hash::{Hash, Hasher};
+
+/// Mixed in before the key so table hashes are independent of key-group assignment.
+const TABLE_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The salted stable hash of a borrowed composite key.
+#[inline]
+pub(crate) fn salted_hash<T: Hash + ?Sized>(value: &T) -> u64 {
+    let mut h = StableHasher::default();
+    h.write_u64(TABLE_SALT);
+    value.hash(&mut h);
+    h.finish()
+}
+
+#[inline]
+fn hash_kn<K: Hash, N: Hash>(key: &K, ns: &N) -> u64 {
+    salted_hash(&(key, ns))
+}
+
+/// The entries of one key group of one state: `(key, namespace) -> E`.
+pub(crate) struct KeyedMap<K, N, E> {
+    table: HashTable<(K, N, E)>,
+}
+
+impl<K, N, E> Default for KeyedMap<K, N, E> {
+    fn default() -> Self {
+        KeyedMap {
+            table: HashTable::new(),
+        }
+    }
+}
+
+impl<K: Key, N: Key, E> KeyedMap<K, N, E> {
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The occupied slot of `(key, ns)`, so callers can read, update or remove with one lookup.
+    #[inline]
+    pub(crate) fn find_entry(&mut self, key: &K, ns: &N) -> Option<OccupiedEntry<'_, (K, N, E)>> {
+        self.table
+            .find_entry(hash_kn(key, ns), |e| e.0 == *key && e.1 == *ns)
+            .ok()
+    }
+
+    #[inline]
+    pub(crate) fn remove(&mut self, key: &K, ns: &N) -> Option<E> {
+        self.find_entry(key, ns).map(|o| o.remove().0 .2)
+    }
+
+    /// The entry of `(key, ns)`, created with `make` if absent (the only place keys are cloned).
+    #[inline]
+    pub(crate) fn get_or_insert_with(
+        &mut self,
+        key: &K,
+        ns: &N,
+        make: impl FnOnce() -> E,
+    ) -> &mut E {
+        let entry = self.table.entry(
+            hash_kn(key, ns),
+            |e| e.0 == *key && e.1 == *ns,
+            |e| hash_kn(&e.0, &e.1),
+        );
+        &mut entry
+            .or_insert_with(|| (key.clone(), ns.clone(), make()))
+            .into_mut()
+            .2
+    }
+
+    /// Replaces the entry of `(key, ns)` by `f(old)`, moving the old value out (so reduce
+    /// functions can consume it) and reusing the slot instead of hashing twice.
+    #[inline]
+    pub(crate) fn upsert_with(&mut self, key: &K, ns: &N, f: impl FnOnce(Option<E>) -> E) {
+        let hash = hash_kn(key, ns);
+        match self.table.find_entry(hash, |e| e.0 == *key && e.1 == *ns) {
+            Ok(occupied) => {
+                let ((k, n, old), vacant) = occupied.remove();
+                vacant.insert((k, n, f(Some(old))));
+            }
+            Err(absent) => {
+                absent
+                    .into_table()
+                    .insert_unique(hash, (key.clone(), ns.clone(), f(None)), |e| {
+                        hash_kn(&e.0, &e.1)
+                    });
+            }
+        }
+    }
+
+    /// Sets the entry of `(key, ns)` with one lookup, cloning the key only if it is new.
+    #[inline]
+    pub(crate) fn put(&mut self, key: &K, ns: &N, value: E) {
+        match self.table.entry(
+            hash_kn(key, ns),
+            |e| e.0 == *key && e.1 == *ns,
+            |e| hash_kn(&e.0, &e.1),
+        ) {
+            Entry::Occupied(mut o) => o.get_mut().2 = value,
+            Entry::Vacant(v) => {
+                v.insert((key.clone(), ns.clone(), value));
+            }
+        }
+    }
+
+    /// Inserts an owned entry (restore path), replacing any previous value.
+    pub(crate) fn insert_owned(&mut self, key: K, ns: N, value: E) {
+        match self.table.entry(
+            hash_kn(&key, &ns),
+            |e| e.0 == key && e.1 == ns,
+            |e| hash_kn(&e.0, &e.1),
+        ) {
+            Entry::Occupied(mut o) => o.get_mut().2 = value,
+            Entry::Vacant(v) => {
+                v.insert((key, ns, value));
+            }
+        }
+    }
+
+    pub(crate) fn retain(&mut self, mut f: impl FnMut(&mut E) -> bool) -> usize {
+        let before = self.table.len();
+        self.table.retain(|e| f(&mut e.2));
+        before - self.table.len()
+    }
+}
+
+/// Serializes a key group's entries as a sequence of `(key, namespace, entry)`.
+struct GroupSer<'a, K, N, E>(&'a KeyedMap<K, N, E>);
+
+impl<K: Serialize, N: Serialize, E: Serialize> Serialize for GroupSer<'_, K, N, E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.table.len()))?;
+        for (k, n, e) in self.0.table.iter() {
+            seq.serialize_element(&(k, n, e))?;
+        }
+        seq.end()
+    }
+}
+
+/// The user map of one `(key, namespace)` of a `MapState`: `user key -> TtlValue<user value>`.
+pub(crate) struct UserMap<UK, UV> {
+    table: HashTable<(UK, TtlValue<UV>)>,
+}
+
+impl<UK, UV> Default for UserMap<UK, UV> {
+    fn default() -> Self {
+        UserMap {
+            table: HashTable::new(),
+        }
+    }
+}
+
+impl<UK: Key, UV> UserMap<UK, UV> {
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    #[inline]
+    pub(crate) fn find_entry(&mut self, key: &UK) -> Option<OccupiedEntry<'_, (UK, TtlValue<UV>)>> {
+        self.table
+            .find_entry(salted_hash(key), |e| e.0 == *key)
+            .ok()
+    }
+
+    #[inline]
+    pub(crate) fn insert(&mut self, key: UK, value: TtlValue<UV>) {
+        match self
+            .table
+            .entry(salted_hash(&key), |e| e.0 == key, |e| salted_hash(&e.0))
+        {
+            Entry::Occupied(mut o) => o.get_mut().1 = value,
+            Entry::Vacant(v) => {
+                v.insert((key, value));
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(UK, TtlValue<UV>)> {
+        self.table.iter()
+    }
+
+    #[inline]
+    pub(crate) fn remove(&mut self, key: &UK) -> bool {
+        self.find_entry(key).map(|o| o.remove()).is_some()
+    }
+
+    #[inline]
+    pub(crate) fn retain(&mut self, f: impl FnMut(&mut (UK, TtlValue<UV>)) -> bool) {
+        self.table.retain(f)
+    }
+}
+
+impl<UK: Serialize, UV: Serialize> Serialize for UserMap<UK, UV> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.table.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de, UK: Key, UV: DeserializeOwned> Deserialize<'de> for UserMap<UK, UV> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entries = Vec::<(UK, TtlValue<UV>)>::deserialize(deserializer)?;
+        let mut map = UserMap::default();
+        for (k, v) in entries {
+            map.insert(k, v);
+        }
+        Ok(map)
+    }
+}
+
+/// What a table stores per `(key, namespace)`, and how TTL cleanup applies to it.
+pub(crate) trait StateEntry: Serialize + DeserializeOwned + Send + 'static {
+    /// Drops expired parts; returns whether anything is left.
+    fn purge_expired(&mut self, ttl: Ttl, now: i64) -> bool;
+}
+
+impl<V: eddy_core::Data> StateEntry for TtlValue<V> {
+    fn purge_expired(&mut self, ttl: Ttl, now: i64) -> bool {
+        !ttl.expired(self.ts, now)
+    }
+}
+
+impl<V: eddy_core::Data> StateEntry for Vec<TtlValue<V>> {
+    fn purge_expired(&mut self, ttl: Ttl, now: i64) -> bool {
+        self.retain(|e| !ttl.expired(e.ts, now));
+        !self.is_empty()
+    }
+}
+
+impl<UK: Key, UV: eddy_core::Data> StateEntry for UserMap<UK, UV> {
+    fn purge_expired(&mut self, ttl: Ttl, now: i64) -> bool {
+        self.retain(|e| !ttl.expired(e.1.ts, now));
+        !self.is_empty()
+    }
+}
+
+/// One registered state: its per-key-group maps, TTL and the function its kind needs (the
+/// default value, reduce function or aggregate function; the latest registration's wins).
+pub(crate) struct StateTable<K, N, E, F> {
+    pub(crate) groups: Vec<KeyedMap<K, N, E>>,
+    pub(crate) ttl: Option<Ttl>,
+    pub(crate) func: F,
+}
+
+impl<K, N, E, F> StateTable<K, N, E, F> {
+    pub(crate) fn new(num_groups: usize, ttl: Option<Ttl>, func: F) -> Self {
+        StateTable {
+            groups: (0..num_groups).map(|_| KeyedMap::default()).collect(),
+            ttl,
+            func,
+        }
+    }
+}
+
+/// The backend's view of a table whose key, namespace and value types it does not know.
+pub(crate) trait ErasedTable: Send {
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Entries over all key groups.
+    fn len(&self) -> usize;
+    /// Appends the postcard bytes of key group index `group`; returns `false` (and appends
+    /// nothing) if that group is empty.
+    fn snapshot_group(&self, group: usize, out: &mut Vec<u8>) -> Result<bool, postcard::Error>;
+    /// Adds the entries in `bytes` to key group index `group`.
+    fn restore_group(&mut self, group: usize, bytes: &[u8]) -> Result<(), postcard::Error>;
+    /// Removes every expired entry (or element); returns how many `(key, namespace)` entries
+    /// disappeared.
+    fn cleanup_expired(&mut self, now: i64) -> usize;
+}
+
+impl<K: Key, N: Key, E: StateEntry, F: Send + 'static> ErasedTable for StateTable<K, N, E, F> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn len(&self) -> usize {
+        self.groups.iter().map(KeyedMap::len).sum()
+    }
+
+    fn snapshot_group(&self, group: usize, out: &mut Vec<u8>) -> Result<bool, postcard::Error> {
+        let Some(map) = self.groups.get(group).filter(|m| m.len() > 0) else {
+            return Ok(false);
+        };
+        let buf = postcard::to_extend(&GroupSer(map), std::mem::take(out))?;
+        *out = buf;
+        Ok(true)
+    }
+
+    fn restore_group(&mut self, group: usize, bytes: &[u8]) -> Result<(), postcard::Error> {
+        let entries: Vec<(K, N, E)> = postcard::from_bytes(bytes)?;
+        // The backend only passes indices of its own key groups; a miss would be a bug there,
+        // reported rather than panicking.
+        let map = self
+            .groups
+            .get_mut(group)
+            .ok_or(postcard::Error::DeserializeBadEncoding)?;
+        for (k, n, e) in entries {
+            map.insert_owned(k, n, e);
+        }
+        Ok(())
+    }
+
+    fn cleanup_expired(&mut self, now: i64) -> usize {
+        let Some(ttl) = self.ttl else { return 0 };
+        self.groups
+            .iter_mut()
+            .map(|m| m.retain(|e| e.purge_expired(ttl, now)))
+            .sum()
+    }
+}

@@ -1,0 +1,343 @@
+//! The timer service of keyed operators (Flink's `InternalTimerServiceImpl` with heap priority
+//! queues): event-time and processing-time timers per `(key, namespace, timestamp)`, fired in
+//! timestamp order and snapshotted by key group.
+//!
+//! Each time domain is a `TimerQueue`: a hash set of live timers (deduplication and O(1)
+//! deletion) plus a binary heap of `(timestamp, sequence, hash)` ordering them. Deletion only
+//! removes the timer from the set; its heap entry turns stale and is skipped when it reaches the
+//! top, so the heap's top is always live and `next_*_timer` can take `&self`. The sequence
+//! number makes timers with equal timestamps fire in registration order.
+
+use crate::error::StateError;
+use crate::snapshot::{check_max_parallelism, check_type, TimerServiceSnapshot};
+use crate::table::salted_hash;
+use eddy_core::keygroup::{assign_to_key_group, KeyGroupRange};
+use eddy_core::Key;
+use hashbrown::hash_table::Entry;
+use hashbrown::HashTable;
+use std::any::type_name;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+/// A timer: when `timestamp` is reached, the operator's `on_timer` runs for `key` and
+/// `namespace` (Flink's `TimerHeapInternalTimer`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InternalTimer<K, N> {
+    /// The key the timer was registered for; the runtime sets it as current key before firing.
+    pub key: K,
+    /// The namespace (e.g. the window), `()` for user timers.
+    pub namespace: N,
+    /// The time (ms) at which the timer fires.
+    pub timestamp: i64,
+}
+
+struct Slot<K, N> {
+    timer: InternalTimer<K, N>,
+    seq: u64,
+}
+
+/// A heap entry: `(timestamp, sequence, hash of the timer)`; the hash finds the live slot.
+type HeapEntry = Reverse<(i64, u64, u64)>;
+
+#[inline]
+fn timer_hash<K: Key, N: Key>(key: &K, namespace: &N, timestamp: i64) -> u64 {
+    salted_hash(&(key, namespace, timestamp))
+}
+
+/// The timers of one time domain.
+struct TimerQueue<K, N> {
+    live: HashTable<Slot<K, N>>,
+    heap: BinaryHeap<HeapEntry>,
+    next_seq: u64,
+}
+
+impl<K: Key, N: Key> TimerQueue<K, N> {
+    fn new() -> Self {
+        TimerQueue {
+            live: HashTable::new(),
+            heap: BinaryHeap::new(),
+            next_seq: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    fn register(&mut self, key: K, namespace: N, timestamp: i64) -> bool {
+        let hash = timer_hash(&key, &namespace, timestamp);
+        let entry = self.live.entry(
+            hash,
+            |s| {
+                s.timer.timestamp == timestamp
+                    && s.timer.key == key
+                    && s.timer.namespace == namespace
+            },
+            |s| timer_hash(&s.timer.key, &s.timer.namespace, s.timer.timestamp),
+        );
+        match entry {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(vacant) => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                vacant.insert(Slot {
+                    timer: InternalTimer {
+                        key,
+                        namespace,
+                        timestamp,
+                    },
+                    seq,
+                });
+                self.heap.push(Reverse((timestamp, seq, hash)));
+                true
+            }
+        }
+    }
+
+    fn delete(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
+        let hash = timer_hash(key, namespace, timestamp);
+        let found = self.live.find_entry(hash, |s| {
+            s.timer.timestamp == timestamp && s.timer.key == *key && s.timer.namespace == *namespace
+        });
+        let Ok(slot) = found else {
+            return false;
+        };
+        slot.remove();
+        self.drop_stale_top();
+        // Stale entries below the top only cost memory; rebuild once they dominate.
+        if self.heap.len() > 2 * self.live.len() + 64 {
+            let live = &self.live;
+            self.heap
+                .retain(|&Reverse((_, seq, hash))| live.find(hash, |s| s.seq == seq).is_some());
+        }
+        true
+    }
+
+    fn drop_stale_top(&mut self) {
+        while let Some(&Reverse((_, seq, hash))) = self.heap.peek() {
+            if self.live.find(hash, |s| s.seq == seq).is_some() {
+                break;
+            }
+            self.heap.pop();
+        }
+    }
+
+    fn peek(&self) -> Option<i64> {
+        self.heap
+            .peek()
+            .map(|&Reverse((timestamp, _, _))| timestamp)
+    }
+
+    fn poll(&mut self, up_to: i64) -> Option<InternalTimer<K, N>> {
+        let &Reverse((timestamp, seq, hash)) = self.heap.peek()?;
+        if timestamp > up_to {
+            return None;
+        }
+        self.heap.pop();
+        let slot = self
+            .live
+            .find_entry(hash, |s| s.seq == seq)
+            .ok()
+            .map(|o| o.remove().0);
+        self.drop_stale_top();
+        slot.map(|s| s.timer)
+    }
+
+    /// The live timers grouped by key group, each group in firing order.
+    fn by_key_group(&self, max_parallelism: usize) -> BTreeMap<usize, Vec<&Slot<K, N>>> {
+        let mut groups: BTreeMap<usize, Vec<&Slot<K, N>>> = BTreeMap::new();
+        for slot in self.live.iter() {
+            groups
+                .entry(assign_to_key_group(&slot.timer.key, max_parallelism))
+                .or_default()
+                .push(slot);
+        }
+        for slots in groups.values_mut() {
+            slots.sort_unstable_by_key(|s| (s.timer.timestamp, s.seq));
+        }
+        groups
+    }
+}
+
+fn as_tuples<K, N>(slots: Vec<&Slot<K, N>>) -> Vec<(&K, &N, i64)> {
+    slots
+        .into_iter()
+        .map(|s| (&s.timer.key, &s.timer.namespace, s.timer.timestamp))
+        .collect()
+}
+
+/// One key group's timers as `(key, namespace, timestamp)`: event time, then processing time.
+type GroupTimers<K, N> = (Vec<(K, N, i64)>, Vec<(K, N, i64)>);
+
+/// Event-time and processing-time timers of one keyed operator subtask (Flink's
+/// `InternalTimerService`). Timers are deduplicated per `(key, namespace, timestamp)` and time
+/// domain.
+pub struct InternalTimerService<K: Key, N: Key = ()> {
+    key_group_range: KeyGroupRange,
+    max_parallelism: usize,
+    event_time: TimerQueue<K, N>,
+    processing_time: TimerQueue<K, N>,
+}
+
+impl<K: Key, N: Key> std::fmt::Debug for InternalTimerService<K, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InternalTimerService")
+            .field("key_group_range", &self.key_group_range)
+            .field("event_timers", &self.event_time.len())
+            .field("processing_timers", &self.processing_time.len())
+            .finish()
+    }
+}
+
+impl<K: Key, N: Key> InternalTimerService<K, N> {
+    /// A timer service for the key groups `key_group_range` of an operator with
+    /// `max_parallelism` key groups (0 is treated as 1).
+    pub fn new(key_group_range: KeyGroupRange, max_parallelism: usize) -> Self {
+        InternalTimerService {
+            key_group_range,
+            max_parallelism: max_parallelism.max(1),
+            event_time: TimerQueue::new(),
+            processing_time: TimerQueue::new(),
+        }
+    }
+
+    /// The key groups this service owns.
+    pub fn key_group_range(&self) -> KeyGroupRange {
+        self.key_group_range
+    }
+
+    /// The operator's max parallelism.
+    pub fn max_parallelism(&self) -> usize {
+        self.max_parallelism
+    }
+
+    /// Registers an event-time timer; returns `false` if it was already registered.
+    pub fn register_event_time_timer(&mut self, key: K, namespace: N, timestamp: i64) -> bool {
+        self.event_time.register(key, namespace, timestamp)
+    }
+
+    /// Registers a processing-time timer; returns `false` if it was already registered.
+    pub fn register_processing_time_timer(&mut self, key: K, namespace: N, timestamp: i64) -> bool {
+        self.processing_time.register(key, namespace, timestamp)
+    }
+
+    /// Deletes an event-time timer; returns `false` if there was none.
+    pub fn delete_event_time_timer(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
+        self.event_time.delete(key, namespace, timestamp)
+    }
+
+    /// Deletes a processing-time timer; returns `false` if there was none.
+    pub fn delete_processing_time_timer(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
+        self.processing_time.delete(key, namespace, timestamp)
+    }
+
+    /// The timestamp of the earliest event-time timer.
+    pub fn next_event_timer(&self) -> Option<i64> {
+        self.event_time.peek()
+    }
+
+    /// The timestamp of the earliest processing-time timer (when to schedule the wake-up).
+    pub fn next_processing_timer(&self) -> Option<i64> {
+        self.processing_time.peek()
+    }
+
+    /// Removes and returns the earliest event-time timer with `timestamp <= watermark` (ties in
+    /// registration order). Call it until `None`: timers registered meanwhile for a time
+    /// `<= watermark` fire in the same advance, as in Flink.
+    pub fn poll_event_timer(&mut self, watermark: i64) -> Option<InternalTimer<K, N>> {
+        self.event_time.poll(watermark)
+    }
+
+    /// Removes and returns the earliest processing-time timer with `timestamp <= now`.
+    pub fn poll_processing_timer(&mut self, now: i64) -> Option<InternalTimer<K, N>> {
+        self.processing_time.poll(now)
+    }
+
+    /// How many event-time timers are registered.
+    pub fn num_event_timers(&self) -> usize {
+        self.event_time.len()
+    }
+
+    /// How many processing-time timers are registered.
+    pub fn num_processing_timers(&self) -> usize {
+        self.processing_time.len()
+    }
+
+    /// Snapshots all timers, split by the key group of their key.
+    pub fn snapshot(&self) -> Result<TimerServiceSnapshot, StateError> {
+        let mut event = self.event_time.by_key_group(self.max_parallelism);
+        let mut processing = self.processing_time.by_key_group(self.max_parallelism);
+        let key_group_ids: BTreeSet<usize> =
+            event.keys().chain(processing.keys()).copied().collect();
+        let mut key_groups = BTreeMap::new();
+        for key_group in key_group_ids {
+            let timers = (
+                as_tuples(event.remove(&key_group).unwrap_or_default()),
+                as_tuples(processing.remove(&key_group).unwrap_or_default()),
+            );
+            let bytes =
+                postcard::to_stdvec(&timers).map_err(|source| StateError::Serialization {
+                    state: "timers".to_string(),
+                    source,
+                })?;
+            key_groups.insert(key_group, bytes);
+        }
+        Ok(TimerServiceSnapshot {
+            max_parallelism: self.max_parallelism,
+            key_group_range: self.key_group_range,
+            key_type: type_name::<K>().to_string(),
+            namespace_type: type_name::<N>().to_string(),
+            key_groups,
+        })
+    }
+
+    /// Restores timers from snapshots of any number of previous subtasks, keeping those whose
+    /// key group this service owns. Within a time domain, restored timers keep their firing
+    /// order (equal timestamps: snapshot order).
+    pub fn restore(&mut self, snapshots: &[TimerServiceSnapshot]) -> Result<(), StateError> {
+        for snapshot in snapshots {
+            check_max_parallelism(snapshot.max_parallelism, self.max_parallelism)?;
+            check_type("key", &snapshot.key_type, type_name::<K>())?;
+            check_type(
+                "timer namespace",
+                &snapshot.namespace_type,
+                type_name::<N>(),
+            )?;
+        }
+        if self.key_group_range.is_empty() {
+            return Ok(());
+        }
+        let range = self.key_group_range;
+        let mut seen = BTreeSet::new();
+        let mut event = Vec::new();
+        let mut processing = Vec::new();
+        for snapshot in snapshots {
+            for (&key_group, bytes) in snapshot.key_groups.range(range.start..=range.end) {
+                if !seen.insert(key_group) {
+                    return Err(StateError::DuplicateKeyGroup {
+                        state: "timers".to_string(),
+                        key_group,
+                    });
+                }
+                let (e, p): GroupTimers<K, N> =
+                    postcard::from_bytes(bytes).map_err(|source| StateError::Deserialization {
+                        state: "timers".to_string(),
+                        key_group: Some(key_group),
+                        source,
+                    })?;
+                event.extend(e);
+                processing.extend(p);
+            }
+        }
+        // Stable sorts keep the per-key-group firing order for equal timestamps.
+        event.sort_by_key(|t| t.2);
+        processing.sort_by_key(|t| t.2);
+        for (key, namespace, timestamp) in event {
+            self.event_time.register(key, namespace, timestamp);
+        }
+        for (key, namespace, timestamp) in processing {
+            self.processing_time.register(key, namespace, timestamp);
+        }
+        Ok(())
+    }
+}
