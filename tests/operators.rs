@@ -1,0 +1,605 @@
+//! Integration tests of every DataStream operator, partitioner and the file/print sinks, run on
+//! the embedded MiniCluster.
+
+use eddy::prelude::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn env(p: usize) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(p);
+    env
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+/// Tags every record with the index of the subtask that saw it (set in `open`).
+#[derive(Clone)]
+struct TagSubtask {
+    idx: usize,
+    parallelism: usize,
+}
+
+impl TagSubtask {
+    fn new() -> Self {
+        TagSubtask {
+            idx: usize::MAX,
+            parallelism: 0,
+        }
+    }
+}
+
+impl<T: Send + 'static> RichMapFunction<T, (usize, T)> for TagSubtask {
+    fn open(&mut self, ctx: &mut RuntimeContext<'_>) -> FunctionResult {
+        self.idx = ctx.index_of_this_subtask();
+        self.parallelism = ctx.number_of_parallel_subtasks();
+        assert!(self.idx < self.parallelism);
+        Ok(())
+    }
+    fn map(&mut self, v: T) -> (usize, T) {
+        assert_ne!(self.idx, usize::MAX, "open was not called before map");
+        (self.idx, v)
+    }
+}
+
+/// Groups `(subtask, value)` pairs by subtask.
+fn by_subtask<T: Ord>(v: Vec<(usize, T)>) -> BTreeMap<usize, Vec<T>> {
+    let mut m: BTreeMap<usize, Vec<T>> = BTreeMap::new();
+    for (s, x) in v {
+        m.entry(s).or_default().push(x);
+    }
+    m
+}
+
+#[test]
+fn map_filter_flat_map() {
+    let env = env(2);
+    let out = env
+        .from_collection((1..=10i64).collect())
+        .map(|x: i64| x * 10)
+        .filter(|x: &i64| *x % 20 == 0)
+        .flat_map(|x: i64, out: &mut Collector<'_, i64>| {
+            out.collect(x);
+            out.collect(-x);
+        })
+        .execute_and_collect("map filter flat_map")
+        .unwrap();
+    let expected: Vec<i64> = [20, 40, 60, 80, 100]
+        .iter()
+        .flat_map(|x| [*x, -*x])
+        .collect();
+    assert_eq!(sorted(out), sorted(expected));
+}
+
+#[test]
+fn map_keeps_order_at_parallelism_one() {
+    let env = env(1);
+    let out = env
+        .from_collection(vec!["b".to_string(), "a".to_string(), "c".to_string()])
+        .map(|s: String| s.to_uppercase())
+        .execute_and_collect("order")
+        .unwrap();
+    assert_eq!(out, vec!["B", "A", "C"]);
+}
+
+#[derive(Clone)]
+struct SplitEvenOdd {
+    odd: OutputTag<String>,
+}
+
+impl ProcessFunction<i64, i64> for SplitEvenOdd {
+    fn process_element(
+        &mut self,
+        v: i64,
+        ctx: &mut ProcessContext<'_>,
+        out: &mut Collector<'_, i64>,
+    ) -> FunctionResult {
+        if v % 2 == 0 {
+            out.collect(v);
+        } else {
+            ctx.output(&self.odd, format!("odd {v}"));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn process_with_side_output() {
+    let env = env(2);
+    let odd = OutputTag::<String>::new("odd");
+    let main = env
+        .from_sequence(1, 20)
+        .process(SplitEvenOdd { odd: odd.clone() });
+    let side = main.get_side_output(&odd).collect();
+    let evens = main.collect();
+    env.execute("side output").unwrap();
+    assert_eq!(
+        sorted(evens.take()),
+        (1..=20).filter(|x| x % 2 == 0).collect::<Vec<i64>>()
+    );
+    assert_eq!(
+        sorted(side.take()),
+        sorted(
+            (1..=20)
+                .filter(|x| x % 2 == 1)
+                .map(|x| format!("odd {x}"))
+                .collect::<Vec<_>>()
+        )
+    );
+}
+
+#[test]
+fn process_fn_closure_sees_no_timestamp_without_assigner() {
+    let env = env(1);
+    let out = env
+        .from_collection(vec![1i64, 2, 3])
+        .process_fn(
+            |v: i64, ctx: &mut ProcessContext<'_>, out: &mut Collector<'_, (i64, bool)>| {
+                out.collect((v, ctx.timestamp().is_some()));
+                Ok(())
+            },
+        )
+        .execute_and_collect("process_fn")
+        .unwrap();
+    assert_eq!(out, vec![(1, false), (2, false), (3, false)]);
+}
+
+/// The per-key output sequences (order within a key is defined; between keys it is not).
+fn per_key<T: Clone>(out: &[T], key: impl Fn(&T) -> String) -> BTreeMap<String, Vec<T>> {
+    let mut m: BTreeMap<String, Vec<T>> = BTreeMap::new();
+    for r in out {
+        m.entry(key(r)).or_default().push(r.clone());
+    }
+    m
+}
+
+type Rec = (String, i64, i64);
+
+fn agg_input() -> Vec<Rec> {
+    vec![
+        ("a".into(), 1, 10),
+        ("b".into(), 1, 7),
+        ("a".into(), 2, 20),
+        ("b".into(), 2, 7),
+        ("a".into(), 3, 5),
+        ("b".into(), 3, 9),
+        ("b".into(), 4, 9),
+        ("b".into(), 5, 3),
+    ]
+}
+
+fn run_agg(
+    name: &str,
+    f: impl FnOnce(KeyedStream<Rec, String>) -> SingleOutputStreamOperator<Rec>,
+) -> BTreeMap<String, Vec<Rec>> {
+    let env = env(2);
+    let keyed = env
+        .from_collection(agg_input())
+        .key_by(|t: &Rec| t.0.clone());
+    let out = f(keyed).execute_and_collect(name).unwrap();
+    assert_eq!(out.len(), agg_input().len(), "one output per input record");
+    per_key(&out, |t| t.0.clone())
+}
+
+fn recs(key: &str, v: &[(i64, i64)]) -> Vec<Rec> {
+    v.iter().map(|(a, b)| (key.to_string(), *a, *b)).collect()
+}
+
+#[test]
+fn keyed_reduce_is_rolling() {
+    let m = run_agg("reduce", |k| {
+        k.reduce(|a: Rec, b: Rec| (a.0, a.1 * 10 + b.1, a.2 + b.2))
+    });
+    assert_eq!(m["a"], recs("a", &[(1, 10), (12, 30), (123, 35)]));
+    assert_eq!(
+        m["b"],
+        recs("b", &[(1, 7), (12, 14), (123, 23), (1234, 32), (12345, 35)])
+    );
+}
+
+#[test]
+fn sum_keeps_first_record_fields() {
+    let m = run_agg("sum", |k| k.sum(|t: &mut Rec| &mut t.2));
+    assert_eq!(m["a"], recs("a", &[(1, 10), (1, 30), (1, 35)]));
+    assert_eq!(
+        m["b"],
+        recs("b", &[(1, 7), (1, 14), (1, 23), (1, 32), (1, 35)])
+    );
+}
+
+#[test]
+fn min_and_max_keep_first_record_fields() {
+    let m = run_agg("min", |k| k.min(|t: &mut Rec| &mut t.2));
+    assert_eq!(m["a"], recs("a", &[(1, 10), (1, 10), (1, 5)]));
+    assert_eq!(m["b"], recs("b", &[(1, 7), (1, 7), (1, 7), (1, 7), (1, 3)]));
+    let m = run_agg("max", |k| k.max(|t: &mut Rec| &mut t.2));
+    assert_eq!(m["a"], recs("a", &[(1, 10), (1, 20), (1, 20)]));
+    assert_eq!(m["b"], recs("b", &[(1, 7), (1, 7), (1, 9), (1, 9), (1, 9)]));
+}
+
+#[test]
+fn min_by_and_max_by_return_whole_first_record_on_ties() {
+    let m = run_agg("min_by", |k| k.min_by(|t: &mut Rec| &mut t.2));
+    assert_eq!(m["a"], recs("a", &[(1, 10), (1, 10), (3, 5)]));
+    // (b,2,7) ties (b,1,7): the first one stays.
+    assert_eq!(m["b"], recs("b", &[(1, 7), (1, 7), (1, 7), (1, 7), (5, 3)]));
+    let m = run_agg("max_by", |k| k.max_by(|t: &mut Rec| &mut t.2));
+    assert_eq!(m["a"], recs("a", &[(1, 10), (2, 20), (2, 20)]));
+    // (b,4,9) ties (b,3,9): the first one stays.
+    assert_eq!(m["b"], recs("b", &[(1, 7), (1, 7), (3, 9), (3, 9), (3, 9)]));
+}
+
+#[test]
+fn union_merges_streams() {
+    let env = env(2);
+    let a = env.from_collection(vec![1i64, 2, 3]);
+    let b = env.from_sequence(10, 12);
+    let c = env.from_collection(vec![100i64]).map(|x: i64| x + 1);
+    let out = a
+        .union(&[&b, &c])
+        .map(|x: i64| x * 2)
+        .execute_and_collect("union")
+        .unwrap();
+    assert_eq!(sorted(out), vec![2, 4, 6, 20, 22, 24, 202]);
+}
+
+#[test]
+fn connect_map_and_flat_map() {
+    let env = env(2);
+    let nums = env.from_collection(vec![1i64, 2, 3]);
+    let words = env.from_collection(vec!["x y".to_string(), "z".to_string()]);
+    let mapped = nums
+        .connect(&words)
+        .map(|n: i64| format!("n{n}"), |w: String| format!("w{w}"))
+        .collect();
+    let flat = nums
+        .connect(&words)
+        .flat_map(
+            |n: i64, out: &mut Collector<'_, String>| {
+                for _ in 0..n {
+                    out.collect(format!("n{n}"));
+                }
+            },
+            |w: String, out: &mut Collector<'_, String>| {
+                for p in w.split(' ') {
+                    out.collect(p.to_string());
+                }
+            },
+        )
+        .collect();
+    env.execute("connect").unwrap();
+    assert_eq!(sorted(mapped.take()), vec!["n1", "n2", "n3", "wx y", "wz"]);
+    assert_eq!(
+        sorted(flat.take()),
+        vec!["n1", "n2", "n2", "n3", "n3", "n3", "x", "y", "z"]
+    );
+}
+
+#[derive(Clone)]
+struct Tagger;
+
+impl CoProcessFunction<i64, String, String> for Tagger {
+    fn process_element1(
+        &mut self,
+        v: i64,
+        _: &mut ProcessContext<'_>,
+        out: &mut Collector<'_, String>,
+    ) -> FunctionResult {
+        out.collect(format!("1:{v}"));
+        Ok(())
+    }
+    fn process_element2(
+        &mut self,
+        v: String,
+        _: &mut ProcessContext<'_>,
+        out: &mut Collector<'_, String>,
+    ) -> FunctionResult {
+        out.collect(format!("2:{v}"));
+        Ok(())
+    }
+}
+
+#[test]
+fn connect_process() {
+    let env = env(3);
+    let out = env
+        .from_sequence(1, 4)
+        .connect(&env.from_collection(vec!["a".to_string(), "b".to_string()]))
+        .process(Tagger)
+        .execute_and_collect("co-process")
+        .unwrap();
+    assert_eq!(
+        sorted(out),
+        vec!["1:1", "1:2", "1:3", "1:4", "2:a", "2:b"]
+    );
+}
+
+/// Sums both inputs per key in one shared ValueState and emits the running sum.
+#[derive(Clone, Default)]
+struct SharedSum {
+    sum: Option<ValueState<i64>>,
+}
+
+impl KeyedCoProcessFunction<String, (String, i64), (String, i64), (String, i64)> for SharedSum {
+    fn open(&mut self, ctx: &mut RuntimeContext<'_, String>) -> FunctionResult {
+        self.sum = Some(ctx.get_state(&ValueStateDescriptor::new("sum"))?);
+        Ok(())
+    }
+    fn process_element1(
+        &mut self,
+        v: (String, i64),
+        ctx: &mut KeyedContext<'_, String>,
+        out: &mut Collector<'_, (String, i64)>,
+    ) -> FunctionResult {
+        assert_eq!(ctx.current_key(), &v.0);
+        let s = self.sum.unwrap();
+        let n = s.value(ctx)?.unwrap_or(0) + v.1;
+        s.update(ctx, n)?;
+        out.collect((v.0, n));
+        Ok(())
+    }
+    fn process_element2(
+        &mut self,
+        v: (String, i64),
+        ctx: &mut KeyedContext<'_, String>,
+        out: &mut Collector<'_, (String, i64)>,
+    ) -> FunctionResult {
+        assert_eq!(ctx.current_key(), &v.0);
+        let s = self.sum.unwrap();
+        let n = s.value(ctx)?.unwrap_or(0) + v.1 * 1000;
+        s.update(ctx, n)?;
+        out.collect((v.0, n));
+        Ok(())
+    }
+}
+
+#[test]
+fn keyed_connect_shares_state_between_inputs() {
+    let env = env(3);
+    let keys = ["k0", "k1", "k2", "k3", "k4", "k5", "k6"];
+    let first: Vec<(String, i64)> = (0..70).map(|i| (keys[i % 7].to_string(), 1)).collect();
+    let second: Vec<(String, i64)> = (0..35).map(|i| (keys[i % 7].to_string(), 2)).collect();
+    let a = env.from_collection(first);
+    let b = env.from_collection(second);
+    let out = a
+        .connect(&b)
+        .key_by(|t: &(String, i64)| t.0.clone(), |t: &(String, i64)| t.0.clone())
+        .process(SharedSum::default())
+        .execute_and_collect("keyed connect")
+        .unwrap();
+    assert_eq!(out.len(), 105);
+    let mut finals: BTreeMap<String, i64> = BTreeMap::new();
+    for (k, n) in out {
+        let e = finals.entry(k).or_insert(0);
+        *e = (*e).max(n);
+    }
+    // Each key: 10 records of 1 on the first input, 5 records of 2*1000 on the second.
+    let expected: BTreeMap<String, i64> = keys.iter().map(|k| (k.to_string(), 10 + 10_000)).collect();
+    assert_eq!(finals, expected);
+}
+
+#[test]
+fn forward_connects_equal_subtasks() {
+    let env = env(3);
+    let out = env
+        .from_sequence(1, 300)
+        .map_rich(TagSubtask::new())
+        .forward()
+        .map_rich(TagSubtask::new())
+        .disable_chaining()
+        .execute_and_collect("forward")
+        .unwrap();
+    assert_eq!(out.len(), 300);
+    for (down, (up, _)) in &out {
+        assert_eq!(down, up, "forward must connect subtask i to subtask i");
+    }
+    let values = sorted(out.into_iter().map(|(_, (_, v))| v).collect());
+    assert_eq!(values, (1..=300).collect::<Vec<i64>>());
+}
+
+#[test]
+fn rebalance_is_round_robin() {
+    let env = env(4);
+    let out = env
+        .from_collection((0..100i64).collect())
+        .rebalance()
+        .map_rich(TagSubtask::new())
+        .execute_and_collect("rebalance")
+        .unwrap();
+    let m = by_subtask(out);
+    assert_eq!(m.len(), 4);
+    for (s, vs) in &m {
+        assert_eq!(vs.len(), 25, "subtask {s} got {vs:?}");
+    }
+    let all = sorted(m.into_values().flatten().collect());
+    assert_eq!(all, (0..100).collect::<Vec<i64>>());
+}
+
+#[test]
+fn rescale_feeds_a_local_subset() {
+    let env = env(4);
+    let out = env
+        .from_sequence(1, 400)
+        .set_parallelism(2)
+        .map_rich(TagSubtask::new())
+        .set_parallelism(2)
+        .rescale()
+        .map_rich(TagSubtask::new())
+        .execute_and_collect("rescale")
+        .unwrap();
+    assert_eq!(out.len(), 400);
+    let mut seen = BTreeMap::<usize, usize>::new();
+    for (down, (up, _)) in &out {
+        assert_eq!(down / 2, *up, "producer {up} must only feed consumers {{2*{up}, 2*{up}+1}}");
+        *seen.entry(*down).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 4, "every consumer gets records: {seen:?}");
+}
+
+#[test]
+fn shuffle_delivers_everything_once() {
+    let env = env(3);
+    let out = env
+        .from_collection((0..3000i64).collect())
+        .shuffle()
+        .map_rich(TagSubtask::new())
+        .execute_and_collect("shuffle")
+        .unwrap();
+    let m = by_subtask(out);
+    assert_eq!(m.len(), 3, "every subtask gets records");
+    let all = sorted(m.into_values().flatten().collect());
+    assert_eq!(all, (0..3000).collect::<Vec<i64>>());
+}
+
+#[test]
+fn broadcast_sends_every_record_to_every_subtask() {
+    let env = env(3);
+    let out = env
+        .from_collection((1..=10i64).collect())
+        .broadcast()
+        .map_rich(TagSubtask::new())
+        .execute_and_collect("broadcast")
+        .unwrap();
+    let m = by_subtask(out);
+    assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2]);
+    for (s, vs) in m {
+        assert_eq!(sorted(vs), (1..=10).collect::<Vec<i64>>(), "subtask {s}");
+    }
+}
+
+#[test]
+fn partition_custom_routes_by_user_function() {
+    let env = env(3);
+    let out = env
+        .from_collection((0..90i64).collect())
+        .partition_custom(|k: &i64, n: usize| (*k as usize) % n, |v: &i64| *v % 3)
+        .map_rich(TagSubtask::new())
+        .execute_and_collect("custom")
+        .unwrap();
+    assert_eq!(out.len(), 90);
+    for (s, v) in &out {
+        assert_eq!(*s as i64, v % 3, "record {v} went to subtask {s}");
+    }
+}
+
+#[test]
+fn partition_custom_out_of_range_fails_the_job() {
+    let env = env(2);
+    env.from_collection(vec![1i64, 2, 3])
+        .partition_custom(|_k: &i64, n: usize| n, |v: &i64| *v)
+        .map(|v: i64| v)
+        .sink_to_discard();
+    let err = env.execute("bad custom").unwrap_err().to_string();
+    assert!(err.contains("custom partitioner returned channel 2"), "{err}");
+}
+
+#[test]
+fn print_runs() {
+    let env = env(2);
+    env.from_collection(vec![("print".to_string(), 1i64)]).print();
+    env.from_sequence(1, 3).print_with_identifier("seq");
+    env.from_sequence(1, 2).print_to_err();
+    env.execute("print").unwrap();
+}
+
+fn read_dir_names(dir: &Path) -> Vec<String> {
+    sorted(
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect(),
+    )
+}
+
+fn all_lines(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for name in read_dir_names(dir) {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        lines.extend(text.lines().map(str::to_string));
+    }
+    sorted(lines)
+}
+
+#[test]
+fn write_as_text_one_file_per_subtask() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let env = env(3);
+    env.from_sequence(1, 100)
+        .map(|v: i64| (format!("k{v}"), v))
+        .write_as_text(out.clone());
+    env.execute("write").unwrap();
+    assert_eq!(read_dir_names(&out), vec!["1", "2", "3"]);
+    let expected = sorted((1..=100).map(|v| format!("(\"k{v}\", {v})")).collect::<Vec<_>>());
+    assert_eq!(all_lines(&out), expected);
+}
+
+#[test]
+fn write_as_text_no_overwrite_fails_on_non_empty_dir_and_overwrite_replaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().to_path_buf();
+    std::fs::write(out.join("1"), "stale\n").unwrap();
+    std::fs::write(out.join("keep.txt"), "mine\n").unwrap();
+
+    let env = env(2);
+    env.from_collection(vec!["x".to_string()]).write_as_text(out.clone());
+    let err = env.execute("no overwrite").unwrap_err().to_string();
+    assert!(err.contains("not empty"), "{err}");
+    assert!(err.contains(&out.display().to_string()), "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("1")).unwrap(), "stale\n");
+
+    let env2 = StreamExecutionEnvironment::get_execution_environment();
+    env2.set_parallelism(2);
+    env2.from_collection(vec!["a".to_string(), "b".to_string(), "c".to_string()])
+        .rebalance()
+        .write_as_text_with_mode(out.clone(), WriteMode::Overwrite);
+    env2.execute("overwrite").unwrap();
+    assert_eq!(read_dir_names(&out), vec!["1", "2", "keep.txt"]);
+    assert_eq!(std::fs::read_to_string(out.join("keep.txt")).unwrap(), "mine\n");
+    let mut lines = Vec::new();
+    for f in ["1", "2"] {
+        lines.extend(
+            std::fs::read_to_string(out.join(f))
+                .unwrap()
+                .lines()
+                .map(str::to_string),
+        );
+    }
+    assert_eq!(sorted(lines), vec!["a", "b", "c"]);
+}
+
+#[test]
+fn read_text_file_reads_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut expected = Vec::new();
+    for f in 0..3 {
+        let lines: Vec<String> = (0..50).map(|i| format!("file{f} line{i}")).collect();
+        // Windows line endings lose their `\r`, as in Flink's TextInputFormat.
+        let sep = if f == 1 { "\r\n" } else { "\n" };
+        std::fs::write(tmp.path().join(format!("part-{f}")), lines.join(sep) + sep).unwrap();
+        expected.extend(lines);
+    }
+    std::fs::write(tmp.path().join(".hidden"), "ignored\n").unwrap();
+    std::fs::write(tmp.path().join("_SUCCESS"), "ignored\n").unwrap();
+    for p in [1, 2, 4] {
+        let env = env(p);
+        let out = env
+            .read_text_file(tmp.path())
+            .execute_and_collect("read dir")
+            .unwrap();
+        assert_eq!(sorted(out), sorted(expected.clone()), "parallelism {p}");
+    }
+}
+
+#[test]
+fn read_text_file_reads_one_file_without_trailing_newline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("in.txt");
+    std::fs::write(&f, "one\n\nthree").unwrap();
+    let env = env(2);
+    let out = env.read_text_file(f).execute_and_collect("read file").unwrap();
+    assert_eq!(sorted(out), vec!["", "one", "three"]);
+}
