@@ -13,7 +13,6 @@ use eddy::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
 
-
 const SMALL_AMOUNT: f64 = 1.00;
 const LARGE_AMOUNT: f64 = 500.00;
 const ONE_MINUTE: i64 = 60 * 1000;

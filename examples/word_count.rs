@@ -40,12 +40,9 @@ fn parse_args() -> Result<Args, String> {
             "--output" => args.output = Some(value("--output")?.into()),
             "--parallelism" | "-p" => {
                 let v = value("--parallelism")?;
-                args.parallelism = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|p| *p > 0)
-                        .ok_or_else(|| format!("--parallelism must be a positive integer, got '{v}'"))?,
-                );
+                args.parallelism = Some(v.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    format!("--parallelism must be a positive integer, got '{v}'")
+                })?);
             }
             other => return Err(format!("unknown argument '{other}'")),
         }

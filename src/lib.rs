@@ -49,16 +49,16 @@ pub mod prelude {
         KeyedStream, SingleOutputStreamOperator, StreamExecutionEnvironment, WriteMode,
     };
     pub use eddy_runtime::functions::{
-        CoProcessFunction, KeyedContext, KeyedCoProcessFunction, KeyedProcessFunction,
-        ProcessContext, ProcessFunction, RichFilterFunction, RichFlatMapFunction,
-        RichMapFunction, RuntimeContext, TimeDomain, TimerService,
+        CoProcessFunction, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction,
+        ProcessContext, ProcessFunction, RichFilterFunction, RichFlatMapFunction, RichMapFunction,
+        RuntimeContext, TimeDomain, TimerService,
     };
     pub use eddy_runtime::operators::watermark::WatermarkStrategy;
     pub use eddy_runtime::output::{Collector, OutputTag};
     pub use eddy_runtime::{FunctionError, FunctionResult};
     pub use eddy_state::{
         AggregateFunction, AggregatingState, AggregatingStateDescriptor, ListState,
-        ListStateDescriptor, MapState, MapStateDescriptor, ReducingState,
-        ReducingStateDescriptor, StateTtlConfig, ValueState, ValueStateDescriptor,
+        ListStateDescriptor, MapState, MapStateDescriptor, ReducingState, ReducingStateDescriptor,
+        StateTtlConfig, ValueState, ValueStateDescriptor,
     };
 }

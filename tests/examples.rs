@@ -96,7 +96,10 @@ fn word_count_follows_the_contract_at_several_parallelisms() {
         }
         assert_eq!(files.to_string(), p, "one file per sink subtask");
         assert_eq!(last, expected, "final counts at parallelism {p}");
-        assert_eq!(updates, expected, "every update is written at parallelism {p}");
+        assert_eq!(
+            updates, expected,
+            "every update is written at parallelism {p}"
+        );
     }
 }
 
@@ -134,13 +137,21 @@ fn socket_word_count_counts_lines_from_a_server() {
         .spawn()
         .unwrap();
     let (mut conn, _) = listener.accept().unwrap();
-    conn.write_all(b"hello world\nhello eddy\nHELLO flink\n").unwrap();
+    conn.write_all(b"hello world\nhello eddy\nHELLO flink\n")
+        .unwrap();
     drop(conn);
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = lines(&out);
     for want in ["hello 3", "world 1", "eddy 1", "flink 1"] {
-        assert!(got.contains(&want.to_string()), "{want} missing from {got:?}");
+        assert!(
+            got.contains(&want.to_string()),
+            "{want} missing from {got:?}"
+        );
     }
 }
 

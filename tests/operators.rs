@@ -311,10 +311,7 @@ fn connect_process() {
         .process(Tagger)
         .execute_and_collect("co-process")
         .unwrap();
-    assert_eq!(
-        sorted(out),
-        vec!["1:1", "1:2", "1:3", "1:4", "2:a", "2:b"]
-    );
+    assert_eq!(sorted(out), vec!["1:1", "1:2", "1:3", "1:4", "2:a", "2:b"]);
 }
 
 /// Sums both inputs per key in one shared ValueState and emits the running sum.
@@ -366,7 +363,10 @@ fn keyed_connect_shares_state_between_inputs() {
     let b = env.from_collection(second);
     let out = a
         .connect(&b)
-        .key_by(|t: &(String, i64)| t.0.clone(), |t: &(String, i64)| t.0.clone())
+        .key_by(
+            |t: &(String, i64)| t.0.clone(),
+            |t: &(String, i64)| t.0.clone(),
+        )
         .process(SharedSum::default())
         .execute_and_collect("keyed connect")
         .unwrap();
@@ -377,7 +377,8 @@ fn keyed_connect_shares_state_between_inputs() {
         *e = (*e).max(n);
     }
     // Each key: 10 records of 1 on the first input, 5 records of 2*1000 on the second.
-    let expected: BTreeMap<String, i64> = keys.iter().map(|k| (k.to_string(), 10 + 10_000)).collect();
+    let expected: BTreeMap<String, i64> =
+        keys.iter().map(|k| (k.to_string(), 10 + 10_000)).collect();
     assert_eq!(finals, expected);
 }
 
@@ -433,7 +434,11 @@ fn rescale_feeds_a_local_subset() {
     assert_eq!(out.len(), 400);
     let mut seen = BTreeMap::<usize, usize>::new();
     for (down, (up, _)) in &out {
-        assert_eq!(down / 2, *up, "producer {up} must only feed consumers {{2*{up}, 2*{up}+1}}");
+        assert_eq!(
+            down / 2,
+            *up,
+            "producer {up} must only feed consumers {{2*{up}, 2*{up}+1}}"
+        );
         *seen.entry(*down).or_default() += 1;
     }
     assert_eq!(seen.len(), 4, "every consumer gets records: {seen:?}");
@@ -493,13 +498,17 @@ fn partition_custom_out_of_range_fails_the_job() {
         .map(|v: i64| v)
         .sink_to_discard();
     let err = env.execute("bad custom").unwrap_err().to_string();
-    assert!(err.contains("custom partitioner returned channel 2"), "{err}");
+    assert!(
+        err.contains("custom partitioner returned channel 2"),
+        "{err}"
+    );
 }
 
 #[test]
 fn print_runs() {
     let env = env(2);
-    env.from_collection(vec![("print".to_string(), 1i64)]).print();
+    env.from_collection(vec![("print".to_string(), 1i64)])
+        .print();
     env.from_sequence(1, 3).print_with_identifier("seq");
     env.from_sequence(1, 2).print_to_err();
     env.execute("print").unwrap();
@@ -533,7 +542,11 @@ fn write_as_text_one_file_per_subtask() {
         .write_as_text(out.clone());
     env.execute("write").unwrap();
     assert_eq!(read_dir_names(&out), vec!["1", "2", "3"]);
-    let expected = sorted((1..=100).map(|v| format!("(\"k{v}\", {v})")).collect::<Vec<_>>());
+    let expected = sorted(
+        (1..=100)
+            .map(|v| format!("(\"k{v}\", {v})"))
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(all_lines(&out), expected);
 }
 
@@ -545,7 +558,8 @@ fn write_as_text_no_overwrite_fails_on_non_empty_dir_and_overwrite_replaces() {
     std::fs::write(out.join("keep.txt"), "mine\n").unwrap();
 
     let env = env(2);
-    env.from_collection(vec!["x".to_string()]).write_as_text(out.clone());
+    env.from_collection(vec!["x".to_string()])
+        .write_as_text(out.clone());
     let err = env.execute("no overwrite").unwrap_err().to_string();
     assert!(err.contains("not empty"), "{err}");
     assert!(err.contains(&out.display().to_string()), "{err}");
@@ -558,7 +572,10 @@ fn write_as_text_no_overwrite_fails_on_non_empty_dir_and_overwrite_replaces() {
         .write_as_text_with_mode(out.clone(), WriteMode::Overwrite);
     env2.execute("overwrite").unwrap();
     assert_eq!(read_dir_names(&out), vec!["1", "2", "keep.txt"]);
-    assert_eq!(std::fs::read_to_string(out.join("keep.txt")).unwrap(), "mine\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("keep.txt")).unwrap(),
+        "mine\n"
+    );
     let mut lines = Vec::new();
     for f in ["1", "2"] {
         lines.extend(
@@ -600,6 +617,9 @@ fn read_text_file_reads_one_file_without_trailing_newline() {
     let f = tmp.path().join("in.txt");
     std::fs::write(&f, "one\n\nthree").unwrap();
     let env = env(2);
-    let out = env.read_text_file(f).execute_and_collect("read file").unwrap();
+    let out = env
+        .read_text_file(f)
+        .execute_and_collect("read file")
+        .unwrap();
     assert_eq!(sorted(out), vec!["", "one", "three"]);
 }

@@ -62,7 +62,9 @@ impl ExecutionGraph {
                 for (ei, e) in g.in_edges(v.head).filter(|(_, e)| !e.chained) {
                     let up = &g.vertices[vertex_index(e.source)?];
                     for p in 0..up.parallelism {
-                        if consumers_of(e.partitioner, p, up.parallelism, v.parallelism).contains(&s) {
+                        if consumers_of(e.partitioner, p, up.parallelism, v.parallelism)
+                            .contains(&s)
+                        {
                             input_channels[e.target_input].push(Channel {
                                 edge: ei,
                                 producer: p,

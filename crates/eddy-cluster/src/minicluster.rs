@@ -167,7 +167,12 @@ impl MiniCluster {
         let mut handles = Vec::new();
         for (mut task, env, waker) in tasks {
             let tx = tx.clone();
-            let name = format!("{} ({}/{})", env.task_name, env.subtask + 1, env.parallelism);
+            let name = format!(
+                "{} ({}/{})",
+                env.task_name,
+                env.subtask + 1,
+                env.parallelism
+            );
             let thread_name: String = name.chars().take(60).collect();
             let cancel_on_failure = env.cancel.clone();
             let n2 = name.clone();

@@ -31,7 +31,12 @@ impl<T: Data> SourceReader for CollectionReader<T> {
         max: usize,
     ) -> Result<InputStatus, OperatorError> {
         let end = (self.pos + max).min(self.items.len());
-        out.extend(self.items[self.pos..end].iter().cloned().map(StreamRecord::new));
+        out.extend(
+            self.items[self.pos..end]
+                .iter()
+                .cloned()
+                .map(StreamRecord::new),
+        );
         self.pos = end;
         Ok(if self.pos >= self.items.len() {
             InputStatus::EndOfInput

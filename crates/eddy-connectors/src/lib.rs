@@ -11,9 +11,7 @@ pub mod file;
 pub mod sequence;
 pub mod socket;
 
-pub use eddy_runtime::operators::sink::{
-    CollectSink, DiscardSink, PrintSink, TextFileSink,
-};
+pub use eddy_runtime::operators::sink::{CollectSink, DiscardSink, PrintSink, TextFileSink};
 
 use eddy_runtime::OperatorError;
 

@@ -46,7 +46,10 @@ impl SocketReader {
             bytes = b;
         }
         let line = std::str::from_utf8(bytes).map_err(|_| {
-            OperatorError::BadInput(format!("invalid UTF-8 in a line from socket {}", self.addr()))
+            OperatorError::BadInput(format!(
+                "invalid UTF-8 in a line from socket {}",
+                self.addr()
+            ))
         })?;
         out.push(StreamRecord::new(line.to_string()));
         self.partial.clear();
@@ -108,7 +111,10 @@ impl SourceReader for SocketReader {
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(OperatorError::io(format!("reading socket {}", self.addr()), e))
+                    return Err(OperatorError::io(
+                        format!("reading socket {}", self.addr()),
+                        e,
+                    ))
                 }
             }
         }

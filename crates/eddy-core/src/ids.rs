@@ -20,8 +20,7 @@ impl JobId {
             .unwrap_or(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed) as u128;
         let pid = std::process::id() as u128;
-        let mixed = crate::keygroup::fmix64((nanos as u64) ^ (n as u64).rotate_left(32))
-            as u128
+        let mixed = crate::keygroup::fmix64((nanos as u64) ^ (n as u64).rotate_left(32)) as u128
             | ((crate::keygroup::fmix64((pid << 20 | n) as u64 ^ (nanos >> 64) as u64) as u128)
                 << 64);
         JobId(mixed)

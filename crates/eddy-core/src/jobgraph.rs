@@ -115,13 +115,22 @@ impl JobGraph {
     }
 
     /// Edges leaving the operator.
-    pub fn out_edges(&self, op: OperatorId) -> impl Iterator<Item = (usize, &StreamEdgeDescriptor)> {
-        self.edges.iter().enumerate().filter(move |(_, e)| e.source == op)
+    pub fn out_edges(
+        &self,
+        op: OperatorId,
+    ) -> impl Iterator<Item = (usize, &StreamEdgeDescriptor)> {
+        self.edges
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.source == op)
     }
 
     /// Edges entering the operator.
     pub fn in_edges(&self, op: OperatorId) -> impl Iterator<Item = (usize, &StreamEdgeDescriptor)> {
-        self.edges.iter().enumerate().filter(move |(_, e)| e.target == op)
+        self.edges
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.target == op)
     }
 
     /// Serialized JSON.

@@ -143,7 +143,10 @@ pub fn operator_index_for_key_group(
 /// `min(max(roundUpToPowerOfTwo(p + p/2), 128), 32768)`.
 pub fn default_max_parallelism(parallelism: usize) -> usize {
     let wanted = (parallelism + parallelism / 2).max(1).next_power_of_two();
-    wanted.clamp(DEFAULT_LOWER_BOUND_MAX_PARALLELISM, UPPER_BOUND_MAX_PARALLELISM)
+    wanted.clamp(
+        DEFAULT_LOWER_BOUND_MAX_PARALLELISM,
+        UPPER_BOUND_MAX_PARALLELISM,
+    )
 }
 
 /// A contiguous, inclusive range of key groups owned by one subtask.
@@ -240,8 +243,9 @@ mod tests {
         assert_ne!(stable_hash("a"), stable_hash("b"));
         assert_eq!(stable_hash(&1i64), PINNED_HASH_OF_1);
         assert_eq!(stable_hash("flink"), PINNED_HASH_OF_FLINK);
-        let spread: std::collections::HashSet<usize> =
-            (0..10_000u64).map(|k| assign_to_key_group(&k, 128)).collect();
+        let spread: std::collections::HashSet<usize> = (0..10_000u64)
+            .map(|k| assign_to_key_group(&k, 128))
+            .collect();
         assert_eq!(spread.len(), 128);
     }
 }

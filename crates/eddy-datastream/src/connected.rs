@@ -2,7 +2,7 @@
 //! (`connect`), keyed or not.
 
 use crate::keyed::KeyedStream;
-use crate::stream::{per_subtask, DataStream, SingleOutputStreamOperator, Port};
+use crate::stream::{per_subtask, DataStream, Port, SingleOutputStreamOperator};
 use eddy_core::jobgraph::OperatorKind;
 use eddy_core::{Data, Key};
 use eddy_runtime::factory::{OperatorFactory, TwoInputFactory};
@@ -47,11 +47,21 @@ where
     F1: FnMut(A) -> O + Send + 'static,
     F2: FnMut(B) -> O + Send + 'static,
 {
-    fn process_element1(&mut self, v: A, _: &mut ProcessContext<'_>, out: &mut Collector<'_, O>) -> FunctionResult {
+    fn process_element1(
+        &mut self,
+        v: A,
+        _: &mut ProcessContext<'_>,
+        out: &mut Collector<'_, O>,
+    ) -> FunctionResult {
         out.collect((self.f1)(v));
         Ok(())
     }
-    fn process_element2(&mut self, v: B, _: &mut ProcessContext<'_>, out: &mut Collector<'_, O>) -> FunctionResult {
+    fn process_element2(
+        &mut self,
+        v: B,
+        _: &mut ProcessContext<'_>,
+        out: &mut Collector<'_, O>,
+    ) -> FunctionResult {
         out.collect((self.f2)(v));
         Ok(())
     }
@@ -70,11 +80,21 @@ where
     F1: FnMut(A, &mut Collector<'_, O>) + Send + 'static,
     F2: FnMut(B, &mut Collector<'_, O>) + Send + 'static,
 {
-    fn process_element1(&mut self, v: A, _: &mut ProcessContext<'_>, out: &mut Collector<'_, O>) -> FunctionResult {
+    fn process_element1(
+        &mut self,
+        v: A,
+        _: &mut ProcessContext<'_>,
+        out: &mut Collector<'_, O>,
+    ) -> FunctionResult {
         (self.f1)(v, out);
         Ok(())
     }
-    fn process_element2(&mut self, v: B, _: &mut ProcessContext<'_>, out: &mut Collector<'_, O>) -> FunctionResult {
+    fn process_element2(
+        &mut self,
+        v: B,
+        _: &mut ProcessContext<'_>,
+        out: &mut Collector<'_, O>,
+    ) -> FunctionResult {
         (self.f2)(v, out);
         Ok(())
     }
@@ -86,9 +106,18 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
     }
 
     /// Applies a [`CoProcessFunction`].
-    pub fn process<O: Data, F: CoProcessFunction<A, B, O> + Clone>(&self, f: F) -> SingleOutputStreamOperator<O> {
+    pub fn process<O: Data, F: CoProcessFunction<A, B, O> + Clone>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<O> {
         let make = per_subtask(f, CoProcessOperator::new);
-        two_input(&self.first, &self.second, "Co-Process", Arc::new(TwoInputFactory::new(make)), false)
+        two_input(
+            &self.first,
+            &self.second,
+            "Co-Process",
+            Arc::new(TwoInputFactory::new(make)),
+            false,
+        )
     }
 
     /// Maps each input with its own function (`CoMapFunction`).
@@ -97,8 +126,21 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
         F1: FnMut(A) -> O + Clone + Send + 'static,
         F2: FnMut(B) -> O + Clone + Send + 'static,
     {
-        let make = per_subtask(CoMap { f1, f2, _o: PhantomData }, CoProcessOperator::new);
-        two_input(&self.first, &self.second, "Co-Map", Arc::new(TwoInputFactory::new(make)), false)
+        let make = per_subtask(
+            CoMap {
+                f1,
+                f2,
+                _o: PhantomData,
+            },
+            CoProcessOperator::new,
+        );
+        two_input(
+            &self.first,
+            &self.second,
+            "Co-Map",
+            Arc::new(TwoInputFactory::new(make)),
+            false,
+        )
     }
 
     /// Flat-maps each input with its own function (`CoFlatMapFunction`).
@@ -107,8 +149,21 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
         F1: FnMut(A, &mut Collector<'_, O>) + Clone + Send + 'static,
         F2: FnMut(B, &mut Collector<'_, O>) + Clone + Send + 'static,
     {
-        let make = per_subtask(CoFlatMap { f1, f2, _o: PhantomData }, CoProcessOperator::new);
-        two_input(&self.first, &self.second, "Co-Flat Map", Arc::new(TwoInputFactory::new(make)), false)
+        let make = per_subtask(
+            CoFlatMap {
+                f1,
+                f2,
+                _o: PhantomData,
+            },
+            CoProcessOperator::new,
+        );
+        two_input(
+            &self.first,
+            &self.second,
+            "Co-Flat Map",
+            Arc::new(TwoInputFactory::new(make)),
+            false,
+        )
     }
 
     /// Keys both inputs; records with equal keys meet in the same subtask and share state.
@@ -132,10 +187,21 @@ pub struct KeyedConnectedStreams<A, B, K> {
 
 impl<A: Data, B: Data, K: Key> KeyedConnectedStreams<A, B, K> {
     /// Applies a [`KeyedCoProcessFunction`].
-    pub fn process<O: Data, F: KeyedCoProcessFunction<K, A, B, O> + Clone>(&self, f: F) -> SingleOutputStreamOperator<O> {
-        let (s1, s2): (Arc<dyn KeySelector<A, K>>, Arc<dyn KeySelector<B, K>>) =
-            (self.first.key_selector(), self.second.key_selector());
-        let make = per_subtask(f, move |f| KeyedCoProcessOperator::new(f, s1.clone(), s2.clone()));
-        two_input(&self.first, &self.second, "KeyedCo-Process", Arc::new(TwoInputFactory::new(make)), true)
+    pub fn process<O: Data, F: KeyedCoProcessFunction<K, A, B, O> + Clone>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<O> {
+        let s1: Arc<dyn KeySelector<A, K>> = self.first.key_selector();
+        let s2: Arc<dyn KeySelector<B, K>> = self.second.key_selector();
+        let make = per_subtask(f, move |f| {
+            KeyedCoProcessOperator::new(f, s1.clone(), s2.clone())
+        });
+        two_input(
+            &self.first,
+            &self.second,
+            "KeyedCo-Process",
+            Arc::new(TwoInputFactory::new(make)),
+            true,
+        )
     }
 }

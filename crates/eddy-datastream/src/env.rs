@@ -162,11 +162,17 @@ impl StreamExecutionEnvironment {
     ) -> crate::stream::SingleOutputStreamOperator<R::Out> {
         let id = self.add_node(name, OperatorKind::Source, Arc::new(factory), false);
         self.with_node(id, |n| n.non_parallel = non_parallel);
-        crate::stream::SingleOutputStreamOperator::new(DataStream::from_port(self.clone(), Port::main(id)), id)
+        crate::stream::SingleOutputStreamOperator::new(
+            DataStream::from_port(self.clone(), Port::main(id)),
+            id,
+        )
     }
 
     /// A non-parallel source of the given elements, in order (`fromCollection`).
-    pub fn from_collection<T: Data>(&self, items: Vec<T>) -> crate::stream::SingleOutputStreamOperator<T> {
+    pub fn from_collection<T: Data>(
+        &self,
+        items: Vec<T>,
+    ) -> crate::stream::SingleOutputStreamOperator<T> {
         // A Mutex makes the factory shareable without asking `T: Sync`.
         let items = parking_lot::Mutex::new(items);
         self.source_node(
@@ -177,17 +183,27 @@ impl StreamExecutionEnvironment {
     }
 
     /// A non-parallel source of an iterator's elements (collected when the job is built).
-    pub fn from_iter<T: Data, I: IntoIterator<Item = T>>(&self, items: I) -> crate::stream::SingleOutputStreamOperator<T> {
+    pub fn from_iter<T: Data, I: IntoIterator<Item = T>>(
+        &self,
+        items: I,
+    ) -> crate::stream::SingleOutputStreamOperator<T> {
         self.from_collection(items.into_iter().collect())
     }
 
     /// A non-parallel source of the given elements (Flink's `fromElements`).
-    pub fn from_elements<T: Data>(&self, items: &[T]) -> crate::stream::SingleOutputStreamOperator<T> {
+    pub fn from_elements<T: Data>(
+        &self,
+        items: &[T],
+    ) -> crate::stream::SingleOutputStreamOperator<T> {
         self.from_collection(items.to_vec())
     }
 
     /// A parallel source of the numbers `from..=to` (`fromSequence`).
-    pub fn from_sequence(&self, from: i64, to: i64) -> crate::stream::SingleOutputStreamOperator<i64> {
+    pub fn from_sequence(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> crate::stream::SingleOutputStreamOperator<i64> {
         self.source_node(
             "Source: Sequence Source".into(),
             SourceFactory::new(move || SequenceReader::new(from, to)),
@@ -197,7 +213,10 @@ impl StreamExecutionEnvironment {
 
     /// A parallel source of the lines of a file, or of the files of a directory. A missing path
     /// fails the job before it starts.
-    pub fn read_text_file(&self, path: impl Into<PathBuf>) -> crate::stream::SingleOutputStreamOperator<String> {
+    pub fn read_text_file(
+        &self,
+        path: impl Into<PathBuf>,
+    ) -> crate::stream::SingleOutputStreamOperator<String> {
         let path: PathBuf = path.into();
         let check = path.clone();
         let p2 = path.clone();
@@ -211,7 +230,11 @@ impl StreamExecutionEnvironment {
 
     /// A non-parallel source of the lines read from a TCP server; it ends when the server closes
     /// the connection.
-    pub fn socket_text_stream(&self, host: &str, port: u16) -> crate::stream::SingleOutputStreamOperator<String> {
+    pub fn socket_text_stream(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> crate::stream::SingleOutputStreamOperator<String> {
         let host = host.to_string();
         let addr = format!("{host}:{port}");
         self.source_node(
@@ -219,9 +242,9 @@ impl StreamExecutionEnvironment {
             SourceFactory::new(move || SocketReader::new(host.clone(), port)).with_global_init(
                 move || {
                     use std::net::ToSocketAddrs;
-                    addr.to_socket_addrs()
-                        .map(|_| ())
-                        .map_err(|e| OperatorError::io(format!("resolving socket address {addr}"), e))
+                    addr.to_socket_addrs().map(|_| ()).map_err(|e| {
+                        OperatorError::io(format!("resolving socket address {addr}"), e)
+                    })
                 },
             ),
             true,
@@ -235,7 +258,10 @@ impl StreamExecutionEnvironment {
     }
 
     /// The JobGraph this program would submit (chains resolved).
-    pub fn get_job_graph(&self, job_name: &str) -> Result<eddy_core::jobgraph::JobGraph, CoreError> {
+    pub fn get_job_graph(
+        &self,
+        job_name: &str,
+    ) -> Result<eddy_core::jobgraph::JobGraph, CoreError> {
         Ok(self.get_program(job_name)?.job_graph)
     }
 
@@ -248,7 +274,9 @@ impl StreamExecutionEnvironment {
     /// Runs the job on the embedded MiniCluster and waits for it to finish. The program's
     /// operators are consumed: a later `execute` runs only what was declared after this one.
     pub fn execute(&self, job_name: &str) -> Result<JobExecutionResult, JobExecutionError> {
-        let program = self.get_program(job_name).map_err(JobExecutionError::InvalidJob)?;
+        let program = self
+            .get_program(job_name)
+            .map_err(JobExecutionError::InvalidJob)?;
         self.inner.borrow_mut().graph = StreamGraph::default();
         MiniCluster::default().execute(program)
     }

@@ -147,7 +147,10 @@ impl StreamGraph {
         }
         let mut partitioners = Vec::new();
         for e in &self.edges {
-            let (ps, pt) = (parallelism[e.source as usize], parallelism[e.target as usize]);
+            let (ps, pt) = (
+                parallelism[e.source as usize],
+                parallelism[e.target as usize],
+            );
             let kind = match e.partitioner {
                 Some(PartitionerKind::Forward) if ps != pt => {
                     return Err(CoreError::InvalidGraph(format!(
@@ -172,7 +175,10 @@ impl StreamGraph {
 
     fn chainable(&self, r: &Resolved, idx: usize, config: &ExecutionConfig) -> bool {
         let e = &self.edges[idx];
-        let (up, down) = (&self.nodes[e.source as usize], &self.nodes[e.target as usize]);
+        let (up, down) = (
+            &self.nodes[e.source as usize],
+            &self.nodes[e.target as usize],
+        );
         let in_degree = self.edges.iter().filter(|x| x.target == e.target).count();
         config.chaining_enabled
             && in_degree == 1
@@ -187,7 +193,11 @@ impl StreamGraph {
 
     /// Translates to an executable JobProgram: resolves parallelism, partitioners and slot
     /// sharing groups, validates, and chains operators.
-    pub fn to_program(&self, job_name: &str, config: &ExecutionConfig) -> Result<JobProgram, CoreError> {
+    pub fn to_program(
+        &self,
+        job_name: &str,
+        config: &ExecutionConfig,
+    ) -> Result<JobProgram, CoreError> {
         let r = self.resolve(config)?;
         let chained: Vec<bool> = (0..self.edges.len())
             .map(|i| self.chainable(&r, i, config))
@@ -276,7 +286,11 @@ impl StreamGraph {
         };
         Ok(JobProgram {
             job_graph,
-            factories: self.nodes.iter().map(|n| (n.id, n.factory.clone())).collect(),
+            factories: self
+                .nodes
+                .iter()
+                .map(|n| (n.id, n.factory.clone()))
+                .collect(),
             edge_partitioners: self
                 .edges
                 .iter()
@@ -329,6 +343,8 @@ impl StreamGraph {
                 v
             })
             .collect();
-        Ok(serde_json::to_string_pretty(&serde_json::json!({ "nodes": nodes }))?)
+        Ok(serde_json::to_string_pretty(
+            &serde_json::json!({ "nodes": nodes }),
+        )?)
     }
 }

@@ -56,7 +56,10 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
     }
 
     /// Applies a [`KeyedProcessFunction`]: per-key state, timers and side outputs.
-    pub fn process<O: Data, F: KeyedProcessFunction<K, T, O> + Clone>(&self, f: F) -> SingleOutputStreamOperator<O> {
+    pub fn process<O: Data, F: KeyedProcessFunction<K, T, O> + Clone>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<O> {
         let sel = self.selector.clone();
         let make = per_subtask(f, move |f| KeyedProcessOperator::new(f, sel.clone()));
         self.stream
@@ -64,11 +67,18 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
     }
 
     /// Rolling reduce: after each record, emits the reduction of all records of its key so far.
-    pub fn reduce<F: FnMut(T, T) -> T + Clone + Send + 'static>(&self, f: F) -> SingleOutputStreamOperator<T> {
+    pub fn reduce<F: FnMut(T, T) -> T + Clone + Send + 'static>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<T> {
         self.reduce_named("Keyed Reduce", f)
     }
 
-    fn reduce_named<F: FnMut(T, T) -> T + Clone + Send + 'static>(&self, name: &str, f: F) -> SingleOutputStreamOperator<T> {
+    fn reduce_named<F: FnMut(T, T) -> T + Clone + Send + 'static>(
+        &self,
+        name: &str,
+        f: F,
+    ) -> SingleOutputStreamOperator<T> {
         let sel = self.selector.clone();
         let make = per_subtask(f, move |f| GroupedReduceOperator::new(f, sel.clone()));
         self.stream
@@ -76,7 +86,10 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
     }
 
     /// Rolling sum of a field; the other fields keep the values of the key's first record.
-    pub fn sum<N: Add<Output = N> + Copy + Send + 'static>(&self, field: Field<T, N>) -> SingleOutputStreamOperator<T> {
+    pub fn sum<N: Add<Output = N> + Copy + Send + 'static>(
+        &self,
+        field: Field<T, N>,
+    ) -> SingleOutputStreamOperator<T> {
         self.reduce_named("Keyed Aggregation", move |mut acc: T, mut v: T| {
             let x = *field(&mut v);
             let f = field(&mut acc);
@@ -86,7 +99,10 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
     }
 
     /// Rolling minimum of a field; the other fields keep the values of the key's first record.
-    pub fn min<N: PartialOrd + Copy + Send + 'static>(&self, field: Field<T, N>) -> SingleOutputStreamOperator<T> {
+    pub fn min<N: PartialOrd + Copy + Send + 'static>(
+        &self,
+        field: Field<T, N>,
+    ) -> SingleOutputStreamOperator<T> {
         self.reduce_named("Keyed Aggregation", move |mut acc: T, mut v: T| {
             let x = *field(&mut v);
             let f = field(&mut acc);
@@ -98,7 +114,10 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
     }
 
     /// Rolling maximum of a field; the other fields keep the values of the key's first record.
-    pub fn max<N: PartialOrd + Copy + Send + 'static>(&self, field: Field<T, N>) -> SingleOutputStreamOperator<T> {
+    pub fn max<N: PartialOrd + Copy + Send + 'static>(
+        &self,
+        field: Field<T, N>,
+    ) -> SingleOutputStreamOperator<T> {
         self.reduce_named("Keyed Aggregation", move |mut acc: T, mut v: T| {
             let x = *field(&mut v);
             let f = field(&mut acc);
@@ -110,7 +129,10 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
     }
 
     /// The whole record with the smallest field value so far (the first one on ties).
-    pub fn min_by<N: PartialOrd + Copy + Send + 'static>(&self, field: Field<T, N>) -> SingleOutputStreamOperator<T> {
+    pub fn min_by<N: PartialOrd + Copy + Send + 'static>(
+        &self,
+        field: Field<T, N>,
+    ) -> SingleOutputStreamOperator<T> {
         self.reduce_named("Keyed Aggregation", move |mut acc: T, mut v: T| {
             if *field(&mut v) < *field(&mut acc) {
                 v
@@ -121,7 +143,10 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
     }
 
     /// The whole record with the largest field value so far (the first one on ties).
-    pub fn max_by<N: PartialOrd + Copy + Send + 'static>(&self, field: Field<T, N>) -> SingleOutputStreamOperator<T> {
+    pub fn max_by<N: PartialOrd + Copy + Send + 'static>(
+        &self,
+        field: Field<T, N>,
+    ) -> SingleOutputStreamOperator<T> {
         self.reduce_named("Keyed Aggregation", move |mut acc: T, mut v: T| {
             if *field(&mut v) > *field(&mut acc) {
                 v

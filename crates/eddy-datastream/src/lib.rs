@@ -18,4 +18,6 @@ pub mod stream;
 pub use connected::{ConnectedStreams, KeyedConnectedStreams};
 pub use env::StreamExecutionEnvironment;
 pub use keyed::{Field, KeyedStream};
-pub use stream::{CollectHandle, DataStream, DataStreamSink, SingleOutputStreamOperator, WriteMode};
+pub use stream::{
+    CollectHandle, DataStream, DataStreamSink, SingleOutputStreamOperator, WriteMode,
+};

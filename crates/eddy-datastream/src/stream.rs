@@ -1,10 +1,10 @@
 //! `DataStream`, `SingleOutputStreamOperator` and `DataStreamSink`: declaring transformations
 //! and sinks. Nothing runs until `execute`.
 
+use crate::connected::ConnectedStreams;
 use crate::env::StreamExecutionEnvironment;
 use crate::graph::{ChainingStrategy, StreamEdge};
 use crate::keyed::KeyedStream;
-use crate::connected::ConnectedStreams;
 use eddy_core::jobgraph::OperatorKind;
 use eddy_core::partitioner::PartitionerKind;
 use eddy_core::{Data, Key, OperatorId, StreamRecord};
@@ -13,7 +13,9 @@ use eddy_runtime::functions::{
     FnFilter, FnFlatMap, FnMap, FnProcess, ProcessContext, ProcessFunction, RichFilterFunction,
     RichFlatMapFunction, RichMapFunction,
 };
-use eddy_runtime::operators::basic::{FilterOperator, FlatMapOperator, MapOperator, ProcessOperator};
+use eddy_runtime::operators::basic::{
+    FilterOperator, FlatMapOperator, MapOperator, ProcessOperator,
+};
 use eddy_runtime::operators::sink::{CollectSink, DiscardSink, PrintSink, TextFileSink};
 use eddy_runtime::operators::watermark::{TimestampsAndWatermarksOperator, WatermarkStrategy};
 use eddy_runtime::operators::{FnKeySelector, KeySelector};
@@ -122,7 +124,8 @@ impl<T: Data, K: Key, P: Fn(&K, usize) -> usize + Send + Sync + 'static> KeyPart
             let c = (self.partitioner)(&self.selector.get_key(&r.value), n);
             if c >= n {
                 return Err(OperatorError::User(
-                    format!("custom partitioner returned channel {c}, but there are only {n}").into(),
+                    format!("custom partitioner returned channel {c}, but there are only {n}")
+                        .into(),
                 ));
             }
             out.push(c as u32);
@@ -174,12 +177,18 @@ impl<T: Data> DataStream<T> {
     }
 
     /// One output per input.
-    pub fn map<O: Data, F: FnMut(T) -> O + Clone + Send + 'static>(&self, f: F) -> SingleOutputStreamOperator<O> {
+    pub fn map<O: Data, F: FnMut(T) -> O + Clone + Send + 'static>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<O> {
         self.map_rich(FnMap(f))
     }
 
     /// `map` with a [`RichMapFunction`] (`open`/`close` with a runtime context).
-    pub fn map_rich<O: Data, F: RichMapFunction<T, O> + Clone>(&self, f: F) -> SingleOutputStreamOperator<O> {
+    pub fn map_rich<O: Data, F: RichMapFunction<T, O> + Clone>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<O> {
         let make = per_subtask(f, MapOperator::new);
         self.transform("Map", Arc::new(OneInputFactory::new(make)), false)
     }
@@ -193,24 +202,36 @@ impl<T: Data> DataStream<T> {
     }
 
     /// `flat_map` with a [`RichFlatMapFunction`].
-    pub fn flat_map_rich<O: Data, F: RichFlatMapFunction<T, O> + Clone>(&self, f: F) -> SingleOutputStreamOperator<O> {
+    pub fn flat_map_rich<O: Data, F: RichFlatMapFunction<T, O> + Clone>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<O> {
         let make = per_subtask(f, FlatMapOperator::new);
         self.transform("Flat Map", Arc::new(OneInputFactory::new(make)), false)
     }
 
     /// Keeps the records the predicate accepts.
-    pub fn filter<F: FnMut(&T) -> bool + Clone + Send + 'static>(&self, f: F) -> SingleOutputStreamOperator<T> {
+    pub fn filter<F: FnMut(&T) -> bool + Clone + Send + 'static>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<T> {
         self.filter_rich(FnFilter(f))
     }
 
     /// `filter` with a [`RichFilterFunction`].
-    pub fn filter_rich<F: RichFilterFunction<T> + Clone>(&self, f: F) -> SingleOutputStreamOperator<T> {
+    pub fn filter_rich<F: RichFilterFunction<T> + Clone>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<T> {
         let make = per_subtask(f, FilterOperator::new);
         self.transform("Filter", Arc::new(OneInputFactory::new(make)), false)
     }
 
     /// Applies a [`ProcessFunction`] (side outputs, timestamps, no keyed state).
-    pub fn process<O: Data, F: ProcessFunction<T, O> + Clone>(&self, f: F) -> SingleOutputStreamOperator<O> {
+    pub fn process<O: Data, F: ProcessFunction<T, O> + Clone>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<O> {
         let make = per_subtask(f, ProcessOperator::new);
         self.transform("Process", Arc::new(OneInputFactory::new(make)), false)
     }
@@ -218,19 +239,32 @@ impl<T: Data> DataStream<T> {
     /// `process` with a closure `(value, ctx, out)`.
     pub fn process_fn<O: Data, F>(&self, f: F) -> SingleOutputStreamOperator<O>
     where
-        F: FnMut(T, &mut ProcessContext<'_>, &mut Collector<'_, O>) -> FunctionResult + Clone + Send + 'static,
+        F: FnMut(T, &mut ProcessContext<'_>, &mut Collector<'_, O>) -> FunctionResult
+            + Clone
+            + Send
+            + 'static,
     {
         self.process(FnProcess(f))
     }
 
     /// Assigns event timestamps and emits watermarks.
-    pub fn assign_timestamps_and_watermarks(&self, strategy: WatermarkStrategy<T>) -> SingleOutputStreamOperator<T> {
+    pub fn assign_timestamps_and_watermarks(
+        &self,
+        strategy: WatermarkStrategy<T>,
+    ) -> SingleOutputStreamOperator<T> {
         let make = move || TimestampsAndWatermarksOperator::new(strategy.clone());
-        self.transform("Timestamps/Watermarks", Arc::new(OneInputFactory::new(make)), false)
+        self.transform(
+            "Timestamps/Watermarks",
+            Arc::new(OneInputFactory::new(make)),
+            false,
+        )
     }
 
     /// Partitions by key: records with equal keys go to the same subtask of the next operator.
-    pub fn key_by<K: Key, F: Fn(&T) -> K + Send + Sync + 'static>(&self, f: F) -> KeyedStream<T, K> {
+    pub fn key_by<K: Key, F: Fn(&T) -> K + Send + Sync + 'static>(
+        &self,
+        f: F,
+    ) -> KeyedStream<T, K> {
         let selector: Arc<dyn KeySelector<T, K>> = Arc::new(FnKeySelector(f));
         KeyedStream::new(self.clone(), selector)
     }
@@ -319,7 +353,9 @@ impl<T: Data> DataStream<T> {
         let id = identifier.to_string();
         self.add_sink(
             "Print to Std. Out",
-            Arc::new(OneInputFactory::new(move || PrintSink::<T>::new(false, Some(id.clone())))),
+            Arc::new(OneInputFactory::new(move || {
+                PrintSink::<T>::new(false, Some(id.clone()))
+            })),
         )
     }
 
@@ -333,7 +369,10 @@ impl<T: Data> DataStream<T> {
 
     /// Drops every record (Flink's `DiscardingSink`).
     pub fn sink_to_discard(&self) -> DataStreamSink {
-        self.add_sink("Discard", Arc::new(OneInputFactory::new(DiscardSink::<T>::default)))
+        self.add_sink(
+            "Discard",
+            Arc::new(OneInputFactory::new(DiscardSink::<T>::default)),
+        )
     }
 
     /// Writes records as text lines into directory `path`, one file per sink subtask named
@@ -343,7 +382,11 @@ impl<T: Data> DataStream<T> {
     }
 
     /// `write_as_text` with an explicit [`WriteMode`].
-    pub fn write_as_text_with_mode(&self, path: impl Into<PathBuf>, mode: WriteMode) -> DataStreamSink {
+    pub fn write_as_text_with_mode(
+        &self,
+        path: impl Into<PathBuf>,
+        mode: WriteMode,
+    ) -> DataStreamSink {
         let dir: PathBuf = path.into();
         let d2 = dir.clone();
         let factory = OneInputFactory::new(move || TextFileSink::<T>::new(dir.clone()))
@@ -365,7 +408,10 @@ impl<T: Data> DataStream<T> {
 
     /// Runs the job and returns every record of this stream (Flink's `executeAndCollect`).
     /// With parallelism > 1 the order between subtasks is not defined.
-    pub fn execute_and_collect(&self, job_name: &str) -> Result<Vec<T>, eddy_cluster::JobExecutionError> {
+    pub fn execute_and_collect(
+        &self,
+        job_name: &str,
+    ) -> Result<Vec<T>, eddy_cluster::JobExecutionError> {
         let h = self.collect();
         self.env.execute(job_name)?;
         Ok(h.take())
@@ -457,33 +503,44 @@ macro_rules! operator_settings {
         /// Parallelism of this operator.
         pub fn set_parallelism(self, p: usize) -> Self {
             if p == 0 {
-                self.env().error(format!("parallelism of operator #{} must be at least 1", self.node));
+                self.env().error(format!(
+                    "parallelism of operator #{} must be at least 1",
+                    self.node
+                ));
             }
-            self.env().with_node(self.node, |node| node.parallelism = Some(p));
+            self.env()
+                .with_node(self.node, |node| node.parallelism = Some(p));
             self
         }
         /// Max parallelism (number of key groups) of this operator.
         pub fn set_max_parallelism(self, p: usize) -> Self {
             if p == 0 {
-                self.env().error(format!("max parallelism of operator #{} must be at least 1", self.node));
+                self.env().error(format!(
+                    "max parallelism of operator #{} must be at least 1",
+                    self.node
+                ));
             }
-            self.env().with_node(self.node, |node| node.max_parallelism = Some(p));
+            self.env()
+                .with_node(self.node, |node| node.max_parallelism = Some(p));
             self
         }
         /// Slot sharing group of this operator.
         pub fn slot_sharing_group(self, group: &str) -> Self {
             let g = group.to_string();
-            self.env().with_node(self.node, |node| node.slot_sharing_group = Some(g));
+            self.env()
+                .with_node(self.node, |node| node.slot_sharing_group = Some(g));
             self
         }
         /// Starts a new chain at this operator.
         pub fn start_new_chain(self) -> Self {
-            self.env().with_node(self.node, |node| node.chaining = ChainingStrategy::Head);
+            self.env()
+                .with_node(self.node, |node| node.chaining = ChainingStrategy::Head);
             self
         }
         /// Never chains this operator to its neighbours.
         pub fn disable_chaining(self) -> Self {
-            self.env().with_node(self.node, |node| node.chaining = ChainingStrategy::Never);
+            self.env()
+                .with_node(self.node, |node| node.chaining = ChainingStrategy::Never);
             self
         }
         /// The operator's id in the StreamGraph.

@@ -6,9 +6,9 @@
 //! it catches panics and errors and names the operator and subtask in them, and hands the
 //! operator's output batch to the next operators.
 
+use crate::channel::CancelToken;
 use crate::error::{panic_message, OperatorError, OperatorLabel, TaskError};
 use crate::output::{ErasedOutput, Output};
-use crate::channel::CancelToken;
 use eddy_core::keygroup::KeyGroupRange;
 use eddy_core::{Data, StreamRecord, Watermark};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -216,7 +216,10 @@ impl<Op: OneInputOperator> Input<Op::In> for OneInputDriver<Op> {
     }
 
     fn next_processing_time(&self) -> Option<i64> {
-        match (self.op.next_processing_time(), self.out.next_processing_time()) {
+        match (
+            self.op.next_processing_time(),
+            self.out.next_processing_time(),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

@@ -56,10 +56,23 @@ impl OperatorError {
     }
 }
 
-/// A task failed: which operator, which subtask, and why.
+/// A task failed: which operator, which subtask, and why. Boxed so the happy path's `Result`
+/// stays one word wide.
+#[derive(Debug, Error)]
+#[error(transparent)]
+pub struct TaskError(pub Box<TaskFailure>);
+
+impl std::ops::Deref for TaskError {
+    type Target = TaskFailure;
+    fn deref(&self) -> &TaskFailure {
+        &self.0
+    }
+}
+
+/// The details of a [`TaskError`].
 #[derive(Debug, Error)]
 #[error("operator '{operator}' (subtask {subtask_display}) failed: {cause}")]
-pub struct TaskError {
+pub struct TaskFailure {
     /// The operator's name.
     pub operator: String,
     /// The 0-based subtask index.
@@ -71,6 +84,21 @@ pub struct TaskError {
 }
 
 impl TaskError {
+    /// A failure of `operator` in subtask `subtask_display` (`i/p`).
+    pub fn new(
+        operator: impl Into<String>,
+        subtask: usize,
+        subtask_display: impl Into<String>,
+        cause: OperatorError,
+    ) -> Self {
+        TaskError(Box::new(TaskFailure {
+            operator: operator.into(),
+            subtask,
+            subtask_display: subtask_display.into(),
+            cause,
+        }))
+    }
+
     /// Whether this is only the echo of a cancellation (not a root cause).
     pub fn is_cancellation(&self) -> bool {
         matches!(self.cause, OperatorError::Cancelled)
@@ -91,12 +119,12 @@ pub struct OperatorLabel {
 impl OperatorLabel {
     /// Wraps an operator error into a task error naming this operator.
     pub fn error(&self, cause: OperatorError) -> TaskError {
-        TaskError {
-            operator: self.name.clone(),
-            subtask: self.subtask,
-            subtask_display: format!("{}/{}", self.subtask + 1, self.parallelism),
+        TaskError::new(
+            self.name.clone(),
+            self.subtask,
+            format!("{}/{}", self.subtask + 1, self.parallelism),
             cause,
-        }
+        )
     }
 }
 

@@ -49,7 +49,11 @@ pub trait OperatorFactory: Send + Sync {
 
     /// Builds this operator (and, through the context, the rest of the chain after it) as a
     /// chain element: a `Box<dyn Input<In>>`, erased.
-    fn build_chained(&self, ctx: &mut ChainContext<'_>, id: OperatorId) -> Result<Erased, TaskError>;
+    fn build_chained(
+        &self,
+        ctx: &mut ChainContext<'_>,
+        id: OperatorId,
+    ) -> Result<Erased, TaskError>;
 
     /// Builds a task headed by this operator.
     fn build_task(
@@ -124,12 +128,12 @@ pub struct ChainContext<'a> {
 }
 
 fn internal(op: OperatorId, msg: impl Into<String>) -> TaskError {
-    TaskError {
-        operator: format!("operator #{op}"),
-        subtask: 0,
-        subtask_display: "?".into(),
-        cause: OperatorError::Internal(msg.into()),
-    }
+    TaskError::new(
+        format!("operator #{op}"),
+        0,
+        "?",
+        OperatorError::Internal(msg.into()),
+    )
 }
 
 impl ChainContext<'_> {
@@ -169,7 +173,11 @@ impl ChainContext<'_> {
     }
 
     /// Takes the head's gate for `input`.
-    pub fn take_gate<T: Data>(&mut self, op: OperatorId, input: usize) -> Result<InputGate<T>, TaskError> {
+    pub fn take_gate<T: Data>(
+        &mut self,
+        op: OperatorId,
+        input: usize,
+    ) -> Result<InputGate<T>, TaskError> {
         let g = self
             .gates
             .get_mut(input)
@@ -181,7 +189,10 @@ impl ChainContext<'_> {
     }
 
     /// Builds operator `op` as the chain element after another operator.
-    pub fn build_chained_input<T: Data>(&mut self, op: OperatorId) -> Result<Box<dyn Input<T>>, TaskError> {
+    pub fn build_chained_input<T: Data>(
+        &mut self,
+        op: OperatorId,
+    ) -> Result<Box<dyn Input<T>>, TaskError> {
         let f = self.factory(op)?;
         let e = f.build_chained(self, op)?;
         e.downcast::<Box<dyn Input<T>>>()
@@ -191,7 +202,11 @@ impl ChainContext<'_> {
 
     /// Builds the main output (`side = None`) or a side output of `op`: chained operators,
     /// record writers of network edges, and (for the main output) the side outputs.
-    pub fn build_output<T: Data>(&mut self, op: OperatorId, side: Option<&str>) -> Result<Output<T>, TaskError> {
+    pub fn build_output<T: Data>(
+        &mut self,
+        op: OperatorId,
+        side: Option<&str>,
+    ) -> Result<Output<T>, TaskError> {
         let graph = &self.program.job_graph;
         let edges: Vec<(usize, eddy_core::jobgraph::StreamEdgeDescriptor)> = graph
             .out_edges(op)
@@ -237,7 +252,9 @@ impl ChainContext<'_> {
                         .get(&idx)
                         .and_then(|a| a.downcast_ref::<Arc<dyn KeyPartitioner<T>>>())
                         .cloned()
-                        .ok_or_else(|| internal(op, format!("no key partitioner for edge {idx}")))?;
+                        .ok_or_else(|| {
+                            internal(op, format!("no key partitioner for edge {idx}"))
+                        })?;
                     Partitioner::Keyed {
                         selector: sel,
                         max_parallelism: self.descriptor(e.target)?.max_parallelism,
@@ -320,7 +337,11 @@ impl<Op: OneInputOperator> OperatorFactory for OneInputFactory<Op> {
         })
     }
 
-    fn build_chained(&self, ctx: &mut ChainContext<'_>, id: OperatorId) -> Result<Erased, TaskError> {
+    fn build_chained(
+        &self,
+        ctx: &mut ChainContext<'_>,
+        id: OperatorId,
+    ) -> Result<Erased, TaskError> {
         let out = ctx.build_output::<Op::Out>(id, None)?;
         let (maxp, range) = ctx.key_groups(id)?;
         let driver = OneInputDriver::new((self.make)(), out, ctx.label(id)?, maxp, range);
@@ -334,7 +355,11 @@ impl<Op: OneInputOperator> OperatorFactory for OneInputFactory<Op> {
     ) -> Result<Box<dyn StreamTask>, TaskError> {
         let gate = ctx.take_gate::<Op::In>(id, 0)?;
         let chain = ctx.build_chained_input_from(self, id)?;
-        Ok(Box::new(OneInputStreamTask::new(gate, chain, ctx.label(id)?)))
+        Ok(Box::new(OneInputStreamTask::new(
+            gate,
+            chain,
+            ctx.label(id)?,
+        )))
     }
 
     fn initialize_global(&self) -> Result<(), OperatorError> {
@@ -391,8 +416,15 @@ impl<R: SourceReader> OperatorFactory for SourceFactory<R> {
         Err(internal(0, "a source has no inputs"))
     }
 
-    fn build_chained(&self, _ctx: &mut ChainContext<'_>, id: OperatorId) -> Result<Erased, TaskError> {
-        Err(internal(id, "a source cannot be chained after another operator"))
+    fn build_chained(
+        &self,
+        _ctx: &mut ChainContext<'_>,
+        id: OperatorId,
+    ) -> Result<Erased, TaskError> {
+        Err(internal(
+            id,
+            "a source cannot be chained after another operator",
+        ))
     }
 
     fn build_task(
@@ -456,7 +488,11 @@ impl<Op: TwoInputOperator> OperatorFactory for TwoInputFactory<Op> {
         }
     }
 
-    fn build_chained(&self, _ctx: &mut ChainContext<'_>, id: OperatorId) -> Result<Erased, TaskError> {
+    fn build_chained(
+        &self,
+        _ctx: &mut ChainContext<'_>,
+        id: OperatorId,
+    ) -> Result<Erased, TaskError> {
         Err(internal(id, "a two-input operator always heads its chain"))
     }
 

@@ -10,10 +10,9 @@ use crate::error::FunctionResult;
 use crate::output::{Collector, OutputTag, SideOutputs};
 use eddy_core::{Data, Key, StreamRecord};
 use eddy_state::{
-    AggregatingState, AggregatingStateDescriptor, InternalTimerService,
-    KeyedStateBackend, KeyedStateStore, ListState, ListStateDescriptor, MapState,
-    MapStateDescriptor, ReducingState, ReducingStateDescriptor, StateError, ValueState,
-    ValueStateDescriptor,
+    AggregatingState, AggregatingStateDescriptor, InternalTimerService, KeyedStateBackend,
+    KeyedStateStore, ListState, ListStateDescriptor, MapState, MapStateDescriptor, ReducingState,
+    ReducingStateDescriptor, StateError, ValueState, ValueStateDescriptor,
 };
 
 /// Which clock fired a timer.
@@ -152,7 +151,8 @@ impl<K: Key> TimerService<'_, K> {
     }
     /// Removes a processing-time timer of the current key.
     pub fn delete_processing_time_timer(&mut self, time: i64) {
-        self.timers.delete_processing_time_timer(self.key, &(), time);
+        self.timers
+            .delete_processing_time_timer(self.key, &(), time);
     }
 }
 

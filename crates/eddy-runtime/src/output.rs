@@ -261,12 +261,7 @@ impl<T: Data> Output<T> {
     fn wrap(&self, e: OperatorError) -> TaskError {
         match &self.label {
             Some(l) => l.error(e),
-            None => TaskError {
-                operator: "<output>".into(),
-                subtask: 0,
-                subtask_display: "?".into(),
-                cause: e,
-            },
+            None => TaskError::new("<output>", 0, "?", e),
         }
     }
 
@@ -408,7 +403,11 @@ impl<T: Data> ErasedOutput for Output<T> {
         self.chained
             .iter()
             .filter_map(|c| c.next_processing_time())
-            .chain(self.side.iter().filter_map(|(_, s)| s.next_processing_time()))
+            .chain(
+                self.side
+                    .iter()
+                    .filter_map(|(_, s)| s.next_processing_time()),
+            )
             .min()
     }
 

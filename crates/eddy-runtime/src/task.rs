@@ -142,7 +142,12 @@ pub struct SourceStreamTask<R: SourceReader> {
 
 impl<R: SourceReader> SourceStreamTask<R> {
     /// A source task reading with `reader` into `out`.
-    pub fn new(reader: R, mut out: Output<R::Out>, label: OperatorLabel, batch_size: usize) -> Self {
+    pub fn new(
+        reader: R,
+        mut out: Output<R::Out>,
+        label: OperatorLabel,
+        batch_size: usize,
+    ) -> Self {
         out.set_label(label.clone());
         SourceStreamTask {
             reader,
@@ -187,7 +192,11 @@ impl<R: SourceReader> SourceStreamTask<R> {
                     if flush.on_idle() {
                         ErasedOutput::flush(&mut self.out)?;
                     }
-                    let d = wait_deadline(env, self.out.next_processing_time(), Duration::from_millis(10));
+                    let d = wait_deadline(
+                        env,
+                        self.out.next_processing_time(),
+                        Duration::from_millis(10),
+                    );
                     waker.wait(Some(d));
                 }
                 InputStatus::EndOfInput => {

@@ -75,9 +75,7 @@ impl<I, O, F> FlatMapOperator<I, O, F> {
     }
 }
 
-impl<I: Data, O: Data, F: RichFlatMapFunction<I, O>> OneInputOperator
-    for FlatMapOperator<I, O, F>
-{
+impl<I: Data, O: Data, F: RichFlatMapFunction<I, O>> OneInputOperator for FlatMapOperator<I, O, F> {
     type In = I;
     type Out = O;
 

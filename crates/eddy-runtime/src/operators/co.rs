@@ -147,7 +147,10 @@ impl<Op: TwoInputOperator> TwoInputDriver<Op> {
 
     /// Earliest processing-time timer in the chain.
     pub fn next_processing_time(&self) -> Option<i64> {
-        match (self.op.next_processing_time(), self.out.next_processing_time()) {
+        match (
+            self.op.next_processing_time(),
+            self.out.next_processing_time(),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -222,9 +225,7 @@ impl<I1: Data, I2: Data, O: Data, F: CoProcessFunction<I1, I2, O>> TwoInputOpera
 
     fn open(&mut self, ctx: &mut OperatorContext<'_>) -> Result<(), OperatorError> {
         self.clock = Some(ctx.env.clock.clone());
-        Ok(self
-            .f
-            .open(&mut super::basic::plain_runtime_context(ctx))?)
+        Ok(self.f.open(&mut super::basic::plain_runtime_context(ctx))?)
     }
 
     fn process_batch1(
@@ -312,8 +313,8 @@ macro_rules! keyed_co_batch {
     }};
 }
 
-impl<K: Key, I1: Data, I2: Data, O: Data, F: KeyedCoProcessFunction<K, I1, I2, O>>
-    TwoInputOperator for KeyedCoProcessOperator<K, I1, I2, O, F>
+impl<K: Key, I1: Data, I2: Data, O: Data, F: KeyedCoProcessFunction<K, I1, I2, O>> TwoInputOperator
+    for KeyedCoProcessOperator<K, I1, I2, O, F>
 {
     type In1 = I1;
     type In2 = I2;
@@ -340,7 +341,11 @@ impl<K: Key, I1: Data, I2: Data, O: Data, F: KeyedCoProcessFunction<K, I1, I2, O
         keyed_co_batch!(self, batch, out, selector2, process_element2)
     }
 
-    fn process_watermark(&mut self, wm: Watermark, out: &mut Output<O>) -> Result<(), OperatorError> {
+    fn process_watermark(
+        &mut self,
+        wm: Watermark,
+        out: &mut Output<O>,
+    ) -> Result<(), OperatorError> {
         let Some(core) = self.core.as_mut() else {
             return Ok(());
         };

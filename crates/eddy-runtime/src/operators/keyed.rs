@@ -36,7 +36,10 @@ impl<K: Key> KeyedCore<K> {
     }
 
     /// A runtime context with keyed state for the function's `open`.
-    pub fn runtime_context<'a>(&'a mut self, ctx: &'a OperatorContext<'_>) -> RuntimeContext<'a, K> {
+    pub fn runtime_context<'a>(
+        &'a mut self,
+        ctx: &'a OperatorContext<'_>,
+    ) -> RuntimeContext<'a, K> {
         RuntimeContext {
             env: ctx.env,
             operator_name: &ctx.label.name,
@@ -58,7 +61,11 @@ impl<K: Key> KeyedCore<K> {
         &mut self,
         wm: i64,
         out: &mut Output<O>,
-        mut on_timer: impl FnMut(i64, &mut KeyedContext<'_, K>, &mut crate::output::Collector<'_, O>) -> Result<(), OperatorError>,
+        mut on_timer: impl FnMut(
+            i64,
+            &mut KeyedContext<'_, K>,
+            &mut crate::output::Collector<'_, O>,
+        ) -> Result<(), OperatorError>,
     ) -> Result<(), OperatorError> {
         self.watermark = wm;
         if self.timers.next_event_timer().is_none_or(|t| t > wm) {
@@ -90,7 +97,11 @@ impl<K: Key> KeyedCore<K> {
         &mut self,
         now: i64,
         out: &mut Output<O>,
-        mut on_timer: impl FnMut(i64, &mut KeyedContext<'_, K>, &mut crate::output::Collector<'_, O>) -> Result<(), OperatorError>,
+        mut on_timer: impl FnMut(
+            i64,
+            &mut KeyedContext<'_, K>,
+            &mut crate::output::Collector<'_, O>,
+        ) -> Result<(), OperatorError>,
     ) -> Result<(), OperatorError> {
         self.backend.set_current_time(now);
         let (mut c, side) = out.split(StreamRecord::<O>::NO_TIMESTAMP);
@@ -237,9 +248,10 @@ impl<K: Key, T: Data, F: FnMut(T, T) -> T + Send + 'static> OneInputOperator
     type Out = T;
 
     fn open(&mut self, ctx: &mut OperatorContext<'_>) -> Result<(), OperatorError> {
-        let backend = self
-            .backend
-            .insert(KeyedStateBackend::new(ctx.key_group_range, ctx.max_parallelism));
+        let backend = self.backend.insert(KeyedStateBackend::new(
+            ctx.key_group_range,
+            ctx.max_parallelism,
+        ));
         self.state = Some(backend.get_state(&ValueStateDescriptor::<T>::new("_reduce_state"))?);
         Ok(())
     }

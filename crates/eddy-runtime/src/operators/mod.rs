@@ -33,7 +33,8 @@ pub trait KeySelector<T, K>: Send + Sync + 'static {
         K: std::hash::Hash,
     {
         out.extend(batch.iter().map(|r| {
-            let kg = eddy_core::keygroup::assign_to_key_group(&self.get_key(&r.value), max_parallelism);
+            let kg =
+                eddy_core::keygroup::assign_to_key_group(&self.get_key(&r.value), max_parallelism);
             eddy_core::keygroup::operator_index_for_key_group(max_parallelism, num_channels, kg)
                 as u32
         }));

@@ -135,7 +135,10 @@ impl<T: Data> OneInputOperator for TextFileSink<T> {
 
     fn open(&mut self, ctx: &mut OperatorContext<'_>) -> Result<(), OperatorError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| {
-            OperatorError::io(format!("creating output directory {}", self.dir.display()), e)
+            OperatorError::io(
+                format!("creating output directory {}", self.dir.display()),
+                e,
+            )
         })?;
         let path = self.dir.join((ctx.env.subtask + 1).to_string());
         let f = std::fs::File::create(&path)
