@@ -623,3 +623,133 @@ fn read_text_file_reads_one_file_without_trailing_newline() {
         .unwrap();
     assert_eq!(sorted(out), vec!["", "one", "three"]);
 }
+
+#[test]
+fn rescale_down_merges_local_producers() {
+    let env = env(2);
+    let out = env
+        .from_sequence(1, 400)
+        .set_parallelism(4)
+        .map_rich(TagSubtask::new())
+        .set_parallelism(4)
+        .rescale()
+        .map_rich(TagSubtask::new())
+        .execute_and_collect("rescale down")
+        .unwrap();
+    assert_eq!(out.len(), 400);
+    for (down, (up, _)) in &out {
+        assert_eq!(
+            up / 2,
+            *down,
+            "producer {up} must feed only consumer {}",
+            up / 2
+        );
+    }
+}
+
+#[test]
+fn broadcast_from_parallel_producers() {
+    let env = env(3);
+    let out = env
+        .from_sequence(1, 50)
+        .set_parallelism(2)
+        .broadcast()
+        .map_rich(TagSubtask::new())
+        .execute_and_collect("broadcast p2")
+        .unwrap();
+    let m = by_subtask(out);
+    assert_eq!(m.len(), 3);
+    for (s, vs) in m {
+        assert_eq!(sorted(vs), (1..=50).collect::<Vec<i64>>(), "subtask {s}");
+    }
+}
+
+#[test]
+fn timestamps_travel_with_records() {
+    let env = env(2);
+    let out = env
+        .from_collection((1..=100i64).collect())
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|v: &i64, _| v * 1000),
+        )
+        .map(|v: i64| v + 1)
+        .rebalance()
+        .process_fn(
+            |v: i64, ctx: &mut ProcessContext<'_>, out: &mut Collector<'_, (i64, Option<i64>)>| {
+                // The watermark never passes a record that is not late.
+                assert!(ctx.current_watermark() < ctx.timestamp().unwrap());
+                out.collect((v, ctx.timestamp()));
+                Ok(())
+            },
+        )
+        .execute_and_collect("timestamps")
+        .unwrap();
+    let expected: Vec<(i64, Option<i64>)> = (1..=100).map(|v| (v + 1, Some(v * 1000))).collect();
+    assert_eq!(sorted(out), expected);
+}
+
+#[test]
+fn from_elements_and_from_iter() {
+    // Parallelism 1 everywhere, so the collected order is the source order.
+    let env = env(1);
+    let a = env
+        .from_elements(&["x".to_string(), "y".to_string()])
+        .collect();
+    let b = env.from_iter((0..5).map(|i| i * i)).collect();
+    env.execute("elements").unwrap();
+    assert_eq!(a.take(), vec!["x", "y"]);
+    assert_eq!(b.take(), vec![0, 1, 4, 9, 16]);
+}
+
+#[test]
+fn execute_consumes_the_declared_program() {
+    let env = env(2);
+    let first = env.from_collection(vec![1i64]).collect();
+    env.execute("first").unwrap();
+    assert_eq!(first.take(), vec![1]);
+    let second = env.from_collection(vec![2i64]).collect();
+    env.execute("second").unwrap();
+    assert_eq!(second.take(), vec![2]);
+    assert!(first.take().is_empty(), "the first job must not run again");
+}
+
+#[derive(Clone)]
+struct KeyedSplitter {
+    big: OutputTag<(u8, i64)>,
+}
+
+impl KeyedProcessFunction<u8, i64, i64> for KeyedSplitter {
+    fn process_element(
+        &mut self,
+        v: i64,
+        ctx: &mut KeyedContext<'_, u8>,
+        out: &mut Collector<'_, i64>,
+    ) -> FunctionResult {
+        if v >= 90 {
+            let k = *ctx.current_key();
+            ctx.output(&self.big, (k, v));
+        } else {
+            out.collect(v);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn keyed_process_side_output() {
+    let env = env(2);
+    let big = OutputTag::<(u8, i64)>::new("big");
+    let main = env
+        .from_sequence(1, 100)
+        .key_by(|v: &i64| (*v % 4) as u8)
+        .process(KeyedSplitter { big: big.clone() });
+    let side = main.get_side_output(&big).collect();
+    let small = main.collect();
+    env.execute("keyed side output").unwrap();
+    assert_eq!(sorted(small.take()), (1..90).collect::<Vec<i64>>());
+    assert_eq!(
+        sorted(side.take()),
+        sorted((90..=100).map(|v| ((v % 4) as u8, v)).collect::<Vec<_>>())
+    );
+}

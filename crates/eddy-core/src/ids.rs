@@ -4,9 +4,25 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A job's id: 16 random-looking bytes shown as 32 hex digits, like Flink's `JobID`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A job's id: 16 random-looking bytes shown as 32 hex digits, like Flink's `JobID`. Serialized
+/// as that hex string: a 128-bit JSON number would lose digits in most JSON readers.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(pub u128);
+
+impl Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        u128::from_str_radix(&s, 16).map(JobId).map_err(|_| {
+            serde::de::Error::custom(format!("invalid job id '{s}': expected 32 hex digits"))
+        })
+    }
+}
 
 impl JobId {
     /// A fresh id from the clock, the process id and a counter: unique on one machine without

@@ -36,6 +36,16 @@ pub struct ErasedGate {
     pub cancel: Arc<dyn Cancellable>,
 }
 
+/// A gate for records of type `T`, with its writers, type-erased.
+fn erased_gate<T: Data>(channels: usize, capacity: usize, waker: Arc<TaskWaker>) -> ErasedGate {
+    let (gate, writers) = InputGate::<T>::new(channels, capacity, waker);
+    ErasedGate {
+        cancel: gate.cancel_handle(),
+        gate: Box::new(gate),
+        writers: writers.into_iter().map(|w| Box::new(w) as Erased).collect(),
+    }
+}
+
 /// Builds one operator for one subtask. Registered per operator by the DataStream API.
 pub trait OperatorFactory: Send + Sync {
     /// Creates the input gate for input `input` (0 or 1) of this operator.
@@ -329,12 +339,7 @@ impl<Op: OneInputOperator> OperatorFactory for OneInputFactory<Op> {
         capacity: usize,
         waker: Arc<TaskWaker>,
     ) -> Result<ErasedGate, TaskError> {
-        let (gate, writers) = InputGate::<Op::In>::new(channels, capacity, waker);
-        Ok(ErasedGate {
-            cancel: gate.cancel_handle(),
-            gate: Box::new(gate),
-            writers: writers.into_iter().map(|w| Box::new(w) as Erased).collect(),
-        })
+        Ok(erased_gate::<Op::In>(channels, capacity, waker))
     }
 
     fn build_chained(
@@ -471,21 +476,11 @@ impl<Op: TwoInputOperator> OperatorFactory for TwoInputFactory<Op> {
         capacity: usize,
         waker: Arc<TaskWaker>,
     ) -> Result<ErasedGate, TaskError> {
-        if input == 0 {
-            let (gate, writers) = InputGate::<Op::In1>::new(channels, capacity, waker);
-            Ok(ErasedGate {
-                cancel: gate.cancel_handle(),
-                gate: Box::new(gate),
-                writers: writers.into_iter().map(|w| Box::new(w) as Erased).collect(),
-            })
+        Ok(if input == 0 {
+            erased_gate::<Op::In1>(channels, capacity, waker)
         } else {
-            let (gate, writers) = InputGate::<Op::In2>::new(channels, capacity, waker);
-            Ok(ErasedGate {
-                cancel: gate.cancel_handle(),
-                gate: Box::new(gate),
-                writers: writers.into_iter().map(|w| Box::new(w) as Erased).collect(),
-            })
-        }
+            erased_gate::<Op::In2>(channels, capacity, waker)
+        })
     }
 
     fn build_chained(
