@@ -132,6 +132,28 @@ fn process_with_side_output() {
 }
 
 #[test]
+fn side_output_read_with_another_type_fails_the_job() {
+    let env = env(1);
+    let main = env
+        .from_sequence(1, 4)
+        .process(SplitEvenOdd {
+            odd: OutputTag::<String>::new("odd"),
+        })
+        .name("Splitter");
+    // Same tag id, different record type: records must not vanish silently.
+    let _side = main
+        .get_side_output(&OutputTag::<i64>::new("odd"))
+        .collect();
+    main.sink_to_discard();
+    let err = env
+        .execute("side output type mismatch")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Splitter"), "{err}");
+    assert!(err.contains("side output 'odd'"), "{err}");
+}
+
+#[test]
 fn process_fn_closure_sees_no_timestamp_without_assigner() {
     let env = env(1);
     let out = env

@@ -227,6 +227,9 @@ pub struct Output<T> {
     chained: Vec<Box<dyn Input<T>>>,
     writers: Vec<RecordWriter<T>>,
     side: Vec<(String, Box<dyn ErasedOutput>)>,
+    /// Set when a record was emitted to a side output with another type than the stream that
+    /// reads it; reported when the batch is handed on, so nothing is dropped silently.
+    side_error: Option<String>,
     label: Option<crate::error::OperatorLabel>,
 }
 
@@ -249,6 +252,7 @@ impl<T: Data> Output<T> {
             chained,
             writers,
             side,
+            side_error: None,
             label: None,
         }
     }
@@ -305,6 +309,7 @@ impl<T: Data> Output<T> {
             },
             SideOutputs {
                 outputs: &mut self.side,
+                error: &mut self.side_error,
                 timestamp,
             },
         )
@@ -312,6 +317,9 @@ impl<T: Data> Output<T> {
 
     /// Hands the buffered batch to every consumer.
     pub fn flush_buffered(&mut self) -> Result<(), TaskError> {
+        if let Some(e) = self.side_error.take() {
+            return Err(self.wrap(OperatorError::User(e.into())));
+        }
         for (_, s) in self.side.iter_mut() {
             s.flush_buffered()?;
         }
@@ -522,6 +530,7 @@ impl<T> OutputTag<T> {
 /// The side outputs of an operator, for `ctx.output(&tag, value)`.
 pub struct SideOutputs<'a> {
     outputs: &'a mut Vec<(String, Box<dyn ErasedOutput>)>,
+    error: &'a mut Option<String>,
     timestamp: i64,
 }
 
@@ -533,11 +542,20 @@ impl SideOutputs<'_> {
         let ts = self.timestamp;
         for (id, o) in self.outputs.iter_mut() {
             if id == tag.id() {
-                if let Some(out) = o.as_any_mut().downcast_mut::<Output<X>>() {
-                    out.push(StreamRecord {
+                match o.as_any_mut().downcast_mut::<Output<X>>() {
+                    Some(out) => out.push(StreamRecord {
                         value,
                         timestamp: ts,
-                    });
+                    }),
+                    None => {
+                        self.error.get_or_insert_with(|| {
+                            format!(
+                                "side output '{}' is emitted as {} but read as another type",
+                                tag.id(),
+                                std::any::type_name::<X>()
+                            )
+                        });
+                    }
                 }
                 return;
             }

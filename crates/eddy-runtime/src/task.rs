@@ -172,8 +172,9 @@ impl<R: SourceReader> SourceStreamTask<R> {
                 return Err(cancelled(&self.label));
             }
             if let Some(t) = self.out.next_processing_time() {
-                if t <= env.clock.now_ms() {
-                    self.out.on_processing_time(env.clock.now_ms())?;
+                let now = env.clock.now_ms();
+                if t <= now {
+                    self.out.on_processing_time(now)?;
                 }
             }
             let (reader, max) = (&mut self.reader, self.batch_size);
