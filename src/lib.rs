@@ -45,8 +45,9 @@ pub mod prelude {
     pub use eddy_core::config::ExecutionConfig;
     pub use eddy_core::{Data, Key};
     pub use eddy_datastream::{
-        CollectHandle, ConnectedStreams, DataStream, DataStreamSink, KeyedConnectedStreams,
-        KeyedStream, SingleOutputStreamOperator, StreamExecutionEnvironment, WriteMode,
+        AllWindowedStream, CollectHandle, ConnectedStreams, DataStream, DataStreamSink,
+        KeyedConnectedStreams, KeyedStream, SingleOutputStreamOperator, StreamExecutionEnvironment,
+        WindowedStream, WriteMode,
     };
     pub use eddy_runtime::functions::{
         CoProcessFunction, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction,
@@ -55,6 +56,15 @@ pub mod prelude {
     };
     pub use eddy_runtime::operators::watermark::WatermarkStrategy;
     pub use eddy_runtime::output::{Collector, OutputTag};
+    pub use eddy_runtime::windowing::{
+        ContinuousEventTimeTrigger, CountEvictor, CountTrigger, DeltaEvictor,
+        EventTimeSessionWindows, EventTimeTrigger, Evictor, EvictorContext, GlobalWindow,
+        GlobalWindows, ProcessAllWindowFunction, ProcessWindowFunction,
+        ProcessingTimeSessionWindows, ProcessingTimeTrigger, PurgingTrigger,
+        SlidingEventTimeWindows, SlidingProcessingTimeWindows, TimeEvictor, TimeWindow,
+        TimestampedValue, Trigger, TriggerContext, TriggerResult, TumblingEventTimeWindows,
+        TumblingProcessingTimeWindows, Window, WindowAssigner, WindowContext,
+    };
     pub use eddy_runtime::{FunctionError, FunctionResult};
     pub use eddy_state::{
         AggregateFunction, AggregatingState, AggregatingStateDescriptor, ListState,

@@ -14,6 +14,7 @@ pub mod env;
 pub mod graph;
 pub mod keyed;
 pub mod stream;
+pub mod windowed;
 
 pub use connected::{ConnectedStreams, KeyedConnectedStreams};
 pub use env::StreamExecutionEnvironment;
@@ -21,3 +22,4 @@ pub use keyed::{Field, KeyedStream};
 pub use stream::{
     CollectHandle, DataStream, DataStreamSink, SingleOutputStreamOperator, WriteMode,
 };
+pub use windowed::{AllWindowedStream, WindowedStream};

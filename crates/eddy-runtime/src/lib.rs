@@ -20,5 +20,6 @@ pub mod operators;
 pub mod output;
 pub mod source;
 pub mod task;
+pub mod windowing;
 
 pub use error::{FunctionError, FunctionResult, OperatorError, TaskError};

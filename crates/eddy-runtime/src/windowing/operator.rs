@@ -1,0 +1,553 @@
+//! The window operator (Flink's `WindowOperator` / `EvictingWindowOperator`): assigns each
+//! element of a keyed stream to windows, keeps their contents in keyed state namespaced by
+//! window, asks the trigger when to fire and purge, cleans windows up once the watermark passes
+//! their end plus the allowed lateness, and routes elements that arrive too late to a side
+//! output (or drops and counts them).
+
+use super::assigner::WindowAssigner;
+use super::contents::WindowContents;
+use super::evictor::EvictorContext;
+use super::function::{ProcessWindowFunction, WindowContext};
+use super::merging::{mapping_state, MergingWindowSet};
+use super::trigger::{Trigger, TriggerContext};
+use super::window::Window;
+use crate::chain::{Clock, OneInputOperator, OperatorContext};
+use crate::error::OperatorError;
+use crate::functions::RuntimeContext;
+use crate::operators::KeySelector;
+use crate::output::{Output, OutputTag};
+use eddy_core::{Data, Key, StreamRecord, Watermark};
+use eddy_state::{InternalTimerService, KeyedStateBackend, ValueState};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// Settings of a window operator besides its functions.
+pub struct WindowSettings<T> {
+    /// How long after a window's end late elements still update it (event time only).
+    pub allowed_lateness: i64,
+    /// Where elements too late for every window go; dropped (and counted) without it.
+    pub late_data: Option<OutputTag<T>>,
+}
+
+impl<T> Clone for WindowSettings<T> {
+    fn clone(&self) -> Self {
+        WindowSettings {
+            allowed_lateness: self.allowed_lateness,
+            late_data: self.late_data.clone(),
+        }
+    }
+}
+
+/// The per-subtask runtime parts: keyed state, timers namespaced by window, clocks.
+struct Runtime<K: Key, W: Window> {
+    backend: KeyedStateBackend<K>,
+    timers: InternalTimerService<K, W>,
+    clock: Arc<dyn Clock>,
+    watermark: i64,
+    now: i64,
+    event_time: bool,
+    allowed_lateness: i64,
+    merging: Option<ValueState<Vec<(W, W)>>>,
+}
+
+impl<K: Key, W: Window> Runtime<K, W> {
+    fn trigger_ctx<'a>(&'a mut self, window: &W, merged: &'a [W]) -> TriggerContext<'a, K, W> {
+        TriggerContext {
+            backend: &mut self.backend,
+            timers: &mut self.timers,
+            window: window.clone(),
+            watermark: self.watermark,
+            now: self.now,
+            merged_windows: merged,
+        }
+    }
+
+    fn evictor_ctx(&self) -> EvictorContext {
+        EvictorContext {
+            current_processing_time: self.now,
+            current_watermark: self.watermark,
+        }
+    }
+
+    /// When the window's state goes: end plus lateness in event time, the end in processing
+    /// time; `i64::MAX` (never) on overflow and for the global window.
+    fn cleanup_time(&self, w: &W) -> i64 {
+        if self.event_time {
+            w.max_timestamp().saturating_add(self.allowed_lateness)
+        } else {
+            w.max_timestamp()
+        }
+    }
+
+    fn is_window_late(&self, w: &W) -> bool {
+        self.event_time && self.cleanup_time(w) <= self.watermark
+    }
+
+    fn is_element_late(&self, timestamp: i64) -> bool {
+        self.event_time && timestamp.saturating_add(self.allowed_lateness) <= self.watermark
+    }
+
+    fn current_key(&self) -> Result<K, OperatorError> {
+        self.backend
+            .current_key()
+            .cloned()
+            .ok_or_else(|| OperatorError::Internal("window operator without current key".into()))
+    }
+
+    fn register_cleanup_timer(&mut self, w: &W) -> Result<(), OperatorError> {
+        let t = self.cleanup_time(w);
+        if t == i64::MAX {
+            return Ok(());
+        }
+        let key = self.current_key()?;
+        if self.event_time {
+            self.timers.register_event_time_timer(key, w.clone(), t);
+        } else {
+            self.timers
+                .register_processing_time_timer(key, w.clone(), t);
+        }
+        Ok(())
+    }
+
+    fn delete_cleanup_timer(&mut self, w: &W) -> Result<(), OperatorError> {
+        let t = self.cleanup_time(w);
+        if t == i64::MAX {
+            return Ok(());
+        }
+        let key = self.current_key()?;
+        if self.event_time {
+            self.timers.delete_event_time_timer(&key, w, t);
+        } else {
+            self.timers.delete_processing_time_timer(&key, w, t);
+        }
+        Ok(())
+    }
+}
+
+/// A keyed window operator: assigner `A`, contents `C`, window function `F`.
+pub struct WindowOperator<K: Key, T, O, A: WindowAssigner<T>, C, F> {
+    assigner: A,
+    trigger: Box<dyn Trigger<K, T, A::W>>,
+    contents: C,
+    function: F,
+    selector: Arc<dyn KeySelector<T, K>>,
+    settings: WindowSettings<T>,
+    rt: Option<Runtime<K, A::W>>,
+    keys: Vec<K>,
+    windows: Vec<A::W>,
+    late_records_dropped: u64,
+    _t: PhantomData<fn(T) -> O>,
+}
+
+impl<K, T, O, A, C, F> WindowOperator<K, T, O, A, C, F>
+where
+    K: Key,
+    T: Data,
+    O: Data,
+    A: WindowAssigner<T>,
+    C: WindowContents<K, T, A::W>,
+    F: ProcessWindowFunction<C::Out, O, K, A::W>,
+{
+    /// A window operator; `trigger` replaces the assigner's default trigger.
+    pub fn new(
+        assigner: A,
+        trigger: Option<Box<dyn Trigger<K, T, A::W>>>,
+        contents: C,
+        function: F,
+        selector: Arc<dyn KeySelector<T, K>>,
+        settings: WindowSettings<T>,
+    ) -> Self {
+        let trigger = trigger.unwrap_or_else(|| assigner.default_trigger::<K>());
+        WindowOperator {
+            assigner,
+            trigger,
+            contents,
+            function,
+            selector,
+            settings,
+            rt: None,
+            keys: Vec::new(),
+            windows: Vec::new(),
+            late_records_dropped: 0,
+            _t: PhantomData,
+        }
+    }
+
+    /// Elements dropped because they were late for every window and no late-data side output
+    /// was set (Flink's `numLateRecordsDropped`).
+    pub fn late_records_dropped(&self) -> u64 {
+        self.late_records_dropped
+    }
+}
+
+fn not_open() -> OperatorError {
+    OperatorError::Internal("window operator used before open".into())
+}
+
+impl<K, T, O, A, C, F> WindowOperator<K, T, O, A, C, F>
+where
+    K: Key,
+    T: Data,
+    O: Data,
+    A: WindowAssigner<T>,
+    C: WindowContents<K, T, A::W>,
+    F: ProcessWindowFunction<C::Out, O, K, A::W>,
+{
+    /// Fires (if the contents are not empty) and/or purges one window.
+    fn apply_result(
+        rt: &mut Runtime<K, A::W>,
+        contents: &mut C,
+        function: &mut F,
+        out: &mut Output<O>,
+        result: super::trigger::TriggerResult,
+        window: &A::W,
+        state_window: &A::W,
+    ) -> Result<(), OperatorError> {
+        if result.is_fire() {
+            let ectx = rt.evictor_ctx();
+            if let Some(values) = contents.get(&mut rt.backend, state_window, window, &ectx)? {
+                let key = rt.current_key()?;
+                {
+                    // Results carry the window's max timestamp, as in Flink.
+                    let (mut c, side) = out.split(window.max_timestamp());
+                    let mut ctx = WindowContext {
+                        window: window.clone(),
+                        backend: &mut rt.backend,
+                        side,
+                        watermark: rt.watermark,
+                        now: rt.now,
+                    };
+                    function.process(&key, &mut ctx, values, &mut c)?;
+                }
+                contents.after_fire(&mut rt.backend, state_window, window, &ectx)?;
+            }
+        }
+        if result.is_purge() {
+            contents.clear(&mut rt.backend, state_window)?;
+        }
+        Ok(())
+    }
+
+    /// Drops everything of a window whose time is up: contents, trigger state, the window
+    /// function's per-window state and its place in the merging set.
+    fn clear_all_state(
+        rt: &mut Runtime<K, A::W>,
+        trigger: &mut Box<dyn Trigger<K, T, A::W>>,
+        contents: &mut C,
+        function: &mut F,
+        out: &mut Output<O>,
+        window: &A::W,
+        state_window: &A::W,
+        merging: Option<&mut MergingWindowSet<A::W>>,
+    ) -> Result<(), OperatorError> {
+        contents.clear(&mut rt.backend, state_window)?;
+        trigger.clear(window, &mut rt.trigger_ctx(window, &[]))?;
+        {
+            let (_, side) = out.split(window.max_timestamp());
+            let mut ctx = WindowContext {
+                window: window.clone(),
+                backend: &mut rt.backend,
+                side,
+                watermark: rt.watermark,
+                now: rt.now,
+            };
+            function.clear(&mut ctx)?;
+        }
+        if let Some(set) = merging {
+            set.retire_window(window)?;
+        }
+        Ok(())
+    }
+
+    fn process_element(
+        &mut self,
+        value: T,
+        timestamp: i64,
+        out: &mut Output<O>,
+    ) -> Result<(), OperatorError> {
+        let rt = self.rt.as_mut().ok_or_else(not_open)?;
+        self.windows.clear();
+        self.assigner
+            .assign_windows(&value, timestamp, rt.now, &mut self.windows)?;
+        let mut skipped = true;
+        let (trigger, contents, function) =
+            (&mut self.trigger, &mut self.contents, &mut self.function);
+        if let Some(mstate) = rt.merging {
+            let mut set = MergingWindowSet::load(&mut rt.backend, mstate)?;
+            let assigner = &self.assigner;
+            for window in self.windows.drain(..) {
+                let actual = set.add_window(
+                    window,
+                    |ws, m| assigner.merge_windows(ws, m),
+                    |result, merged, state_result, merged_states| {
+                        if rt.event_time
+                            && result.max_timestamp().saturating_add(rt.allowed_lateness)
+                                <= rt.watermark
+                        {
+                            return Err(OperatorError::Internal(format!(
+                                "the end of an event-time window cannot become earlier than \
+                                 the current watermark by merging (watermark {}, window {:?})",
+                                rt.watermark, result
+                            )));
+                        }
+                        if !rt.event_time && result.max_timestamp() <= rt.now {
+                            return Err(OperatorError::Internal(format!(
+                                "the end of a processing-time window cannot become earlier \
+                                 than the current processing time by merging (now {}, window \
+                                 {:?})",
+                                rt.now, result
+                            )));
+                        }
+                        trigger.on_merge(result, &mut rt.trigger_ctx(result, merged))?;
+                        for m in merged {
+                            trigger.clear(m, &mut rt.trigger_ctx(m, &[]))?;
+                            rt.delete_cleanup_timer(m)?;
+                        }
+                        contents.merge(&mut rt.backend, state_result, merged_states)?;
+                        Ok(())
+                    },
+                )?;
+                if rt.is_window_late(&actual) {
+                    set.retire_window(&actual)?;
+                    continue;
+                }
+                skipped = false;
+                let state_window = set.state_window(&actual).ok_or_else(|| {
+                    OperatorError::Internal(format!("window {actual:?} is not in flight"))
+                })?;
+                let result = trigger.on_element(
+                    &value,
+                    timestamp,
+                    &actual,
+                    &mut rt.trigger_ctx(&actual, &[]),
+                )?;
+                contents.add(&mut rt.backend, &state_window, value.clone(), timestamp)?;
+                Self::apply_result(rt, contents, function, out, result, &actual, &state_window)?;
+                rt.register_cleanup_timer(&actual)?;
+            }
+            set.persist(&mut rt.backend, mstate)?;
+        } else {
+            let n = self.windows.len();
+            let mut value = Some(value);
+            for (i, window) in self.windows.drain(..).enumerate() {
+                if rt.is_window_late(&window) {
+                    continue;
+                }
+                skipped = false;
+                let v = value.as_ref().ok_or_else(not_open)?;
+                // Triggers never read the contents, so asking first lets the last window take
+                // the element without a clone.
+                let result =
+                    trigger.on_element(v, timestamp, &window, &mut rt.trigger_ctx(&window, &[]))?;
+                let v = if i + 1 == n {
+                    value.take().ok_or_else(not_open)?
+                } else {
+                    v.clone()
+                };
+                contents.add(&mut rt.backend, &window, v, timestamp)?;
+                Self::apply_result(rt, contents, function, out, result, &window, &window)?;
+                rt.register_cleanup_timer(&window)?;
+            }
+            if skipped {
+                if let Some(v) = value {
+                    return self.late(v, timestamp, out);
+                }
+            }
+            return Ok(());
+        }
+        if skipped {
+            return self.late(value, timestamp, out);
+        }
+        Ok(())
+    }
+
+    fn late(&mut self, value: T, timestamp: i64, out: &mut Output<O>) -> Result<(), OperatorError> {
+        let rt = self.rt.as_ref().ok_or_else(not_open)?;
+        if !rt.is_element_late(timestamp) {
+            return Ok(());
+        }
+        match &self.settings.late_data {
+            Some(tag) => {
+                let (_, mut side) = out.split(timestamp);
+                side.output(tag, value);
+            }
+            None => self.late_records_dropped += 1,
+        }
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        time: i64,
+        key: K,
+        window: A::W,
+        event_time_timer: bool,
+        out: &mut Output<O>,
+    ) -> Result<(), OperatorError> {
+        let rt = self.rt.as_mut().ok_or_else(not_open)?;
+        rt.backend.set_current_key(key);
+        let (trigger, contents, function) =
+            (&mut self.trigger, &mut self.contents, &mut self.function);
+        let mut set = match rt.merging {
+            Some(m) => Some(MergingWindowSet::load(&mut rt.backend, m)?),
+            None => None,
+        };
+        let state_window = match &set {
+            Some(s) => match s.state_window(&window) {
+                Some(sw) => sw,
+                // A timer of a window that merged away: its trigger state is already gone.
+                None => return Ok(()),
+            },
+            None => window.clone(),
+        };
+        let result = {
+            let mut ctx = rt.trigger_ctx(&window, &[]);
+            if event_time_timer {
+                trigger.on_event_time(time, &window, &mut ctx)?
+            } else {
+                trigger.on_processing_time(time, &window, &mut ctx)?
+            }
+        };
+        Self::apply_result(rt, contents, function, out, result, &window, &state_window)?;
+        if rt.event_time == event_time_timer && time == rt.cleanup_time(&window) {
+            Self::clear_all_state(
+                rt,
+                trigger,
+                contents,
+                function,
+                out,
+                &window,
+                &state_window,
+                set.as_mut(),
+            )?;
+        }
+        if let (Some(s), Some(m)) = (&set, rt.merging) {
+            s.persist(&mut rt.backend, m)?;
+        }
+        Ok(())
+    }
+}
+
+impl<K, T, O, A, C, F> OneInputOperator for WindowOperator<K, T, O, A, C, F>
+where
+    K: Key,
+    T: Data,
+    O: Data,
+    A: WindowAssigner<T>,
+    C: WindowContents<K, T, A::W>,
+    F: ProcessWindowFunction<C::Out, O, K, A::W>,
+{
+    type In = T;
+    type Out = O;
+
+    fn open(&mut self, ctx: &mut OperatorContext<'_>) -> Result<(), OperatorError> {
+        if self.assigner.is_merging() && !self.trigger.can_merge() {
+            return Err(OperatorError::User(
+                format!(
+                    "the trigger cannot be used with merging windows ({})",
+                    self.assigner.name()
+                )
+                .into(),
+            ));
+        }
+        let mut backend = KeyedStateBackend::new(ctx.key_group_range, ctx.max_parallelism);
+        self.contents.open(&mut backend)?;
+        let merging = if self.assigner.is_merging() {
+            Some(mapping_state(&mut backend)?)
+        } else {
+            None
+        };
+        self.function.open(&mut RuntimeContext {
+            env: ctx.env,
+            operator_name: &ctx.label.name,
+            max_parallelism: ctx.max_parallelism,
+            backend: Some(&mut backend),
+        })?;
+        let now = ctx.env.clock.now_ms();
+        self.rt = Some(Runtime {
+            backend,
+            timers: InternalTimerService::new(ctx.key_group_range, ctx.max_parallelism),
+            clock: ctx.env.clock.clone(),
+            watermark: i64::MIN,
+            now,
+            event_time: self.assigner.is_event_time(),
+            allowed_lateness: self.settings.allowed_lateness,
+            merging,
+        });
+        Ok(())
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: &mut Vec<StreamRecord<T>>,
+        out: &mut Output<O>,
+    ) -> Result<(), OperatorError> {
+        let rt = self.rt.as_mut().ok_or_else(not_open)?;
+        rt.now = rt.clock.now_ms();
+        rt.backend.set_current_time(rt.now);
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        self.selector.keys(batch, &mut keys);
+        let mut result = Ok(());
+        for (r, k) in batch.drain(..).zip(keys.drain(..)) {
+            if let Some(rt) = self.rt.as_mut() {
+                rt.backend.set_current_key(k);
+            }
+            result = self.process_element(r.value, r.timestamp, out);
+            if result.is_err() {
+                break;
+            }
+        }
+        self.keys = keys;
+        result
+    }
+
+    fn process_watermark(
+        &mut self,
+        wm: Watermark,
+        out: &mut Output<O>,
+    ) -> Result<Option<Watermark>, OperatorError> {
+        let rt = self.rt.as_mut().ok_or_else(not_open)?;
+        rt.watermark = wm.timestamp;
+        rt.now = rt.clock.now_ms();
+        loop {
+            let rt = self.rt.as_mut().ok_or_else(not_open)?;
+            let Some(t) = rt.timers.poll_event_timer(wm.timestamp) else {
+                break;
+            };
+            self.on_timer(t.timestamp, t.key, t.namespace, true, out)?;
+        }
+        Ok(Some(wm))
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now: i64,
+        out: &mut Output<O>,
+    ) -> Result<Option<Watermark>, OperatorError> {
+        let rt = self.rt.as_mut().ok_or_else(not_open)?;
+        rt.now = now;
+        loop {
+            let rt = self.rt.as_mut().ok_or_else(not_open)?;
+            let Some(t) = rt.timers.poll_processing_timer(now) else {
+                break;
+            };
+            self.on_timer(t.timestamp, t.key, t.namespace, false, out)?;
+        }
+        Ok(None)
+    }
+
+    fn next_processing_time(&self) -> Option<i64> {
+        self.rt.as_ref()?.timers.next_processing_timer()
+    }
+
+    fn close(&mut self) -> Result<(), OperatorError> {
+        if self.late_records_dropped > 0 {
+            tracing::info!(
+                dropped = self.late_records_dropped,
+                "window operator dropped late records"
+            );
+        }
+        Ok(self.function.close()?)
+    }
+}
