@@ -49,11 +49,14 @@ fn events(seed: u64, n: usize, keys: u32, disorder: i64) -> Vec<Ev> {
 const D: i64 = 40;
 
 fn source(env: &StreamExecutionEnvironment, evs: Vec<Ev>) -> SingleOutputStreamOperator<Ev> {
-    env.from_collection(evs).assign_timestamps_and_watermarks(
-        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(D as u64))
-            .with_timestamp_assigner(|e: &Ev, _| e.ts)
-            .with_auto_watermark_interval(Duration::from_millis(1)),
-    )
+    env.from_collection(evs)
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(D as u64))
+                .with_timestamp_assigner(|e: &Ev, _| e.ts)
+                .with_auto_watermark_interval(Duration::from_millis(1)),
+        )
+        // Chained to the source: every window subtask sees its keys' elements in input order.
+        .set_parallelism(1)
 }
 
 fn env(p: usize) -> StreamExecutionEnvironment {
@@ -175,4 +178,283 @@ fn sliding_event_time_reduce_matches_oracle() {
             .unwrap();
         assert_eq!(sorted(out), oracle_fixed(&evs, 90, 30), "p={p}");
     }
+}
+
+/// Oracle for session windows: per key, elements sorted by time, a new session whenever the
+/// next element is more than `gap(prev)` after the previous one; session = `[first, last+gap)`.
+fn oracle_sessions(evs: &[Ev], gap: impl Fn(&Ev) -> i64) -> Vec<Row> {
+    let mut by_key: BTreeMap<u32, Vec<&Ev>> = BTreeMap::new();
+    for e in evs {
+        by_key.entry(e.key).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for (k, mut v) in by_key {
+        v.sort_by_key(|e| e.ts);
+        let mut cur: Option<(i64, i64, u64, i64)> = None;
+        for e in v {
+            let (s, end) = (e.ts, e.ts + gap(e));
+            cur = match cur {
+                Some((cs, ce, c, sum)) if s <= ce => Some((cs, ce.max(end), c + 1, sum + e.value)),
+                Some((cs, ce, c, sum)) => {
+                    out.push((k, cs, ce, c, sum));
+                    Some((s, end, 1, e.value))
+                }
+                None => Some((s, end, 1, e.value)),
+            };
+        }
+        if let Some((cs, ce, c, sum)) = cur {
+            out.push((k, cs, ce, c, sum));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Even timestamps and odd gaps: a window never merely touches one that already fired, so the
+/// result does not depend on when watermarks arrive.
+fn even(mut evs: Vec<Ev>) -> Vec<Ev> {
+    for e in &mut evs {
+        e.ts *= 2;
+    }
+    evs
+}
+
+#[test]
+fn event_time_sessions_merge_out_of_order_elements() {
+    for p in [1, 4] {
+        for seed in [5, 11] {
+            let evs = even(events(seed, 2000, 6, D / 2));
+            let env = env(p);
+            let out = source(&env, evs.clone())
+                .key_by(|e: &Ev| e.key)
+                .window(EventTimeSessionWindows::with_gap(Duration::from_millis(61)))
+                .aggregate_with(CountSum, WithWindow)
+                .execute_and_collect("sessions")
+                .unwrap();
+            assert_eq!(
+                sorted(out),
+                oracle_sessions(&evs, |_| 61),
+                "p={p} seed={seed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn dynamic_gap_sessions_with_process_function() {
+    let gap = |e: &Ev| if e.key % 2 == 0 { 41 } else { 121 };
+    for p in [1, 4] {
+        let evs = even(events(9, 1500, 6, D / 2));
+        let env = env(p);
+        let out = source(&env, evs.clone())
+            .key_by(|e: &Ev| e.key)
+            .window(EventTimeSessionWindows::with_dynamic_gap(gap))
+            .process_fn(
+                |k: &u32,
+                 ctx: &mut WindowContext<'_, u32, TimeWindow>,
+                 v: Vec<Ev>,
+                 out: &mut Collector<'_, Row>| {
+                    let w = *ctx.window();
+                    out.collect((
+                        *k,
+                        w.start,
+                        w.end,
+                        v.len() as u64,
+                        v.iter().map(|e| e.value).sum(),
+                    ));
+                    Ok(())
+                },
+            )
+            .execute_and_collect("dynamic sessions")
+            .unwrap();
+        assert_eq!(sorted(out), oracle_sessions(&evs, gap), "p={p}");
+    }
+}
+
+/// Per key, in arrival order.
+fn per_key(evs: &[Ev]) -> BTreeMap<u32, Vec<i64>> {
+    let mut m: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+    for e in evs {
+        m.entry(e.key).or_default().push(e.value);
+    }
+    m
+}
+
+#[test]
+fn count_windows_tumbling_and_sliding() {
+    for p in [1, 4] {
+        let evs = events(21, 1000, 5, D);
+        let env = env(p);
+        let keyed = env.from_collection(evs.clone()).key_by(|e: &Ev| e.key);
+        let tumbling = keyed
+            .count_window(4)
+            .process_fn(
+                |k: &u32,
+                 _ctx: &mut WindowContext<'_, u32, GlobalWindow>,
+                 v: Vec<Ev>,
+                 out: &mut Collector<'_, (u32, Vec<i64>)>| {
+                    out.collect((*k, v.into_iter().map(|e| e.value).collect()));
+                    Ok(())
+                },
+            )
+            .collect();
+        let sliding = keyed
+            .count_window_slide(5, 2)
+            .process_fn(
+                |k: &u32,
+                 _ctx: &mut WindowContext<'_, u32, GlobalWindow>,
+                 v: Vec<Ev>,
+                 out: &mut Collector<'_, (u32, Vec<i64>)>| {
+                    out.collect((*k, v.into_iter().map(|e| e.value).collect()));
+                    Ok(())
+                },
+            )
+            .collect();
+        env.execute("count windows").unwrap();
+        let (mut want_t, mut want_s) = (Vec::new(), Vec::new());
+        for (k, vals) in per_key(&evs) {
+            // Tumbling: full chunks only; the rest never fires (GlobalWindows, as in Flink).
+            for c in vals.chunks_exact(4) {
+                want_t.push((k, c.to_vec()));
+            }
+            // Sliding: every 2nd element, the last (up to) 5.
+            for i in (2..=vals.len()).step_by(2) {
+                want_s.push((k, vals[i.saturating_sub(5)..i].to_vec()));
+            }
+        }
+        assert_eq!(sorted(tumbling.take()), sorted(want_t), "p={p}");
+        assert_eq!(sorted(sliding.take()), sorted(want_s), "p={p}");
+    }
+}
+
+#[test]
+fn evictors_trim_window_contents() {
+    for p in [1, 4] {
+        let evs = events(33, 1500, 4, D);
+        let env = env(p);
+        let keyed = source(&env, evs.clone()).key_by(|e: &Ev| e.key);
+        // Keep only the 3 elements that arrived last in each window.
+        let by_count = keyed
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(200)))
+            .evictor(CountEvictor::of(3))
+            .apply(
+                |k: &u32,
+                 w: &TimeWindow,
+                 v: Vec<Ev>,
+                 out: &mut Collector<'_, (u32, i64, Vec<i64>)>| {
+                    out.collect((*k, w.start, v.into_iter().map(|e| e.value).collect()));
+                    Ok(())
+                },
+            )
+            .collect();
+        // Keep only elements within 50 ms of the newest one; reduce what is left.
+        let by_time = keyed
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(200)))
+            .evictor(TimeEvictor::of(Duration::from_millis(50)))
+            .reduce_with(
+                |mut a: Ev, b: Ev| {
+                    a.value += b.value;
+                    a
+                },
+                eddy::runtime::windowing::FnWindow(
+                    |k: &u32,
+                     w: &TimeWindow,
+                     v: Vec<Ev>,
+                     out: &mut Collector<'_, (u32, i64, i64)>| {
+                        for e in v {
+                            out.collect((*k, w.start, e.value));
+                        }
+                        Ok(())
+                    },
+                ),
+            )
+            .collect();
+        env.execute("evictors").unwrap();
+        let mut windows: BTreeMap<(u32, i64), Vec<&Ev>> = BTreeMap::new();
+        for e in &evs {
+            windows
+                .entry((e.key, e.ts.div_euclid(200) * 200))
+                .or_default()
+                .push(e);
+        }
+        let mut want_c = Vec::new();
+        let mut want_t = Vec::new();
+        for ((k, s), v) in &windows {
+            let last3 = v[v.len().saturating_sub(3)..]
+                .iter()
+                .map(|e| e.value)
+                .collect();
+            want_c.push((*k, *s, last3));
+            let max = v.iter().map(|e| e.ts).max().unwrap();
+            let sum = v.iter().filter(|e| e.ts > max - 50).map(|e| e.value).sum();
+            want_t.push((*k, *s, sum));
+        }
+        assert_eq!(sorted(by_count.take()), sorted(want_c), "p={p}");
+        assert_eq!(sorted(by_time.take()), sorted(want_t), "p={p}");
+    }
+}
+
+#[test]
+fn window_all_runs_on_one_subtask() {
+    let evs = events(2, 2000, 9, D);
+    let env = env(4);
+    let h = source(&env, evs.clone())
+        .window_all(TumblingEventTimeWindows::of(Duration::from_millis(250)))
+        .aggregate(CountSum)
+        .collect();
+    let plan = env.get_execution_plan().unwrap();
+    assert!(
+        plan.contains("AllWindow(TumblingEventTimeWindows"),
+        "{plan}"
+    );
+    env.execute("window all").unwrap();
+    let out = h.take();
+    let mut want: BTreeMap<i64, (u64, i64)> = BTreeMap::new();
+    for e in &evs {
+        let a = want.entry(e.ts.div_euclid(250)).or_default();
+        a.0 += 1;
+        a.1 += e.value;
+    }
+    assert_eq!(sorted(out), sorted(want.into_values().collect()));
+}
+
+#[test]
+fn continuous_event_time_trigger_fires_early_and_at_the_end() {
+    // Monotonous timestamps, one key: early firings every 100 ms of event time inside 1 s
+    // windows, each with the running count; the last firing of a window is its full count.
+    let evs: Vec<Ev> = (0..1000)
+        .map(|i| Ev {
+            key: 0,
+            ts: i * 3,
+            value: 1,
+        })
+        .collect();
+    let env = env(1);
+    let out = env
+        .from_collection(evs.clone())
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|e: &Ev, _| e.ts),
+        )
+        .key_by(|e: &Ev| e.key)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(1000)))
+        .trigger(ContinuousEventTimeTrigger::of(Duration::from_millis(100)))
+        .aggregate_with(CountSum, WithWindow)
+        .execute_and_collect("continuous")
+        .unwrap();
+    let mut last: BTreeMap<i64, u64> = BTreeMap::new();
+    for (_, s, _, c, _) in &out {
+        let prev = last.insert(*s, *c).unwrap_or(0);
+        assert!(*c >= prev, "counts only grow within a window: {out:?}");
+    }
+    let mut want: BTreeMap<i64, u64> = BTreeMap::new();
+    for e in &evs {
+        *want.entry(e.ts.div_euclid(1000) * 1000).or_default() += 1;
+    }
+    assert_eq!(last, want);
+    assert!(
+        out.len() > want.len(),
+        "early firings happened: {}",
+        out.len()
+    );
 }
