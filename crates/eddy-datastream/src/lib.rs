@@ -12,12 +12,14 @@
 pub mod connected;
 pub mod env;
 pub mod graph;
+pub mod join;
 pub mod keyed;
 pub mod stream;
 pub mod windowed;
 
 pub use connected::{ConnectedStreams, KeyedConnectedStreams};
 pub use env::StreamExecutionEnvironment;
+pub use join::{CoGroupedStreams, JoinedStreams, TaggedUnion};
 pub use keyed::{Field, KeyedStream};
 pub use stream::{
     CollectHandle, DataStream, DataStreamSink, SingleOutputStreamOperator, WriteMode,
