@@ -45,13 +45,15 @@ pub mod prelude {
     pub use eddy_core::config::ExecutionConfig;
     pub use eddy_core::{Data, Key};
     pub use eddy_datastream::{
-        CollectHandle, ConnectedStreams, DataStream, DataStreamSink, KeyedConnectedStreams,
-        KeyedStream, SingleOutputStreamOperator, StreamExecutionEnvironment, WriteMode,
+        CollectHandle, ConnectedStreams, DataStream, DataStreamSink, IntervalJoin, IntervalJoined,
+        KeyedConnectedStreams, KeyedStream, SingleOutputStreamOperator, StreamExecutionEnvironment,
+        WriteMode,
     };
     pub use eddy_runtime::functions::{
         CoProcessFunction, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction,
-        ProcessContext, ProcessFunction, RichFilterFunction, RichFlatMapFunction, RichMapFunction,
-        RuntimeContext, TimeDomain, TimerService,
+        ProcessContext, ProcessFunction, ProcessJoinContext, ProcessJoinFunction,
+        RichFilterFunction, RichFlatMapFunction, RichMapFunction, RuntimeContext, TimeDomain,
+        TimerService,
     };
     pub use eddy_runtime::operators::watermark::WatermarkStrategy;
     pub use eddy_runtime::output::{Collector, OutputTag};
