@@ -46,13 +46,14 @@ pub mod prelude {
     pub use eddy_core::{Data, Key};
     pub use eddy_datastream::{
         AllWindowedStream, CollectHandle, ConnectedStreams, DataStream, DataStreamSink,
-        KeyedConnectedStreams, KeyedStream, SingleOutputStreamOperator, StreamExecutionEnvironment,
-        WindowedStream, WriteMode,
+        IntervalJoin, IntervalJoined, KeyedConnectedStreams, KeyedStream,
+        SingleOutputStreamOperator, StreamExecutionEnvironment, WindowedStream, WriteMode,
     };
     pub use eddy_runtime::functions::{
         CoProcessFunction, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction,
-        ProcessContext, ProcessFunction, RichFilterFunction, RichFlatMapFunction, RichMapFunction,
-        RuntimeContext, TimeDomain, TimerService,
+        ProcessContext, ProcessFunction, ProcessJoinContext, ProcessJoinFunction,
+        RichFilterFunction, RichFlatMapFunction, RichMapFunction, RuntimeContext, TimeDomain,
+        TimerService,
     };
     pub use eddy_runtime::operators::watermark::WatermarkStrategy;
     pub use eddy_runtime::output::{Collector, OutputTag};

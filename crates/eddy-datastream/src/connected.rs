@@ -20,7 +20,7 @@ pub struct ConnectedStreams<A, B> {
     second: DataStream<B>,
 }
 
-fn two_input<A: Data, B: Data, O: Data>(
+pub(crate) fn two_input<A: Data, B: Data, O: Data>(
     first: &DataStream<A>,
     second: &DataStream<B>,
     name: &str,

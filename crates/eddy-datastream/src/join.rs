@@ -123,8 +123,14 @@ impl<A: Data, B: Data, K: Key, M> EqualTo<A, B, K, M> {
         self,
         assigner: W,
     ) -> WithWindow<A, B, K, W, M> {
-        let tagged_a = self.a.map(TaggedUnion::<A, B>::One).name("Map (tag first input)");
-        let tagged_b = self.b.map(TaggedUnion::<A, B>::Two).name("Map (tag second input)");
+        let tagged_a = self
+            .a
+            .map(TaggedUnion::<A, B>::One)
+            .name("Map (tag first input)");
+        let tagged_b = self
+            .b
+            .map(TaggedUnion::<A, B>::Two)
+            .name("Map (tag second input)");
         let (ka, kb) = (self.key_a, self.key_b);
         let windowed = tagged_a
             .union(&[&tagged_b])
@@ -213,13 +219,16 @@ impl<A: Data, B: Data, K: Key, W: WindowAssigner<TaggedUnion<A, B>>>
     where
         F: FnMut(A, B) -> O + Clone + Send + 'static,
     {
-        self.co_group_apply("Join", move |first: Vec<A>, second: Vec<B>, out: &mut Collector<'_, O>| {
-            for a in &first {
-                for b in &second {
-                    out.collect(f(a.clone(), b.clone()));
+        self.co_group_apply(
+            "Join",
+            move |first: Vec<A>, second: Vec<B>, out: &mut Collector<'_, O>| {
+                for a in &first {
+                    for b in &second {
+                        out.collect(f(a.clone(), b.clone()));
+                    }
                 }
-            }
-        })
+            },
+        )
     }
 
     /// Calls `f(a, b, out)` for every pair (Flink's `FlatJoinFunction`).
@@ -227,12 +236,15 @@ impl<A: Data, B: Data, K: Key, W: WindowAssigner<TaggedUnion<A, B>>>
     where
         F: FnMut(A, B, &mut Collector<'_, O>) + Clone + Send + 'static,
     {
-        self.co_group_apply("Join", move |first: Vec<A>, second: Vec<B>, out: &mut Collector<'_, O>| {
-            for a in &first {
-                for b in &second {
-                    f(a.clone(), b.clone(), out);
+        self.co_group_apply(
+            "Join",
+            move |first: Vec<A>, second: Vec<B>, out: &mut Collector<'_, O>| {
+                for a in &first {
+                    for b in &second {
+                        f(a.clone(), b.clone(), out);
+                    }
                 }
-            }
-        })
+            },
+        )
     }
 }

@@ -1,6 +1,8 @@
 //! `KeyedStream`: a stream partitioned by key, with keyed state and timers downstream —
-//! `process`, `reduce` and the rolling aggregations `sum`/`min`/`max`/`min_by`/`max_by`.
+//! `process`, `reduce`, the rolling aggregations `sum`/`min`/`max`/`min_by`/`max_by`, and the
+//! start of an `interval_join`.
 
+use crate::interval_join::IntervalJoin;
 use crate::stream::{per_subtask, DataStream, HashPartitioner, SingleOutputStreamOperator};
 use eddy_core::partitioner::PartitionerKind;
 use eddy_core::{Data, Key};
@@ -64,6 +66,12 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
         let make = per_subtask(f, move |f| KeyedProcessOperator::new(f, sel.clone()));
         self.stream
             .transform("KeyedProcess", Arc::new(OneInputFactory::new(make)), true)
+    }
+
+    /// Starts an interval join with `other`, keyed by the same key type (Flink's
+    /// `intervalJoin`): set the bounds with `between`, then `process` the pairs.
+    pub fn interval_join<R: Data>(&self, other: &KeyedStream<R, K>) -> IntervalJoin<T, R, K> {
+        IntervalJoin::new(self.clone(), other.clone())
     }
 
     /// Rolling reduce: after each record, emits the reduction of all records of its key so far.

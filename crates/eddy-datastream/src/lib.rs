@@ -1,17 +1,19 @@
 //! Eddy's DataStream API (DESIGN §2): what a Flink user writes.
 //!
 //! Owns: [`StreamExecutionEnvironment`], [`DataStream`], [`KeyedStream`], [`ConnectedStreams`],
-//! the StreamGraph ([`graph`]) and its translation to a JobGraph with Flink's chaining rules.
+//! the interval join ([`IntervalJoin`]), the StreamGraph ([`graph`]) and its translation to a
+//! JobGraph with Flink's chaining rules.
 //! Must not touch: how tasks run (eddy-runtime) or are scheduled (eddy-cluster).
 //!
 //! Mistakes in the program (a zero parallelism, a forward edge between different
-//! parallelisms, a uid used twice) are collected while it is built and reported by `execute`
+//! parallelisms, a uid used twice, interval join bounds with lower > upper) are collected while it is built and reported by `execute`
 //! before anything runs.
 #![warn(missing_docs)]
 
 pub mod connected;
 pub mod env;
 pub mod graph;
+pub mod interval_join;
 pub mod join;
 pub mod keyed;
 pub mod stream;
@@ -19,6 +21,7 @@ pub mod windowed;
 
 pub use connected::{ConnectedStreams, KeyedConnectedStreams};
 pub use env::StreamExecutionEnvironment;
+pub use interval_join::{IntervalJoin, IntervalJoined};
 pub use join::{CoGroupedStreams, JoinedStreams, TaggedUnion};
 pub use keyed::{Field, KeyedStream};
 pub use stream::{

@@ -1,5 +1,6 @@
 //! The user-facing function traits (Flink's `ProcessFunction`, `KeyedProcessFunction`,
-//! `CoProcessFunction`, rich functions) and the contexts they are called with.
+//! `CoProcessFunction`, `ProcessJoinFunction`, rich functions) and the contexts they are called
+//! with.
 //!
 //! Keyed state is read and written through the context passed to each call
 //! (`self.count.value(ctx)?`): a state handle is a small typed id obtained in `open`, so user
@@ -431,5 +432,74 @@ where
         out: &mut Collector<'_, O>,
     ) -> FunctionResult {
         (self.0)(value, ctx, out)
+    }
+}
+
+/// What a [`ProcessJoinFunction`] sees of the pair being joined (Flink's
+/// `ProcessJoinFunction.Context`): both elements' timestamps and the side outputs.
+pub struct ProcessJoinContext<'a> {
+    pub(crate) left_timestamp: i64,
+    pub(crate) right_timestamp: i64,
+    pub(crate) side: SideOutputs<'a>,
+}
+
+impl ProcessJoinContext<'_> {
+    /// The timestamp of the left element of the pair.
+    pub fn left_timestamp(&self) -> i64 {
+        self.left_timestamp
+    }
+    /// The timestamp of the right element of the pair.
+    pub fn right_timestamp(&self) -> i64 {
+        self.right_timestamp
+    }
+    /// The timestamp of the joined pair: the larger of both, which is also the timestamp of
+    /// what the function emits.
+    pub fn timestamp(&self) -> i64 {
+        self.left_timestamp.max(self.right_timestamp)
+    }
+    /// Emits to a side output, with the pair's timestamp.
+    pub fn output<X: Data>(&mut self, tag: &OutputTag<X>, value: X) {
+        self.side.output(tag, value)
+    }
+}
+
+/// Flink's `ProcessJoinFunction`: called once for every pair of a left and a right element of
+/// the same key whose timestamps lie within the bounds of an interval join.
+pub trait ProcessJoinFunction<L, R, O>: Send + 'static {
+    /// Called once per subtask before any pair.
+    fn open(&mut self, _ctx: &mut RuntimeContext<'_>) -> FunctionResult {
+        Ok(())
+    }
+    /// One joined pair; what goes to `out` carries the pair's timestamp.
+    fn process_element(
+        &mut self,
+        left: L,
+        right: R,
+        ctx: &mut ProcessJoinContext<'_>,
+        out: &mut Collector<'_, O>,
+    ) -> FunctionResult;
+    /// Called once at the end.
+    fn close(&mut self) -> FunctionResult {
+        Ok(())
+    }
+}
+
+/// Adapts a closure `(left, right, ctx, out)` to [`ProcessJoinFunction`].
+#[derive(Clone)]
+pub struct FnProcessJoin<F>(pub F);
+impl<L, R, O, F> ProcessJoinFunction<L, R, O> for FnProcessJoin<F>
+where
+    F: FnMut(L, R, &mut ProcessJoinContext<'_>, &mut Collector<'_, O>) -> FunctionResult
+        + Send
+        + 'static,
+{
+    fn process_element(
+        &mut self,
+        left: L,
+        right: R,
+        ctx: &mut ProcessJoinContext<'_>,
+        out: &mut Collector<'_, O>,
+    ) -> FunctionResult {
+        (self.0)(left, right, ctx, out)
     }
 }

@@ -1,8 +1,9 @@
 //! The built-in operators: stateless transformations, keyed process and reduce, two-input
-//! operators, timestamp assignment, and sinks.
+//! operators (co-process, interval join), timestamp assignment, and sinks.
 
 pub mod basic;
 pub mod co;
+pub mod interval_join;
 pub mod keyed;
 pub mod sink;
 pub mod watermark;
