@@ -458,3 +458,46 @@ fn continuous_event_time_trigger_fires_early_and_at_the_end() {
         out.len()
     );
 }
+
+#[test]
+fn window_join_and_co_group_match_oracle() {
+    for p in [1, 4] {
+        let left = events(71, 800, 6, D);
+        let right = events(72, 600, 6, D);
+        let env = env(p);
+        let (a, b) = (source(&env, left.clone()), source(&env, right.clone()));
+        let joined = a
+            .join(&b)
+            .where_(|e: &Ev| e.key)
+            .equal_to(|e: &Ev| e.key)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+            .apply(|x: Ev, y: Ev| (x.key, x.ts, x.value, y.ts, y.value))
+            .collect();
+        let grouped = a
+            .co_group(&b)
+            .where_(|e: &Ev| e.key)
+            .equal_to(|e: &Ev| e.key)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+            .apply(|xs: Vec<Ev>, ys: Vec<Ev>, out: &mut Collector<'_, (u32, usize, usize)>| {
+                let k = xs.first().or(ys.first()).map(|e| e.key).unwrap_or(u32::MAX);
+                out.collect((k, xs.len(), ys.len()));
+            })
+            .collect();
+        env.execute("window join").unwrap();
+        let w = |e: &Ev| e.ts.div_euclid(100);
+        let mut want_join = Vec::new();
+        let mut want_group: BTreeMap<(u32, i64), (usize, usize)> = BTreeMap::new();
+        for x in &left {
+            want_group.entry((x.key, w(x))).or_default().0 += 1;
+            for y in right.iter().filter(|y| y.key == x.key && w(y) == w(x)) {
+                want_join.push((x.key, x.ts, x.value, y.ts, y.value));
+            }
+        }
+        for y in &right {
+            want_group.entry((y.key, w(y))).or_default().1 += 1;
+        }
+        assert_eq!(sorted(joined.take()), sorted(want_join), "p={p}");
+        let want_group: Vec<_> = want_group.into_iter().map(|((k, _), (a, b))| (k, a, b)).collect();
+        assert_eq!(sorted(grouped.take()), sorted(want_group), "p={p}");
+    }
+}
