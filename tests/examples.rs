@@ -166,3 +166,40 @@ fn fraud_detection_alerts_exactly_the_planted_patterns() {
     let out = run("fraud_detection", &[]);
     assert_eq!(lines(&out), vec!["Alert { id: 3 }", "Alert { id: 5 }"]);
 }
+
+/// Reads every `word count` line of an output directory.
+fn read_counts(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut v = Vec::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let p = f.unwrap().path();
+        if p.is_file() {
+            for l in std::fs::read_to_string(&p).unwrap().lines() {
+                let (w, c) = l.rsplit_once(' ').unwrap();
+                v.push((w.to_string(), c.parse().unwrap()));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn window_word_count_counts_every_word_once_across_processing_time_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    run(
+        "window_word_count",
+        &["--lines", "400", "--rate", "500", "--window-ms", "200", "--output", out.to_str().unwrap()],
+    );
+    let counts = read_counts(&out);
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    for (w, c) in &counts {
+        *totals.entry(w.clone()).or_default() += c;
+    }
+    // 400 lines cycle through 4 lines: each line 100 times.
+    assert_eq!(totals["the"], 500);
+    assert_eq!(totals["fox"], 200);
+    assert_eq!(totals["dog"], 100);
+    assert_eq!(totals.values().sum::<u64>(), 100 * (9 + 7 + 6 + 5));
+    // Spread over ~0.8 s of 200 ms windows: several firings per word.
+    assert!(counts.iter().filter(|(w, _)| w == "the").count() > 1, "{counts:?}");
+}
