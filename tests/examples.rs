@@ -203,3 +203,39 @@ fn window_word_count_counts_every_word_once_across_processing_time_windows() {
     // Spread over ~0.8 s of 200 ms windows: several firings per word.
     assert!(counts.iter().filter(|(w, _)| w == "the").count() > 1, "{counts:?}");
 }
+
+#[test]
+fn session_window_example_closes_sessions_after_30_minutes_of_inactivity() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    run(
+        "session_window",
+        &["--users", "7", "--clicks", "3000", "--parallelism", "3", "--output", out.to_str().unwrap()],
+    );
+    let mut sessions: BTreeMap<String, Vec<(i64, i64, u64)>> = BTreeMap::new();
+    for f in std::fs::read_dir(&out).unwrap() {
+        for l in std::fs::read_to_string(f.unwrap().path()).unwrap().lines() {
+            let v: Vec<&str> = l.split(',').collect();
+            assert_eq!(v.len(), 5, "{l}");
+            sessions
+                .entry(v[0].to_string())
+                .or_default()
+                .push((v[1].parse().unwrap(), v[2].parse().unwrap(), v[3].parse().unwrap()));
+        }
+    }
+    let total: u64 = sessions.values().flatten().map(|s| s.2).sum();
+    assert_eq!(total, 3000, "every click is in exactly one session");
+    assert_eq!(sessions.len(), 7);
+    let gap = 30 * 60_000;
+    for (user, mut v) in sessions {
+        v.sort();
+        assert!(v.len() > 1, "{user} has several sessions");
+        for s in &v {
+            assert!(s.1 - s.0 >= gap, "a session lasts at least the gap: {s:?}");
+        }
+        for w in v.windows(2) {
+            // Sessions of a user never overlap or touch: the next starts after this one's end.
+            assert!(w[1].0 > w[0].1, "{user}: {:?} then {:?}", w[0], w[1]);
+        }
+    }
+}
