@@ -41,9 +41,9 @@ pub use eddy_state as state;
 
 /// Everything a streaming program usually needs.
 pub mod prelude {
-    pub use eddy_cluster::{JobExecutionError, JobExecutionResult};
+    pub use eddy_cluster::{JobClient, JobExecutionError, JobExecutionResult, SubtaskWatermarks};
     pub use eddy_core::config::ExecutionConfig;
-    pub use eddy_core::{Data, Key};
+    pub use eddy_core::{Data, Key, Watermark, WatermarkStatus};
     pub use eddy_datastream::{
         AllWindowedStream, CollectHandle, ConnectedStreams, DataStream, DataStreamSink,
         IntervalJoin, IntervalJoined, KeyedConnectedStreams, KeyedStream,
@@ -55,7 +55,10 @@ pub mod prelude {
         RichFilterFunction, RichFlatMapFunction, RichMapFunction, RuntimeContext, TimeDomain,
         TimerService,
     };
-    pub use eddy_runtime::operators::watermark::WatermarkStrategy;
+    pub use eddy_runtime::operators::watermark::{
+        AscendingTimestampsWatermarks, BoundedOutOfOrdernessWatermarks, WatermarkGenerator,
+        WatermarkOutput, WatermarkStrategy,
+    };
     pub use eddy_runtime::output::{Collector, OutputTag};
     pub use eddy_runtime::windowing::{
         ContinuousEventTimeTrigger, CountEvictor, CountTrigger, DeltaEvictor,

@@ -9,4 +9,6 @@
 pub mod execution_graph;
 pub mod minicluster;
 
-pub use minicluster::{JobExecutionError, JobExecutionResult, MiniCluster};
+pub use minicluster::{
+    JobClient, JobExecutionError, JobExecutionResult, MiniCluster, SubtaskWatermarks,
+};

@@ -1,21 +1,24 @@
 //! The MiniCluster: the embedded default deployment (DESIGN §1). JobManager and TaskManagers
 //! live in this process; every subtask runs on its own OS thread.
 //!
-//! `execute` initializes the job's operators once (e.g. checks input paths), expands the
+//! `execute_async` initializes the job's operators once (e.g. checks input paths), expands the
 //! JobGraph into an ExecutionGraph, creates each subtask's input gates and hands the matching
 //! channel writers to the producers, builds every task, then starts them all. The first task
 //! that fails cancels the others; the job's error is that root cause, naming the operator and
-//! subtask. Restart strategies arrive with checkpoints.
+//! subtask. It returns a [`JobClient`] through which the running job's watermarks can be read,
+//! the job cancelled, or its end awaited; `execute` is `execute_async` then
+//! [`JobClient::wait`]. Restart strategies arrive with checkpoints.
 
 use crate::execution_graph::ExecutionGraph;
 use eddy_core::{CoreError, JobId};
-use eddy_runtime::chain::{SystemClock, TaskEnv};
+use eddy_runtime::chain::{SystemClock, TaskEnv, WatermarkGauge};
 use eddy_runtime::channel::{CancelToken, OutputMetrics, TaskWaker};
 use eddy_runtime::error::panic_message;
 use eddy_runtime::factory::{ChainContext, Erased, JobProgram};
 use eddy_runtime::{OperatorError, TaskError};
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -73,9 +76,120 @@ pub struct MiniCluster {
     pub slots: Option<usize>,
 }
 
+/// The current watermarks of one subtask of a running job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubtaskWatermarks {
+    /// The task (JobGraph vertex) name, e.g. `Source: Collection Source -> Map`.
+    pub task: String,
+    /// 0-based subtask index.
+    pub subtask: usize,
+    /// The watermark the task last forwarded into its chain (`i64::MIN` before any, and
+    /// always for sources).
+    pub input_watermark: i64,
+    /// The watermark the task's chain last emitted (`i64::MIN` before any).
+    pub output_watermark: i64,
+}
+
+type TaskResult = (String, Result<(), TaskError>);
+
+/// A handle to a job running on the MiniCluster (Flink's `JobClient`). Dropping it without
+/// [`JobClient::wait`] cancels the job: its threads live in this process, and nothing could
+/// join them any more.
+pub struct JobClient {
+    job_id: JobId,
+    job_name: String,
+    started: Instant,
+    cancel: Arc<CancelToken>,
+    gauges: Vec<(String, usize, Arc<WatermarkGauge>)>,
+    results: mpsc::Receiver<TaskResult>,
+    handles: Vec<(String, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for JobClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobClient")
+            .field("job_id", &self.job_id)
+            .field("job_name", &self.job_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobClient {
+    /// The job's id.
+    pub fn job_id(&self) -> JobId {
+        self.job_id
+    }
+
+    /// The current input and output watermark of every subtask, vertex by vertex.
+    pub fn watermarks(&self) -> Vec<SubtaskWatermarks> {
+        self.gauges
+            .iter()
+            .map(|(task, subtask, g)| SubtaskWatermarks {
+                task: task.clone(),
+                subtask: *subtask,
+                input_watermark: g.input_watermark(),
+                output_watermark: g.output_watermark(),
+            })
+            .collect()
+    }
+
+    /// Cancels the job; [`JobClient::wait`] then returns the cancellation.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Waits for every task to end. The job's error is the first failure that is not only the
+    /// echo of another task's cancellation.
+    pub fn wait(mut self) -> Result<JobExecutionResult, JobExecutionError> {
+        let handles = std::mem::take(&mut self.handles);
+        let mut root: Option<JobExecutionError> = None;
+        let mut echo: Option<TaskError> = None;
+        for (_, res) in self.results.iter() {
+            if let Err(e) = res {
+                if e.is_cancellation() {
+                    echo.get_or_insert(e);
+                } else if root.is_none() {
+                    root = Some(JobExecutionError::TaskFailed(e));
+                }
+            }
+        }
+        for (name, h) in handles {
+            if let Err(p) = h.join() {
+                self.cancel.cancel();
+                root.get_or_insert(JobExecutionError::TaskCrashed {
+                    task: name,
+                    message: panic_message(p.as_ref()),
+                });
+            }
+        }
+        if let Some(e) = root.or(echo.map(JobExecutionError::TaskFailed)) {
+            return Err(e);
+        }
+        Ok(JobExecutionResult {
+            job_id: self.job_id,
+            job_name: self.job_name.clone(),
+            net_runtime: self.started.elapsed(),
+        })
+    }
+}
+
+impl Drop for JobClient {
+    fn drop(&mut self) {
+        if !self.handles.is_empty() {
+            self.cancel.cancel();
+        }
+    }
+}
+
 impl MiniCluster {
     /// Runs a job to completion.
     pub fn execute(&self, program: JobProgram) -> Result<JobExecutionResult, JobExecutionError> {
+        self.execute_async(program)?.wait()
+    }
+
+    /// Deploys a job and returns as soon as every task has started. Errors found before
+    /// anything runs (invalid job, initialization, slots) are returned here.
+    pub fn execute_async(&self, program: JobProgram) -> Result<JobClient, JobExecutionError> {
         let started = Instant::now();
         let g = &program.job_graph;
         for op in &g.operators {
@@ -159,11 +273,17 @@ impl MiniCluster {
                 clock: Arc::new(SystemClock),
                 cancel: cancel.clone(),
                 buffer_timeout_ms: g.config.buffer_timeout_ms,
+                auto_watermark_interval_ms: g.config.auto_watermark_interval_ms,
+                watermarks: Arc::new(WatermarkGauge::default()),
             };
             tasks.push((task, env, wakers[i].clone()));
         }
         tracing::info!(job = %g.job_id, name = %g.job_name, tasks = tasks.len(), "deploying job");
-        let (tx, rx) = mpsc::channel::<(String, Result<(), TaskError>)>();
+        let gauges = tasks
+            .iter()
+            .map(|(_, env, _)| (env.task_name.clone(), env.subtask, env.watermarks.clone()))
+            .collect();
+        let (tx, rx) = mpsc::channel::<TaskResult>();
         let mut handles = Vec::new();
         for (mut task, env, waker) in tasks {
             let tx = tx.clone();
@@ -201,33 +321,14 @@ impl MiniCluster {
             }
         }
         drop(tx);
-        let mut root: Option<JobExecutionError> = None;
-        let mut echo: Option<TaskError> = None;
-        for (_, res) in rx.iter() {
-            if let Err(e) = res {
-                if e.is_cancellation() {
-                    echo.get_or_insert(e);
-                } else if root.is_none() {
-                    root = Some(JobExecutionError::TaskFailed(e));
-                }
-            }
-        }
-        for (name, h) in handles {
-            if let Err(p) = h.join() {
-                cancel.cancel();
-                root.get_or_insert(JobExecutionError::TaskCrashed {
-                    task: name,
-                    message: panic_message(p.as_ref()),
-                });
-            }
-        }
-        if let Some(e) = root.or(echo.map(JobExecutionError::TaskFailed)) {
-            return Err(e);
-        }
-        Ok(JobExecutionResult {
+        Ok(JobClient {
             job_id: g.job_id,
             job_name: g.job_name.clone(),
-            net_runtime: started.elapsed(),
+            started,
+            cancel,
+            gauges,
+            results: rx,
+            handles,
         })
     }
 }

@@ -16,6 +16,8 @@ pub const BUFFER_TIMEOUT: &str = "execution.buffer-timeout";
 pub const SEGMENT_SIZE: &str = "taskmanager.memory.segment-size";
 /// `taskmanager.network.memory.buffers-per-channel`
 pub const BUFFERS_PER_CHANNEL: &str = "taskmanager.network.memory.buffers-per-channel";
+/// `pipeline.auto-watermark-interval` (ms between periodic watermarks; 0 disables them)
+pub const AUTO_WATERMARK_INTERVAL: &str = "pipeline.auto-watermark-interval";
 
 /// Every key the embedded runtime understands, for "did you mean" suggestions.
 pub const KNOWN_KEYS: &[&str] = &[
@@ -25,6 +27,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     BUFFER_TIMEOUT,
     SEGMENT_SIZE,
     BUFFERS_PER_CHANNEL,
+    AUTO_WATERMARK_INTERVAL,
 ];
 
 /// How a job runs: parallelism defaults, chaining, network buffers. Shipped inside the JobGraph.
@@ -43,6 +46,17 @@ pub struct ExecutionConfig {
     pub segment_size: usize,
     /// How many buffers one channel may hold before its producer blocks (credit).
     pub buffers_per_channel: usize,
+    /// How often periodic watermark generators emit, in ms, for strategies that do not set
+    /// their own interval; 0 turns periodic emission off.
+    #[serde(default = "default_auto_watermark_interval_ms")]
+    pub auto_watermark_interval_ms: i64,
+}
+
+/// Flink's default `pipeline.auto-watermark-interval`.
+pub const DEFAULT_AUTO_WATERMARK_INTERVAL_MS: i64 = 200;
+
+fn default_auto_watermark_interval_ms() -> i64 {
+    DEFAULT_AUTO_WATERMARK_INTERVAL_MS
 }
 
 impl Default for ExecutionConfig {
@@ -56,6 +70,7 @@ impl Default for ExecutionConfig {
             buffer_timeout_ms: 100,
             segment_size: 32 * 1024,
             buffers_per_channel: 4,
+            auto_watermark_interval_ms: DEFAULT_AUTO_WATERMARK_INTERVAL_MS,
         }
     }
 }
@@ -105,6 +120,13 @@ impl ExecutionConfig {
                 self.segment_size = n
             }
             BUFFERS_PER_CHANNEL => self.buffers_per_channel = positive(value)?,
+            AUTO_WATERMARK_INTERVAL => {
+                let ms = parse_duration_ms(value).ok_or_else(|| bad("expected a duration"))?;
+                if ms < 0 {
+                    return Err(bad("must be 0 (off) or positive"));
+                }
+                self.auto_watermark_interval_ms = ms
+            }
             _ => {
                 let hint = nearest_key(key)
                     .map(|k| format!("; did you mean '{k}'?"))
@@ -202,5 +224,24 @@ mod tests {
         assert_eq!(c.buffer_timeout_ms, 5000);
         c.set("taskmanager.memory.segment-size", "64kb").unwrap();
         assert_eq!(c.segment_size, 65536);
+    }
+
+    #[test]
+    fn auto_watermark_interval_is_a_duration() {
+        let mut c = ExecutionConfig::default();
+        assert_eq!(c.auto_watermark_interval_ms, 200);
+        c.set("pipeline.auto-watermark-interval", "1s").unwrap();
+        assert_eq!(c.auto_watermark_interval_ms, 1000);
+        c.set("pipeline.auto-watermark-interval", "0").unwrap();
+        assert_eq!(c.auto_watermark_interval_ms, 0);
+        assert!(c.set("pipeline.auto-watermark-interval", "-1").is_err());
+        let err = c
+            .set("pipeline.auto-watermark-intervall", "5")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("did you mean 'pipeline.auto-watermark-interval'"),
+            "{err}"
+        );
     }
 }

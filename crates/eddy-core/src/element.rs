@@ -1,4 +1,4 @@
-//! Stream elements: records with their event timestamp, and watermarks.
+//! Stream elements: records with their event timestamp, watermarks and watermark status.
 
 use serde::{Deserialize, Serialize};
 
@@ -61,5 +61,28 @@ impl Watermark {
     /// A watermark at `timestamp` ms.
     pub fn new(timestamp: i64) -> Self {
         Watermark { timestamp }
+    }
+}
+
+/// Whether a stream currently carries watermarks (Flink's `WatermarkStatus`). An idle stream
+/// (e.g. a source split with no data) promises nothing about event time, so consumers leave
+/// it out of the minimum over their inputs until it becomes active again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WatermarkStatus {
+    /// The stream emits watermarks and holds back its consumers' event time.
+    Active,
+    /// The stream emits neither records nor watermarks for a while.
+    Idle,
+}
+
+impl WatermarkStatus {
+    /// Whether this is [`WatermarkStatus::Idle`].
+    pub fn is_idle(self) -> bool {
+        self == WatermarkStatus::Idle
+    }
+
+    /// Whether this is [`WatermarkStatus::Active`].
+    pub fn is_active(self) -> bool {
+        self == WatermarkStatus::Active
     }
 }

@@ -32,6 +32,6 @@ impl<T: Clone + Send + Debug + Serialize + DeserializeOwned + 'static> Data for 
 pub trait Key: Data + Eq + Hash {}
 impl<T: Data + Eq + Hash> Key for T {}
 
-pub use element::{StreamRecord, Watermark};
+pub use element::{StreamRecord, Watermark, WatermarkStatus};
 pub use error::CoreError;
 pub use ids::{JobId, OperatorId};

@@ -2,7 +2,7 @@
 
 use crate::graph::{ChainingStrategy, StreamGraph, StreamNode};
 use crate::stream::{DataStream, Port};
-use eddy_cluster::{JobExecutionError, JobExecutionResult, MiniCluster};
+use eddy_cluster::{JobClient, JobExecutionError, JobExecutionResult, MiniCluster};
 use eddy_connectors::collection::CollectionReader;
 use eddy_connectors::file::list_files;
 use eddy_connectors::sequence::SequenceReader;
@@ -101,6 +101,14 @@ impl StreamExecutionEnvironment {
     pub fn set_buffer_timeout(&self, timeout: Option<Duration>) -> &Self {
         self.inner.borrow_mut().config.buffer_timeout_ms =
             timeout.map(|d| d.as_millis() as i64).unwrap_or(-1);
+        self
+    }
+
+    /// How often periodic watermark generators emit, for strategies that set no interval of
+    /// their own (`pipeline.auto-watermark-interval`); zero turns periodic watermarks off.
+    pub fn set_auto_watermark_interval(&self, interval: Duration) -> &Self {
+        self.inner.borrow_mut().config.auto_watermark_interval_ms =
+            i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
         self
     }
 
@@ -274,10 +282,17 @@ impl StreamExecutionEnvironment {
     /// Runs the job on the embedded MiniCluster and waits for it to finish. The program's
     /// operators are consumed: a later `execute` runs only what was declared after this one.
     pub fn execute(&self, job_name: &str) -> Result<JobExecutionResult, JobExecutionError> {
+        self.execute_async(job_name)?.wait()
+    }
+
+    /// Starts the job on the embedded MiniCluster and returns without waiting for it (Flink's
+    /// `executeAsync`): the [`JobClient`] shows its watermarks, cancels it, or waits for it.
+    /// Dropping the client cancels the job.
+    pub fn execute_async(&self, job_name: &str) -> Result<JobClient, JobExecutionError> {
         let program = self
             .get_program(job_name)
             .map_err(JobExecutionError::InvalidJob)?;
         self.inner.borrow_mut().graph = StreamGraph::default();
-        MiniCluster::default().execute(program)
+        MiniCluster::default().execute_async(program)
     }
 }

@@ -10,8 +10,9 @@ use crate::channel::CancelToken;
 use crate::error::{panic_message, OperatorError, OperatorLabel, TaskError};
 use crate::output::{ErasedOutput, Output};
 use eddy_core::keygroup::KeyGroupRange;
-use eddy_core::{Data, StreamRecord, Watermark};
+use eddy_core::{Data, StreamRecord, Watermark, WatermarkStatus};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,47 @@ impl Clock for SystemClock {
     }
 }
 
+/// The current watermarks of one subtask, readable from other threads while the job runs
+/// (Flink's `currentInputWatermark` / `currentOutputWatermark` task metrics).
+#[derive(Debug)]
+pub struct WatermarkGauge {
+    input: AtomicI64,
+    output: AtomicI64,
+}
+
+impl Default for WatermarkGauge {
+    fn default() -> Self {
+        WatermarkGauge {
+            input: AtomicI64::new(i64::MIN),
+            output: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl WatermarkGauge {
+    /// The watermark the task last forwarded into its chain (`i64::MIN` before any; sources
+    /// have none).
+    pub fn input_watermark(&self) -> i64 {
+        self.input.load(Ordering::Acquire)
+    }
+
+    /// The watermark the end of the task's chain last emitted (`i64::MIN` before any).
+    pub fn output_watermark(&self) -> i64 {
+        self.output.load(Ordering::Acquire)
+    }
+
+    /// Records a new input watermark. Called after the chain processed it, with release
+    /// ordering, so a reader that sees it also sees everything the chain did for it.
+    pub fn set_input_watermark(&self, wm: i64) {
+        self.input.store(wm, Ordering::Release);
+    }
+
+    /// Records a new output watermark.
+    pub fn set_output_watermark(&self, wm: i64) {
+        self.output.store(wm, Ordering::Release);
+    }
+}
+
 /// What every operator of a task can see of its job and task.
 #[derive(Clone)]
 pub struct TaskEnv {
@@ -51,6 +93,11 @@ pub struct TaskEnv {
     pub cancel: Arc<CancelToken>,
     /// Flush partial buffers after this many ms (0: after every element, -1: never).
     pub buffer_timeout_ms: i64,
+    /// Periodic watermark interval of strategies that set none (`pipeline.auto-watermark-interval`;
+    /// 0: off).
+    pub auto_watermark_interval_ms: i64,
+    /// This subtask's current watermarks, updated by the task loop and the chain's tail.
+    pub watermarks: Arc<WatermarkGauge>,
 }
 
 /// What one operator sees when it opens.
@@ -73,6 +120,8 @@ pub trait Input<T>: Send {
     fn process_batch(&mut self, batch: &mut Vec<StreamRecord<T>>) -> Result<(), TaskError>;
     /// A new input watermark.
     fn process_watermark(&mut self, wm: Watermark) -> Result<(), TaskError>;
+    /// The input became idle or active again.
+    fn process_watermark_status(&mut self, status: WatermarkStatus) -> Result<(), TaskError>;
     /// Processing time reached `now`: fire due timers here and downstream.
     fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError>;
     /// The earliest processing-time timer here or downstream.
@@ -109,6 +158,15 @@ pub trait OneInputOperator: Send + 'static {
         _out: &mut Output<Self::Out>,
     ) -> Result<Option<Watermark>, OperatorError> {
         Ok(Some(wm))
+    }
+    /// The input became idle or active; returns the status to forward (`None` swallows it).
+    /// Only operators that generate their own watermarks need to look at it.
+    fn process_watermark_status(
+        &mut self,
+        status: WatermarkStatus,
+        _out: &mut Output<Self::Out>,
+    ) -> Result<Option<WatermarkStatus>, OperatorError> {
+        Ok(Some(status))
     }
     /// Processing time reached `now`; may return a watermark to emit.
     fn on_processing_time(
@@ -199,6 +257,15 @@ impl<Op: OneInputOperator> Input<Op::In> for OneInputDriver<Op> {
         let fwd = guarded(&self.label, || op.process_watermark(wm, out))?;
         match fwd {
             Some(w) => self.out.emit_watermark(w),
+            None => self.out.flush_buffered(),
+        }
+    }
+
+    fn process_watermark_status(&mut self, status: WatermarkStatus) -> Result<(), TaskError> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        let fwd = guarded(&self.label, || op.process_watermark_status(status, out))?;
+        match fwd {
+            Some(s) => self.out.emit_watermark_status(s),
             None => self.out.flush_buffered(),
         }
     }

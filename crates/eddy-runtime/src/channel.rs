@@ -4,14 +4,14 @@
 //! queue per upstream channel (producer subtask). A queue holds at most `capacity` buffers of
 //! records: that is the channel's credit. A producer with no credit blocks in
 //! [`ChannelWriter::send`], which is how backpressure reaches the sources, and the time it
-//! blocks is counted as back-pressured time. Events (watermarks, end of partition) need no
-//! credit, as in Flink where they never wait behind exhausted buffers.
+//! blocks is counted as back-pressured time. Events (watermarks, watermark status, end of
+//! partition) need no credit, as in Flink where they never wait behind exhausted buffers.
 //!
 //! One lock per buffer, never per record. The consumer is woken through its task's
 //! [`TaskWaker`], shared by all its gates and its mailbox, so one wait covers everything a
 //! task can react to.
 
-use eddy_core::{StreamRecord, Watermark};
+use eddy_core::{StreamRecord, Watermark, WatermarkStatus};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +25,8 @@ pub enum ChannelElement<T> {
     Buffer(Vec<StreamRecord<T>>),
     /// A watermark from this channel's producer.
     Watermark(Watermark),
+    /// The producer became idle or active again (Flink's `WatermarkStatus` event).
+    WatermarkStatus(WatermarkStatus),
     /// The producer finished; nothing follows.
     EndOfPartition,
 }

@@ -3,8 +3,9 @@
 //! Owns: the task thread's mailbox loop ([`task`]), operator chains and their one dynamic
 //! boundary per batch ([`chain`]), in-memory channels with credit-based bounds ([`channel`]),
 //! record writers and partitioners ([`output`]), the built-in operators ([`operators`]), the
-//! user-facing function traits ([`functions`]), the source reader contract ([`source`]) and the
-//! factories that turn a JobGraph vertex into a task ([`factory`]).
+//! user-facing function traits ([`functions`]), the source reader contract ([`source`]), the
+//! watermark/idleness valve of task inputs ([`valve`]) and the factories that turn a JobGraph
+//! vertex into a task ([`factory`]).
 //!
 //! Must not touch: job scheduling and deployment (eddy-cluster), the user API (eddy-datastream),
 //! the state layout (eddy-state). Records move between operators of a chain by function call,
@@ -20,6 +21,7 @@ pub mod operators;
 pub mod output;
 pub mod source;
 pub mod task;
+pub mod valve;
 pub mod windowing;
 
 pub use error::{FunctionError, FunctionResult, OperatorError, TaskError};

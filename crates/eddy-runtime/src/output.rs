@@ -5,10 +5,10 @@
 //! the whole batch on, once, to each consumer. Consumers after the first get a copy (records are
 //! `Clone`), as Flink copies for chained fan-out.
 
-use crate::chain::{Input, TaskEnv};
+use crate::chain::{Input, TaskEnv, WatermarkGauge};
 use crate::channel::{ChannelElement, ChannelWriter};
 use crate::error::{OperatorError, TaskError};
-use eddy_core::{Data, StreamRecord, Watermark};
+use eddy_core::{Data, StreamRecord, Watermark, WatermarkStatus};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -187,6 +187,16 @@ impl<T: Data> RecordWriter<T> {
         Ok(())
     }
 
+    /// Flushes, then sends the watermark status on every channel.
+    pub fn emit_watermark_status(&mut self, status: WatermarkStatus) -> Result<(), OperatorError> {
+        self.flush()?;
+        for c in &self.channels {
+            c.send(ChannelElement::WatermarkStatus(status))
+                .map_err(cancelled)?;
+        }
+        Ok(())
+    }
+
     /// Flushes, then tells every consumer this producer is done.
     pub fn finish(&mut self) -> Result<(), OperatorError> {
         self.flush()?;
@@ -208,6 +218,8 @@ pub trait ErasedOutput: Send {
     fn flush_buffered(&mut self) -> Result<(), TaskError>;
     /// Forwards a watermark.
     fn emit_watermark(&mut self, wm: Watermark) -> Result<(), TaskError>;
+    /// Forwards a watermark status.
+    fn emit_watermark_status(&mut self, status: WatermarkStatus) -> Result<(), TaskError>;
     /// Processing time reached `now` in the task.
     fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError>;
     /// Earliest processing-time timer downstream in the chain.
@@ -220,10 +232,23 @@ pub trait ErasedOutput: Send {
     fn close(&mut self);
 }
 
+/// A watermark or status an operator emitted between records of the batch it is building.
+#[derive(Clone, Copy, Debug)]
+enum Mark {
+    Watermark(Watermark),
+    Status(WatermarkStatus),
+}
+
 /// An operator's output: a buffer the operator fills, and the consumers it is handed to.
 pub struct Output<T> {
     buf: Vec<StreamRecord<T>>,
     scratch: Vec<StreamRecord<T>>,
+    /// Watermarks and statuses pushed mid-batch, with the number of records of `buf` before
+    /// each: they go out exactly there, so a punctuated watermark follows its record.
+    marks: Vec<(usize, Mark)>,
+    staged: Vec<StreamRecord<T>>,
+    /// Set (at open) on outputs that end a chain, whose watermark is the task's output watermark.
+    gauge: Option<std::sync::Arc<WatermarkGauge>>,
     chained: Vec<Box<dyn Input<T>>>,
     writers: Vec<RecordWriter<T>>,
     side: Vec<(String, Box<dyn ErasedOutput>)>,
@@ -249,6 +274,9 @@ impl<T: Data> Output<T> {
         Output {
             buf: Vec::new(),
             scratch: Vec::new(),
+            marks: Vec::new(),
+            staged: Vec::new(),
+            gauge: None,
             chained,
             writers,
             side,
@@ -315,8 +343,43 @@ impl<T: Data> Output<T> {
         )
     }
 
-    /// Hands the buffered batch to every consumer.
+    /// Emits a watermark after the records pushed so far, before the ones pushed next; it goes
+    /// out when the batch is handed on. For operators that generate watermarks mid-batch.
+    pub fn push_watermark(&mut self, wm: Watermark) {
+        self.marks.push((self.buf.len(), Mark::Watermark(wm)));
+    }
+
+    /// Emits a watermark status after the records pushed so far (see [`Output::push_watermark`]).
+    pub fn push_watermark_status(&mut self, status: WatermarkStatus) {
+        self.marks.push((self.buf.len(), Mark::Status(status)));
+    }
+
+    /// Hands the buffered batch to every consumer, with the watermarks and statuses pushed
+    /// between its records in their places.
     pub fn flush_buffered(&mut self) -> Result<(), TaskError> {
+        if self.marks.is_empty() {
+            return self.hand_on();
+        }
+        let marks = std::mem::take(&mut self.marks);
+        let mut staged = std::mem::take(&mut self.staged);
+        std::mem::swap(&mut self.buf, &mut staged);
+        let mut records = staged.drain(..);
+        let mut handed = 0;
+        for (pos, mark) in marks {
+            self.buf.extend(records.by_ref().take(pos - handed));
+            handed = pos;
+            self.hand_on()?;
+            match mark {
+                Mark::Watermark(w) => self.forward_watermark(w)?,
+                Mark::Status(s) => self.forward_watermark_status(s)?,
+            }
+        }
+        self.buf.extend(records);
+        self.staged = staged;
+        self.hand_on()
+    }
+
+    fn hand_on(&mut self) -> Result<(), TaskError> {
         if let Some(e) = self.side_error.take() {
             return Err(self.wrap(OperatorError::User(e.into())));
         }
@@ -360,6 +423,30 @@ impl<T: Data> Output<T> {
     /// Flushes buffered records, then forwards the watermark to every consumer.
     pub fn emit_watermark(&mut self, wm: Watermark) -> Result<(), TaskError> {
         self.flush_buffered()?;
+        self.forward_watermark(wm)
+    }
+
+    /// Flushes buffered records, then forwards the watermark status to every consumer.
+    pub fn emit_watermark_status(&mut self, status: WatermarkStatus) -> Result<(), TaskError> {
+        self.flush_buffered()?;
+        self.forward_watermark_status(status)
+    }
+
+    fn forward_watermark_status(&mut self, status: WatermarkStatus) -> Result<(), TaskError> {
+        for c in self.chained.iter_mut() {
+            c.process_watermark_status(status)?;
+        }
+        for i in 0..self.writers.len() {
+            let r = self.writers[i].emit_watermark_status(status);
+            r.map_err(|e| self.wrap(e))?;
+        }
+        for (_, s) in self.side.iter_mut() {
+            s.emit_watermark_status(status)?;
+        }
+        Ok(())
+    }
+
+    fn forward_watermark(&mut self, wm: Watermark) -> Result<(), TaskError> {
         for c in self.chained.iter_mut() {
             c.process_watermark(wm)?;
         }
@@ -369,6 +456,9 @@ impl<T: Data> Output<T> {
         }
         for (_, s) in self.side.iter_mut() {
             s.emit_watermark(wm)?;
+        }
+        if let Some(g) = &self.gauge {
+            g.set_output_watermark(wm.timestamp);
         }
         Ok(())
     }
@@ -380,6 +470,9 @@ impl<T: Data> ErasedOutput for Output<T> {
     }
 
     fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError> {
+        if self.chained.is_empty() {
+            self.gauge = Some(env.watermarks.clone());
+        }
         for c in self.chained.iter_mut() {
             c.open(env)?;
         }
@@ -395,6 +488,10 @@ impl<T: Data> ErasedOutput for Output<T> {
 
     fn emit_watermark(&mut self, wm: Watermark) -> Result<(), TaskError> {
         Output::emit_watermark(self, wm)
+    }
+
+    fn emit_watermark_status(&mut self, status: WatermarkStatus) -> Result<(), TaskError> {
+        Output::emit_watermark_status(self, status)
     }
 
     fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError> {

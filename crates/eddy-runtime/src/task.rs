@@ -13,6 +13,7 @@ use crate::error::{OperatorError, OperatorLabel, TaskError};
 use crate::operators::co::{TwoInputDriver, TwoInputOperator};
 use crate::output::{ErasedOutput, Output};
 use crate::source::{InputStatus, SourceContext, SourceReader};
+use crate::valve::{StatusWatermarkValve, ValveOutput};
 use eddy_core::{Data, StreamRecord, Watermark};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,61 +76,6 @@ fn wait_deadline(env: &TaskEnv, next_timer: Option<i64>, cap: Duration) -> Insta
 
 fn cancelled(label: &OperatorLabel) -> TaskError {
     label.error(OperatorError::Cancelled)
-}
-
-/// Per-channel watermarks of one input; the input's watermark is their minimum over channels
-/// still open (Flink's `StatusWatermarkValve`, without idleness yet).
-struct WatermarkValve {
-    channel: Vec<i64>,
-    finished: Vec<bool>,
-    current: i64,
-    open_channels: usize,
-}
-
-impl WatermarkValve {
-    fn new(n: usize) -> Self {
-        WatermarkValve {
-            channel: vec![i64::MIN; n],
-            finished: vec![false; n],
-            current: i64::MIN,
-            open_channels: n,
-        }
-    }
-
-    fn recompute(&mut self) -> Option<Watermark> {
-        let min = self
-            .channel
-            .iter()
-            .zip(&self.finished)
-            .filter(|(_, f)| !**f)
-            .map(|(w, _)| *w)
-            .min()?;
-        (min > self.current).then(|| {
-            self.current = min;
-            Watermark::new(min)
-        })
-    }
-
-    fn on_watermark(&mut self, ch: usize, w: Watermark) -> Option<Watermark> {
-        if w.timestamp <= self.channel[ch] {
-            return None;
-        }
-        self.channel[ch] = w.timestamp;
-        self.recompute()
-    }
-
-    fn on_end(&mut self, ch: usize) -> Option<Watermark> {
-        if self.finished[ch] {
-            return None;
-        }
-        self.finished[ch] = true;
-        self.open_channels -= 1;
-        self.recompute()
-    }
-
-    fn all_finished(&self) -> bool {
-        self.open_channels == 0
-    }
 }
 
 /// A task whose head is a source.
@@ -238,7 +184,7 @@ impl<T: Data> OneInputStreamTask<T> {
 
     fn run_loop(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
         self.chain.open(env)?;
-        let mut valve = WatermarkValve::new(self.gate.num_channels());
+        let mut valve = StatusWatermarkValve::new(self.gate.num_channels());
         let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
         if valve.all_finished() {
             return self.chain.finish();
@@ -261,14 +207,16 @@ impl<T: Data> OneInputStreamTask<T> {
                     }
                 }
                 Some((ch, ChannelElement::Watermark(w))) => {
-                    if let Some(w) = valve.on_watermark(ch, w) {
-                        self.chain.process_watermark(w)?;
-                    }
+                    let out = valve.input_watermark(ch, w);
+                    self.forward(env, out)?;
+                }
+                Some((ch, ChannelElement::WatermarkStatus(s))) => {
+                    let out = valve.input_watermark_status(ch, s);
+                    self.forward(env, out)?;
                 }
                 Some((ch, ChannelElement::EndOfPartition)) => {
-                    if let Some(w) = valve.on_end(ch) {
-                        self.chain.process_watermark(w)?;
-                    }
+                    let out = valve.input_end(ch);
+                    self.forward(env, out)?;
                     if valve.all_finished() {
                         return self.chain.finish();
                     }
@@ -282,6 +230,19 @@ impl<T: Data> OneInputStreamTask<T> {
                 }
             }
         }
+    }
+}
+
+impl<T: Data> OneInputStreamTask<T> {
+    fn forward(&mut self, env: &TaskEnv, out: ValveOutput) -> Result<(), TaskError> {
+        if let Some(w) = out.watermark {
+            self.chain.process_watermark(w)?;
+            env.watermarks.set_input_watermark(w.timestamp);
+        }
+        if let Some(s) = out.status {
+            self.chain.process_watermark_status(s)?;
+        }
+        Ok(())
     }
 }
 
@@ -320,8 +281,8 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
     fn run_loop(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
         self.driver.open(env)?;
         let mut valves = [
-            WatermarkValve::new(self.gate1.num_channels()),
-            WatermarkValve::new(self.gate2.num_channels()),
+            StatusWatermarkValve::new(self.gate1.num_channels()),
+            StatusWatermarkValve::new(self.gate2.num_channels()),
         ];
         // An input with no channels has ended before it began.
         for (i, v) in valves.iter().enumerate() {
@@ -354,7 +315,7 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
                             self.driver.process_batch1(&mut b)?;
                             true
                         }
-                        Some((ch, e)) => self.event(&mut valves, 0, ch, e)?,
+                        Some((ch, e)) => self.event(env, &mut valves, 0, ch, e)?,
                         None => false,
                     }
                 } else {
@@ -363,7 +324,7 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
                             self.driver.process_batch2(&mut b)?;
                             true
                         }
-                        Some((ch, e)) => self.event(&mut valves, 1, ch, e)?,
+                        Some((ch, e)) => self.event(env, &mut valves, 1, ch, e)?,
                         None => false,
                     }
                 };
@@ -389,26 +350,33 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
 
     fn event<X>(
         &mut self,
-        valves: &mut [WatermarkValve; 2],
+        env: &TaskEnv,
+        valves: &mut [StatusWatermarkValve; 2],
         input: usize,
         ch: usize,
         e: ChannelElement<X>,
     ) -> Result<bool, TaskError> {
-        let w = match e {
-            ChannelElement::Watermark(w) => valves[input].on_watermark(ch, w),
+        let out = match e {
+            ChannelElement::Watermark(w) => valves[input].input_watermark(ch, w),
+            ChannelElement::WatermarkStatus(s) => valves[input].input_watermark_status(ch, s),
             ChannelElement::EndOfPartition => {
-                let w = valves[input].on_end(ch);
+                let mut out = valves[input].input_end(ch);
                 if valves[input].all_finished() {
-                    Some(Watermark::MAX)
-                } else {
-                    w
+                    // An ended input must not hold back the other one.
+                    out.watermark = Some(Watermark::MAX);
                 }
+                out
             }
-            ChannelElement::Buffer(_) => None,
+            ChannelElement::Buffer(_) => ValveOutput::default(),
         };
-        if let Some(w) = w {
+        if let Some(w) = out.watermark {
             self.driver.process_watermark(input, w)?;
         }
+        if let Some(s) = out.status {
+            self.driver.process_watermark_status(input, s)?;
+        }
+        env.watermarks
+            .set_input_watermark(self.driver.combined_watermark());
         Ok(true)
     }
 }

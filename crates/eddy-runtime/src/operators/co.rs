@@ -8,7 +8,7 @@ use crate::error::{OperatorError, OperatorLabel, TaskError};
 use crate::functions::{CoProcessFunction, KeyedCoProcessFunction, KeyedContext, ProcessContext};
 use crate::output::{ErasedOutput, Output};
 use eddy_core::keygroup::KeyGroupRange;
-use eddy_core::{Data, Key, StreamRecord, Watermark};
+use eddy_core::{Data, Key, StreamRecord, Watermark, WatermarkStatus};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -62,7 +62,9 @@ pub trait TwoInputOperator: Send + 'static {
 }
 
 /// Drives a [`TwoInputOperator`] at the head of a task: keeps each input's watermark and
-/// forwards the minimum, as Flink's `AbstractStreamOperator.processWatermark1/2`.
+/// status and forwards the minimum over the active inputs, as Flink's
+/// `AbstractStreamOperator.processWatermark1/2` and `processWatermarkStatus` (an idle input does
+/// not hold back the other; when both are idle the output is idle).
 pub struct TwoInputDriver<Op: TwoInputOperator> {
     op: Op,
     out: Output<Op::Out>,
@@ -70,6 +72,7 @@ pub struct TwoInputDriver<Op: TwoInputOperator> {
     max_parallelism: usize,
     key_group_range: KeyGroupRange,
     input_watermarks: [i64; 2],
+    input_idle: [bool; 2],
     combined: i64,
 }
 
@@ -90,6 +93,7 @@ impl<Op: TwoInputOperator> TwoInputDriver<Op> {
             max_parallelism,
             key_group_range,
             input_watermarks: [i64::MIN; 2],
+            input_idle: [false; 2],
             combined: i64::MIN,
         }
     }
@@ -124,15 +128,48 @@ impl<Op: TwoInputOperator> TwoInputDriver<Op> {
     /// The watermark of input `input` (0 or 1) advanced.
     pub fn process_watermark(&mut self, input: usize, wm: Watermark) -> Result<(), TaskError> {
         self.input_watermarks[input] = self.input_watermarks[input].max(wm.timestamp);
-        let combined = self.input_watermarks[0].min(self.input_watermarks[1]);
-        if combined > self.combined {
-            self.combined = combined;
-            let w = Watermark::new(combined);
-            let (op, out) = (&mut self.op, &mut self.out);
-            guarded(&self.label, || op.process_watermark(w, out))?;
-            self.out.emit_watermark(w)?;
+        self.advance_combined()
+    }
+
+    /// Input `input` (0 or 1) became idle or active.
+    pub fn process_watermark_status(
+        &mut self,
+        input: usize,
+        status: WatermarkStatus,
+    ) -> Result<(), TaskError> {
+        let was_idle = self.all_idle();
+        self.input_idle[input] = status.is_idle();
+        self.advance_combined()?;
+        if was_idle != self.all_idle() {
+            self.out.emit_watermark_status(status)?;
         }
         Ok(())
+    }
+
+    /// The watermark the operator last saw (minimum over active inputs).
+    pub fn combined_watermark(&self) -> i64 {
+        self.combined
+    }
+
+    fn all_idle(&self) -> bool {
+        self.input_idle[0] && self.input_idle[1]
+    }
+
+    fn advance_combined(&mut self) -> Result<(), TaskError> {
+        let combined = (0..2)
+            .filter(|i| !self.input_idle[*i])
+            .map(|i| self.input_watermarks[i])
+            .min();
+        match combined {
+            Some(c) if c > self.combined => {
+                self.combined = c;
+                let w = Watermark::new(c);
+                let (op, out) = (&mut self.op, &mut self.out);
+                guarded(&self.label, || op.process_watermark(w, out))?;
+                self.out.emit_watermark(w)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Processing time reached `now`.

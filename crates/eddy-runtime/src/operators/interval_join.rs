@@ -435,6 +435,12 @@ mod tests {
         fn process_watermark(&mut self, _: Watermark) -> Result<(), TaskError> {
             Ok(())
         }
+        fn process_watermark_status(
+            &mut self,
+            _: eddy_core::WatermarkStatus,
+        ) -> Result<(), TaskError> {
+            Ok(())
+        }
         fn on_processing_time(&mut self, _: i64) -> Result<(), TaskError> {
             Ok(())
         }
@@ -514,6 +520,8 @@ mod tests {
             clock: Arc::new(SystemClock),
             cancel: CancelToken::new(),
             buffer_timeout_ms: 0,
+            auto_watermark_interval_ms: 200,
+            watermarks: Arc::new(crate::chain::WatermarkGauge::default()),
         };
         let label = OperatorLabel {
             name: "Interval Join".into(),
