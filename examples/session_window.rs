@@ -34,7 +34,9 @@ fn clicks(users: u32, n: usize, seed: u64) -> Vec<Click> {
         s ^= s << 17;
         s % m.max(1)
     };
-    let mut clock: Vec<i64> = (0..users).map(|u| 1_700_000_000_000 + u as i64 * 1000).collect();
+    let mut clock: Vec<i64> = (0..users)
+        .map(|u| 1_700_000_000_000 + u as i64 * 1000)
+        .collect();
     let mut out: Vec<Click> = (0..n)
         .map(|_| {
             let u = rnd(users as u64) as usize;
@@ -147,7 +149,9 @@ fn main() -> ExitCode {
                 .with_timestamp_assigner(|c: &Click, _| c.ts),
         )
         .key_by(|c: &Click| c.user.clone())
-        .window(EventTimeSessionWindows::with_gap(Duration::from_secs(30 * 60)))
+        .window(EventTimeSessionWindows::with_gap(Duration::from_secs(
+            30 * 60,
+        )))
         .aggregate_with(SessionStats, Describe)
         .name("User Sessions");
     match output {

@@ -12,10 +12,10 @@
 //! the last window fire. With `--output`, results go to one file per sink subtask; otherwise
 //! they are printed.
 
+use eddy::core::StreamRecord;
 use eddy::prelude::*;
 use eddy::runtime::source::{InputStatus, SourceContext, SourceReader};
 use eddy::runtime::OperatorError;
-use eddy::core::StreamRecord;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -93,7 +93,8 @@ impl SourceReader for PacedText {
     ) -> Result<InputStatus, OperatorError> {
         let elapsed = self.start.get_or_insert_with(Instant::now).elapsed();
         if self.emitted >= self.lines {
-            let done_at = Duration::from_secs_f64(self.lines as f64 / self.rate as f64) + self.linger;
+            let done_at =
+                Duration::from_secs_f64(self.lines as f64 / self.rate as f64) + self.linger;
             return Ok(if elapsed >= done_at {
                 InputStatus::EndOfInput
             } else {
@@ -153,7 +154,9 @@ fn main() -> ExitCode {
         })
         .name("Tokenizer")
         .key_by(|t: &(String, u64)| t.0.clone())
-        .window(TumblingProcessingTimeWindows::of(Duration::from_millis(args.window_ms)))
+        .window(TumblingProcessingTimeWindows::of(Duration::from_millis(
+            args.window_ms,
+        )))
         .reduce(|a: (String, u64), b: (String, u64)| (a.0, a.1 + b.1))
         .map(|(w, c): (String, u64)| format!("{w} {c}"));
     match &args.output {

@@ -188,7 +188,16 @@ fn window_word_count_counts_every_word_once_across_processing_time_windows() {
     let out = dir.path().join("out");
     run(
         "window_word_count",
-        &["--lines", "400", "--rate", "500", "--window-ms", "200", "--output", out.to_str().unwrap()],
+        &[
+            "--lines",
+            "400",
+            "--rate",
+            "500",
+            "--window-ms",
+            "200",
+            "--output",
+            out.to_str().unwrap(),
+        ],
     );
     let counts = read_counts(&out);
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
@@ -201,7 +210,10 @@ fn window_word_count_counts_every_word_once_across_processing_time_windows() {
     assert_eq!(totals["dog"], 100);
     assert_eq!(totals.values().sum::<u64>(), 100 * (9 + 7 + 6 + 5));
     // Spread over ~0.8 s of 200 ms windows: several firings per word.
-    assert!(counts.iter().filter(|(w, _)| w == "the").count() > 1, "{counts:?}");
+    assert!(
+        counts.iter().filter(|(w, _)| w == "the").count() > 1,
+        "{counts:?}"
+    );
 }
 
 #[test]
@@ -210,17 +222,27 @@ fn session_window_example_closes_sessions_after_30_minutes_of_inactivity() {
     let out = dir.path().join("out");
     run(
         "session_window",
-        &["--users", "7", "--clicks", "3000", "--parallelism", "3", "--output", out.to_str().unwrap()],
+        &[
+            "--users",
+            "7",
+            "--clicks",
+            "3000",
+            "--parallelism",
+            "3",
+            "--output",
+            out.to_str().unwrap(),
+        ],
     );
     let mut sessions: BTreeMap<String, Vec<(i64, i64, u64)>> = BTreeMap::new();
     for f in std::fs::read_dir(&out).unwrap() {
         for l in std::fs::read_to_string(f.unwrap().path()).unwrap().lines() {
             let v: Vec<&str> = l.split(',').collect();
             assert_eq!(v.len(), 5, "{l}");
-            sessions
-                .entry(v[0].to_string())
-                .or_default()
-                .push((v[1].parse().unwrap(), v[2].parse().unwrap(), v[3].parse().unwrap()));
+            sessions.entry(v[0].to_string()).or_default().push((
+                v[1].parse().unwrap(),
+                v[2].parse().unwrap(),
+                v[3].parse().unwrap(),
+            ));
         }
     }
     let total: u64 = sessions.values().flatten().map(|s| s.2).sum();
@@ -238,4 +260,268 @@ fn session_window_example_closes_sessions_after_30_minutes_of_inactivity() {
             assert!(w[1].0 > w[0].1, "{user}: {:?} then {:?}", w[0], w[1]);
         }
     }
+}
+
+/// A line of the window contract output: `key,window_start,window_end,count,sum`.
+type WindowLine = (String, i64, i64, u64, i64);
+
+/// Flink's event-time window semantics, simulated record by record: the watermark after each
+/// record is `max_ts - o - 1`; a window fires when the watermark reaches its end - 1, again
+/// for every element that arrives within the allowed lateness `a`, and is dropped after
+/// `end - 1 + a`; an element for which every window is dropped is late.
+fn simulate_fixed_windows(
+    records: &[(String, i64, i64)],
+    size: i64,
+    slide: i64,
+    a: i64,
+    o: i64,
+) -> (Vec<WindowLine>, Vec<String>) {
+    let mut acc: BTreeMap<(String, i64), (u64, i64)> = BTreeMap::new();
+    let (mut out, mut late) = (Vec::new(), Vec::new());
+    let mut wm = i64::MIN;
+    let mut max_ts = i64::MIN;
+    let fire_until = |acc: &mut BTreeMap<(String, i64), (u64, i64)>,
+                      out: &mut Vec<WindowLine>,
+                      old: i64,
+                      new: i64| {
+        for ((k, s), (c, sum)) in acc.iter() {
+            let end = s + size;
+            if end - 1 > old && end - 1 <= new {
+                out.push((k.clone(), *s, end, *c, *sum));
+            }
+        }
+        acc.retain(|(_, s), _| s + size - 1 + a > new);
+    };
+    for (k, ts, v) in records {
+        let mut skipped = true;
+        let mut start = ts - (ts - 0).rem_euclid(slide);
+        while start > ts - size {
+            let end = start + size;
+            if end - 1 + a > wm {
+                skipped = false;
+                let e = acc.entry((k.clone(), start)).or_default();
+                e.0 += 1;
+                e.1 += v;
+                if end - 1 <= wm {
+                    out.push((k.clone(), start, end, e.0, e.1));
+                }
+            }
+            start -= slide;
+        }
+        if skipped && ts + a <= wm {
+            late.push(format!("{k},{ts},{v}"));
+        }
+        if *ts > max_ts {
+            max_ts = *ts;
+            let new = max_ts - o - 1;
+            if new > wm {
+                fire_until(&mut acc, &mut out, wm, new);
+                wm = new;
+            }
+        }
+    }
+    fire_until(&mut acc, &mut out, wm, i64::MAX);
+    out.sort();
+    late.sort();
+    (out, late)
+}
+
+fn read_window_lines(dir: &std::path::Path) -> Vec<WindowLine> {
+    let mut v = Vec::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let p = f.unwrap().path();
+        if p.is_file() {
+            for l in std::fs::read_to_string(&p).unwrap().lines() {
+                let f: Vec<&str> = l.rsplitn(5, ',').collect();
+                assert_eq!(f.len(), 5, "bad output line '{l}'");
+                v.push((
+                    f[4].to_string(),
+                    f[3].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                    f[1].parse().unwrap(),
+                    f[0].parse().unwrap(),
+                ));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+fn read_lines(dir: &std::path::Path) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for f in rd {
+            let p = f.unwrap().path();
+            v.extend(
+                std::fs::read_to_string(&p)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string),
+            );
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Out-of-order records (up to `spread` ms behind the newest), some keys with commas.
+fn window_csv(seed: u64, n: usize, spread: i64) -> Vec<(String, i64, i64)> {
+    let mut s = seed | 1;
+    let mut rnd = move |m: i64| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s % m.max(1) as u64) as i64
+    };
+    let mut t = 10_000;
+    (0..n)
+        .map(|_| {
+            t += rnd(40);
+            let key = ["a", "b", "c,d", "e"][rnd(4) as usize].to_string();
+            (key, t - rnd(spread + 1), rnd(200) - 50)
+        })
+        .collect()
+}
+
+#[test]
+fn window_count_follows_the_contract_with_lateness_and_late_data() {
+    let records = window_csv(17, 3000, 1500);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    let mut text = String::from("key,timestamp_ms,value\n");
+    for (k, ts, v) in &records {
+        text.push_str(&format!("{k},{ts},{v}\n"));
+    }
+    std::fs::write(&input, text).unwrap();
+    for (size, slide, a, o, p) in [
+        (500, 500, 0, 200, 1),
+        (500, 500, 300, 200, 3),
+        (600, 200, 150, 100, 2),
+        (1000, 1000, 0, 0, 4),
+    ] {
+        let out = dir.path().join(format!("out-{size}-{slide}-{a}-{o}-{p}"));
+        let mut args = vec![
+            "--input".to_string(),
+            input.display().to_string(),
+            "--output".into(),
+            out.display().to_string(),
+            "--size-ms".into(),
+            size.to_string(),
+            "--lateness-ms".into(),
+            a.to_string(),
+            "--out-of-orderness-ms".into(),
+            o.to_string(),
+            "--parallelism".into(),
+            p.to_string(),
+        ];
+        if slide != size {
+            args.extend(["--slide-ms".to_string(), slide.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run("window_count", &args);
+        let (want, want_late) = simulate_fixed_windows(&records, size, slide, a, o);
+        assert!(
+            !want_late.is_empty(),
+            "the input has late records: a={a} o={o}"
+        );
+        assert_eq!(
+            read_window_lines(&out),
+            want,
+            "size={size} slide={slide} a={a} o={o} p={p}"
+        );
+        assert_eq!(
+            read_lines(&out.join("late")),
+            want_late,
+            "late records, a={a} o={o}"
+        );
+        let files = std::fs::read_dir(&out)
+            .unwrap()
+            .filter(|f| f.as_ref().unwrap().path().is_file())
+            .count();
+        assert_eq!(files, p, "one file per sink subtask");
+    }
+}
+
+#[test]
+fn window_count_sessions_and_bad_input() {
+    // Sessions: even timestamps, an odd gap, disorder within the bound: nothing is late.
+    let mut records = window_csv(23, 1500, 30);
+    for r in &mut records {
+        r.1 *= 2;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    let text: String = records
+        .iter()
+        .map(|(k, ts, v)| format!("{k},{ts},{v}\n"))
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("out");
+    run(
+        "window_count",
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--gap-ms",
+            "101",
+            "--out-of-orderness-ms",
+            "60",
+            "--parallelism",
+            "2",
+        ],
+    );
+    let mut by_key: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
+    for (k, ts, v) in &records {
+        by_key.entry(k).or_default().push((*ts, *v));
+    }
+    let mut want = Vec::new();
+    for (k, mut v) in by_key {
+        v.sort();
+        let mut cur: Option<(i64, i64, u64, i64)> = None;
+        for (ts, val) in v {
+            cur = match cur {
+                Some((s, e, c, sum)) if ts <= e => Some((s, e.max(ts + 101), c + 1, sum + val)),
+                Some((s, e, c, sum)) => {
+                    want.push((k.to_string(), s, e, c, sum));
+                    Some((ts, ts + 101, 1, val))
+                }
+                None => Some((ts, ts + 101, 1, val)),
+            };
+        }
+        if let Some((s, e, c, sum)) = cur {
+            want.push((k.to_string(), s, e, c, sum));
+        }
+    }
+    want.sort();
+    assert_eq!(read_window_lines(&out), want);
+    assert!(read_lines(&out.join("late")).is_empty());
+
+    // A malformed line fails the job with file and line.
+    std::fs::write(&input, "a,1,2\nb,oops,3\n").unwrap();
+    let o = Command::new(example("window_count"))
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--size-ms",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("events.csv:2") && err.contains("oops"),
+        "{err}"
+    );
+    // Bad arguments are rejected before anything runs.
+    let o = Command::new(example("window_count"))
+        .args(["--slide-ms", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
 }

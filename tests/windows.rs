@@ -478,10 +478,12 @@ fn window_join_and_co_group_match_oracle() {
             .where_(|e: &Ev| e.key)
             .equal_to(|e: &Ev| e.key)
             .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
-            .apply(|xs: Vec<Ev>, ys: Vec<Ev>, out: &mut Collector<'_, (u32, usize, usize)>| {
-                let k = xs.first().or(ys.first()).map(|e| e.key).unwrap_or(u32::MAX);
-                out.collect((k, xs.len(), ys.len()));
-            })
+            .apply(
+                |xs: Vec<Ev>, ys: Vec<Ev>, out: &mut Collector<'_, (u32, usize, usize)>| {
+                    let k = xs.first().or(ys.first()).map(|e| e.key).unwrap_or(u32::MAX);
+                    out.collect((k, xs.len(), ys.len()));
+                },
+            )
             .collect();
         env.execute("window join").unwrap();
         let w = |e: &Ev| e.ts.div_euclid(100);
@@ -497,7 +499,10 @@ fn window_join_and_co_group_match_oracle() {
             want_group.entry((y.key, w(y))).or_default().1 += 1;
         }
         assert_eq!(sorted(joined.take()), sorted(want_join), "p={p}");
-        let want_group: Vec<_> = want_group.into_iter().map(|((k, _), (a, b))| (k, a, b)).collect();
+        let want_group: Vec<_> = want_group
+            .into_iter()
+            .map(|((k, _), (a, b))| (k, a, b))
+            .collect();
         assert_eq!(sorted(grouped.take()), sorted(want_group), "p={p}");
     }
 }
