@@ -294,7 +294,7 @@ fn simulate_fixed_windows(
     };
     for (k, ts, v) in records {
         let mut skipped = true;
-        let mut start = ts - (ts - 0).rem_euclid(slide);
+        let mut start = ts - ts.rem_euclid(slide);
         while start > ts - size {
             let end = start + size;
             if end - 1 + a > wm {

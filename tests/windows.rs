@@ -242,7 +242,7 @@ fn event_time_sessions_merge_out_of_order_elements() {
 
 #[test]
 fn dynamic_gap_sessions_with_process_function() {
-    let gap = |e: &Ev| if e.key % 2 == 0 { 41 } else { 121 };
+    let gap = |e: &Ev| if e.key.is_multiple_of(2) { 41 } else { 121 };
     for p in [1, 4] {
         let evs = even(events(9, 1500, 6, D / 2));
         let env = env(p);

@@ -236,8 +236,7 @@ where
         contents: &mut C,
         function: &mut F,
         out: &mut Output<O>,
-        window: &A::W,
-        state_window: &A::W,
+        (window, state_window): (&A::W, &A::W),
         merging: Option<&mut MergingWindowSet<A::W>>,
     ) -> Result<(), OperatorError> {
         contents.clear(&mut rt.backend, state_window)?;
@@ -416,8 +415,7 @@ where
                 contents,
                 function,
                 out,
-                &window,
-                &state_window,
+                (&window, &state_window),
                 set.as_mut(),
             )?;
         }
