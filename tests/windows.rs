@@ -506,3 +506,104 @@ fn window_join_and_co_group_match_oracle() {
         assert_eq!(sorted(grouped.take()), sorted(want_group), "p={p}");
     }
 }
+
+/// A trigger that fires on every element and cannot merge.
+#[derive(Clone)]
+struct EveryElement;
+impl Trigger<u32, Ev, TimeWindow> for EveryElement {
+    fn on_element(
+        &mut self,
+        _: &Ev,
+        _: i64,
+        _: &TimeWindow,
+        _: &mut TriggerContext<'_, u32, TimeWindow>,
+    ) -> FunctionResult<TriggerResult> {
+        Ok(TriggerResult::Fire)
+    }
+    fn on_processing_time(
+        &mut self,
+        _: i64,
+        _: &TimeWindow,
+        _: &mut TriggerContext<'_, u32, TimeWindow>,
+    ) -> FunctionResult<TriggerResult> {
+        Ok(TriggerResult::Continue)
+    }
+    fn on_event_time(
+        &mut self,
+        _: i64,
+        _: &TimeWindow,
+        _: &mut TriggerContext<'_, u32, TimeWindow>,
+    ) -> FunctionResult<TriggerResult> {
+        Ok(TriggerResult::Continue)
+    }
+    fn clear(
+        &mut self,
+        _: &TimeWindow,
+        _: &mut TriggerContext<'_, u32, TimeWindow>,
+    ) -> FunctionResult {
+        Ok(())
+    }
+}
+
+#[test]
+fn custom_trigger_and_program_errors() {
+    // A custom trigger firing per element: each firing sees the running count.
+    let evs: Vec<Ev> = (0..5)
+        .map(|i| Ev {
+            key: 1,
+            ts: i,
+            value: 1,
+        })
+        .collect();
+    let env = env(2);
+    let out = source(&env, evs)
+        .key_by(|e: &Ev| e.key)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .trigger(EveryElement)
+        .aggregate(CountSum)
+        .execute_and_collect("custom trigger")
+        .unwrap();
+    assert_eq!(sorted(out), vec![(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]);
+
+    // A non-merging trigger on session windows, and a zero window size, are program errors.
+    let env = env_p1();
+    source(&env, vec![])
+        .key_by(|e: &Ev| e.key)
+        .window(EventTimeSessionWindows::with_gap(Duration::from_millis(10)))
+        .trigger(EveryElement)
+        .aggregate(CountSum)
+        .sink_to_discard();
+    let e = env.execute("bad trigger").unwrap_err().to_string();
+    assert!(
+        e.contains("cannot be used with a trigger that does not support merging"),
+        "{e}"
+    );
+    let env = env_p1();
+    source(&env, vec![])
+        .key_by(|e: &Ev| e.key)
+        .window(TumblingEventTimeWindows::of(Duration::ZERO))
+        .aggregate(CountSum)
+        .sink_to_discard();
+    let e = env.execute("zero size").unwrap_err().to_string();
+    assert!(e.contains("size must be positive"), "{e}");
+}
+
+fn env_p1() -> StreamExecutionEnvironment {
+    env(1)
+}
+
+#[test]
+fn elements_without_timestamps_fail_event_time_windows_clearly() {
+    let env = env(1);
+    env.from_collection(vec![Ev {
+        key: 1,
+        ts: 0,
+        value: 1,
+    }])
+    .key_by(|e: &Ev| e.key)
+    .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+    .aggregate(CountSum)
+    .sink_to_discard();
+    let e = env.execute("no timestamps").unwrap_err().to_string();
+    assert!(e.contains("assign_timestamps_and_watermarks"), "{e}");
+}

@@ -83,6 +83,13 @@ impl<T: Data, K: Key, A: WindowAssigner<T>> WindowedStream<T, K, A> {
 
     /// Replaces the assigner's default trigger.
     pub fn trigger<Tr: Trigger<K, T, A::W> + Clone>(mut self, trigger: Tr) -> Self {
+        if self.assigner.is_merging() && !trigger.can_merge() {
+            self.keyed.execution_environment().error(format!(
+                "{}: a merging window assigner cannot be used with a trigger that does not \
+                 support merging",
+                self.assigner.name()
+            ));
+        }
         let proto = Mutex::new(trigger);
         self.trigger = Some(Arc::new(move || {
             let t = match proto.lock() {
