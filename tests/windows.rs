@@ -607,3 +607,118 @@ fn elements_without_timestamps_fail_event_time_windows_clearly() {
     let e = env.execute("no timestamps").unwrap_err().to_string();
     assert!(e.contains("assign_timestamps_and_watermarks"), "{e}");
 }
+
+/// Emits `n` numbers over `spread`, then stays open for `linger` so processing-time windows
+/// still open at the end fire (pending processing-time timers do not fire at end of input, as
+/// in Flink).
+#[derive(Clone)]
+struct Paced {
+    n: u64,
+    spread: Duration,
+    linger: Duration,
+    sent: u64,
+    start: Option<std::time::Instant>,
+}
+
+impl eddy::runtime::source::SourceReader for Paced {
+    type Out = u64;
+    fn open(
+        &mut self,
+        _: &eddy::runtime::source::SourceContext,
+    ) -> Result<(), eddy::runtime::OperatorError> {
+        self.start = Some(std::time::Instant::now());
+        Ok(())
+    }
+    fn poll_next(
+        &mut self,
+        out: &mut Vec<eddy::core::StreamRecord<u64>>,
+        _max: usize,
+    ) -> Result<eddy::runtime::source::InputStatus, eddy::runtime::OperatorError> {
+        use eddy::runtime::source::InputStatus;
+        let t = self
+            .start
+            .get_or_insert_with(std::time::Instant::now)
+            .elapsed();
+        if self.sent >= self.n {
+            return Ok(if t >= self.spread + self.linger {
+                InputStatus::EndOfInput
+            } else {
+                InputStatus::NothingAvailable
+            });
+        }
+        let due = ((t.as_secs_f64() / self.spread.as_secs_f64()) * self.n as f64) as u64 + 1;
+        while self.sent < due.min(self.n) {
+            out.push(eddy::core::StreamRecord::new(self.sent));
+            self.sent += 1;
+        }
+        Ok(InputStatus::NothingAvailable)
+    }
+    fn snapshot_position(&mut self) -> Result<Vec<u8>, eddy::runtime::OperatorError> {
+        Ok(self.sent.to_le_bytes().to_vec())
+    }
+    fn restore_position(&mut self, _: &[u8]) -> Result<(), eddy::runtime::OperatorError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn processing_time_sliding_and_session_windows() {
+    for p in [1, 4] {
+        let env = env(p);
+        let src = Paced {
+            n: 300,
+            spread: Duration::from_millis(300),
+            linger: Duration::from_millis(400),
+            sent: 0,
+            start: None,
+        };
+        let keyed = env
+            .add_source("paced", move || src.clone())
+            .set_parallelism(1)
+            .key_by(|x: &u64| x % 3);
+        let sliding = keyed
+            .window(SlidingProcessingTimeWindows::of(
+                Duration::from_millis(100),
+                Duration::from_millis(50),
+            ))
+            .apply(
+                |k: &u64,
+                 w: &TimeWindow,
+                 v: Vec<u64>,
+                 out: &mut Collector<'_, (u64, i64, i64, usize)>| {
+                    out.collect((*k, w.start, w.end, v.len()));
+                    Ok(())
+                },
+            )
+            .collect();
+        let sessions = keyed
+            .window(ProcessingTimeSessionWindows::with_gap(
+                Duration::from_millis(150),
+            ))
+            .apply(
+                |k: &u64,
+                 w: &TimeWindow,
+                 v: Vec<u64>,
+                 out: &mut Collector<'_, (u64, i64, i64, usize)>| {
+                    out.collect((*k, w.start, w.end, v.len()));
+                    Ok(())
+                },
+            )
+            .collect();
+        env.execute("processing time").unwrap();
+        let sliding = sliding.take();
+        // Every element is in exactly size/slide = 2 windows, each aligned to the slide.
+        assert_eq!(sliding.iter().map(|r| r.3).sum::<usize>(), 600, "p={p}");
+        assert!(sliding.iter().all(|r| r.1 % 50 == 0 && r.2 - r.1 == 100));
+        // Elements arrive ~1 ms apart, so each key has one session (more only if the machine
+        // stalls for longer than the gap); sessions of a key never overlap.
+        let mut sessions = sessions.take();
+        sessions.sort();
+        assert_eq!(sessions.iter().map(|r| r.3).sum::<usize>(), 300, "p={p}");
+        assert!(sessions.len() >= 3, "{sessions:?}");
+        assert!(sessions.iter().all(|r| r.2 - r.1 >= 150));
+        for w in sessions.windows(2) {
+            assert!(w[0].0 != w[1].0 || w[0].2 < w[1].1, "{sessions:?}");
+        }
+    }
+}
