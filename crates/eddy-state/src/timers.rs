@@ -16,6 +16,7 @@ use eddy_core::Key;
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use std::any::type_name;
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -64,14 +65,16 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
         self.live.len()
     }
 
-    fn register(&mut self, key: K, namespace: N, timestamp: i64) -> bool {
-        let hash = timer_hash(&key, &namespace, timestamp);
+    /// Registers unless present; a borrowed key or namespace is cloned only when inserted, so
+    /// re-registering an existing timer (every element of a window does) allocates nothing.
+    fn register(&mut self, key: Cow<'_, K>, namespace: Cow<'_, N>, timestamp: i64) -> bool {
+        let hash = timer_hash(key.as_ref(), namespace.as_ref(), timestamp);
         let entry = self.live.entry(
             hash,
             |s| {
                 s.timer.timestamp == timestamp
-                    && s.timer.key == key
-                    && s.timer.namespace == namespace
+                    && s.timer.key == *key
+                    && s.timer.namespace == *namespace
             },
             |s| timer_hash(&s.timer.key, &s.timer.namespace, s.timer.timestamp),
         );
@@ -82,8 +85,8 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
                 self.next_seq += 1;
                 vacant.insert(Slot {
                     timer: InternalTimer {
-                        key,
-                        namespace,
+                        key: key.into_owned(),
+                        namespace: namespace.into_owned(),
                         timestamp,
                     },
                     seq,
@@ -213,12 +216,38 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
 
     /// Registers an event-time timer; returns `false` if it was already registered.
     pub fn register_event_time_timer(&mut self, key: K, namespace: N, timestamp: i64) -> bool {
-        self.event_time.register(key, namespace, timestamp)
+        self.event_time
+            .register(Cow::Owned(key), Cow::Owned(namespace), timestamp)
     }
 
     /// Registers a processing-time timer; returns `false` if it was already registered.
     pub fn register_processing_time_timer(&mut self, key: K, namespace: N, timestamp: i64) -> bool {
-        self.processing_time.register(key, namespace, timestamp)
+        self.processing_time
+            .register(Cow::Owned(key), Cow::Owned(namespace), timestamp)
+    }
+
+    /// [`register_event_time_timer`](Self::register_event_time_timer) with borrowed key and
+    /// namespace, cloned only if the timer is new: for hot paths that re-register.
+    pub fn register_event_time_timer_ref(
+        &mut self,
+        key: &K,
+        namespace: &N,
+        timestamp: i64,
+    ) -> bool {
+        self.event_time
+            .register(Cow::Borrowed(key), Cow::Borrowed(namespace), timestamp)
+    }
+
+    /// [`register_processing_time_timer`](Self::register_processing_time_timer) with borrowed
+    /// key and namespace.
+    pub fn register_processing_time_timer_ref(
+        &mut self,
+        key: &K,
+        namespace: &N,
+        timestamp: i64,
+    ) -> bool {
+        self.processing_time
+            .register(Cow::Borrowed(key), Cow::Borrowed(namespace), timestamp)
     }
 
     /// Deletes an event-time timer; returns `false` if there was none.
@@ -333,10 +362,12 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
         event.sort_by_key(|t| t.2);
         processing.sort_by_key(|t| t.2);
         for (key, namespace, timestamp) in event {
-            self.event_time.register(key, namespace, timestamp);
+            self.event_time
+                .register(Cow::Owned(key), Cow::Owned(namespace), timestamp);
         }
         for (key, namespace, timestamp) in processing {
-            self.processing_time.register(key, namespace, timestamp);
+            self.processing_time
+                .register(Cow::Owned(key), Cow::Owned(namespace), timestamp);
         }
         Ok(())
     }

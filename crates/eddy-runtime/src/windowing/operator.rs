@@ -38,6 +38,13 @@ impl<T> Clone for WindowSettings<T> {
     }
 }
 
+/// The current key, borrowed from the backend alone so the timers can be borrowed next to it.
+fn key_of<K: Key>(backend: &KeyedStateBackend<K>) -> Result<&K, OperatorError> {
+    backend
+        .current_key()
+        .ok_or_else(|| OperatorError::Internal("window operator without current key".into()))
+}
+
 /// The per-subtask runtime parts: keyed state, timers namespaced by window, clocks.
 struct Runtime<K: Key, W: Window> {
     backend: KeyedStateBackend<K>,
@@ -87,11 +94,8 @@ impl<K: Key, W: Window> Runtime<K, W> {
         self.event_time && timestamp.saturating_add(self.allowed_lateness) <= self.watermark
     }
 
-    fn current_key(&self) -> Result<K, OperatorError> {
-        self.backend
-            .current_key()
-            .cloned()
-            .ok_or_else(|| OperatorError::Internal("window operator without current key".into()))
+    fn current_key(&self) -> Result<&K, OperatorError> {
+        key_of(&self.backend)
     }
 
     fn register_cleanup_timer(&mut self, w: &W) -> Result<(), OperatorError> {
@@ -99,12 +103,12 @@ impl<K: Key, W: Window> Runtime<K, W> {
         if t == i64::MAX {
             return Ok(());
         }
-        let key = self.current_key()?;
+        let key = key_of(&self.backend)?;
+        // Usually the trigger's own timer for the same (key, window, time): a lookup, no clone.
         if self.event_time {
-            self.timers.register_event_time_timer(key, w.clone(), t);
+            self.timers.register_event_time_timer_ref(key, w, t);
         } else {
-            self.timers
-                .register_processing_time_timer(key, w.clone(), t);
+            self.timers.register_processing_time_timer_ref(key, w, t);
         }
         Ok(())
     }
@@ -114,11 +118,11 @@ impl<K: Key, W: Window> Runtime<K, W> {
         if t == i64::MAX {
             return Ok(());
         }
-        let key = self.current_key()?;
+        let key = key_of(&self.backend)?;
         if self.event_time {
-            self.timers.delete_event_time_timer(&key, w, t);
+            self.timers.delete_event_time_timer(key, w, t);
         } else {
-            self.timers.delete_processing_time_timer(&key, w, t);
+            self.timers.delete_processing_time_timer(key, w, t);
         }
         Ok(())
     }
@@ -206,7 +210,7 @@ where
         if result.is_fire() {
             let ectx = rt.evictor_ctx();
             if let Some(values) = contents.get(&mut rt.backend, state_window, window, &ectx)? {
-                let key = rt.current_key()?;
+                let key = rt.current_key()?.clone();
                 {
                     // Results carry the window's max timestamp, as in Flink.
                     let (mut c, side) = out.split(window.max_timestamp());

@@ -44,6 +44,16 @@ pub struct TriggerContext<'a, K: Key, W: Window> {
     pub(crate) merged_windows: &'a [W],
 }
 
+/// The key timers are registered for; borrowed from the backend alone so the timer service can
+/// be borrowed mutably next to it.
+fn timer_key<K: Key>(backend: &KeyedStateBackend<K>) -> Result<&K, StateError> {
+    backend
+        .current_key()
+        .ok_or_else(|| StateError::NoCurrentKey {
+            state: "window timers".into(),
+        })
+}
+
 impl<K: Key, W: Window> TriggerContext<'_, K, W> {
     /// The window this call is about.
     pub fn window(&self) -> &W {
@@ -58,41 +68,31 @@ impl<K: Key, W: Window> TriggerContext<'_, K, W> {
         self.now
     }
 
-    fn key(&self) -> Result<K, StateError> {
-        self.backend
-            .current_key()
-            .cloned()
-            .ok_or_else(|| StateError::NoCurrentKey {
-                state: "window timers".into(),
-            })
-    }
-
     /// Calls `on_event_time` for this key and window when the watermark passes `time`.
     pub fn register_event_time_timer(&mut self, time: i64) -> FunctionResult {
-        let key = self.key()?;
+        let key = timer_key(self.backend)?;
         self.timers
-            .register_event_time_timer(key, self.window.clone(), time);
+            .register_event_time_timer_ref(key, &self.window, time);
         Ok(())
     }
     /// Calls `on_processing_time` for this key and window when the clock passes `time`.
     pub fn register_processing_time_timer(&mut self, time: i64) -> FunctionResult {
-        let key = self.key()?;
+        let key = timer_key(self.backend)?;
         self.timers
-            .register_processing_time_timer(key, self.window.clone(), time);
+            .register_processing_time_timer_ref(key, &self.window, time);
         Ok(())
     }
     /// Removes an event-time timer of this key and window.
     pub fn delete_event_time_timer(&mut self, time: i64) -> FunctionResult {
-        let key = self.key()?;
-        self.timers
-            .delete_event_time_timer(&key, &self.window, time);
+        let key = timer_key(self.backend)?;
+        self.timers.delete_event_time_timer(key, &self.window, time);
         Ok(())
     }
     /// Removes a processing-time timer of this key and window.
     pub fn delete_processing_time_timer(&mut self, time: i64) -> FunctionResult {
-        let key = self.key()?;
+        let key = timer_key(self.backend)?;
         self.timers
-            .delete_processing_time_timer(&key, &self.window, time);
+            .delete_processing_time_timer(key, &self.window, time);
         Ok(())
     }
 
