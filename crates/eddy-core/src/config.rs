@@ -1,5 +1,6 @@
 //! Execution configuration with Flink's key names, validated when it is set.
 
+use crate::checkpointing::{CheckpointConfig, RestartStrategyConfig, SavepointRestoreSettings};
 use crate::error::CoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -50,6 +51,16 @@ pub struct ExecutionConfig {
     /// their own interval; 0 turns periodic emission off.
     #[serde(default = "default_auto_watermark_interval_ms")]
     pub auto_watermark_interval_ms: i64,
+    /// Checkpointing (off by default).
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    /// Restart strategy; `None` picks Flink's default: no restarts without checkpointing,
+    /// exponential delay with it.
+    #[serde(default)]
+    pub restart_strategy: Option<RestartStrategyConfig>,
+    /// Savepoint or checkpoint to start from.
+    #[serde(default)]
+    pub savepoint_restore: Option<SavepointRestoreSettings>,
 }
 
 /// Flink's default `pipeline.auto-watermark-interval`.
@@ -71,11 +82,24 @@ impl Default for ExecutionConfig {
             segment_size: 32 * 1024,
             buffers_per_channel: 4,
             auto_watermark_interval_ms: DEFAULT_AUTO_WATERMARK_INTERVAL_MS,
+            checkpoint: CheckpointConfig::default(),
+            restart_strategy: None,
+            savepoint_restore: None,
         }
     }
 }
 
 impl ExecutionConfig {
+    /// The restart strategy in effect: the configured one, else Flink's default (none without
+    /// checkpointing, exponential delay with it).
+    pub fn effective_restart_strategy(&self) -> RestartStrategyConfig {
+        match &self.restart_strategy {
+            Some(r) => r.clone(),
+            None if self.checkpoint.is_enabled() => RestartStrategyConfig::exponential_default(),
+            None => RestartStrategyConfig::None,
+        }
+    }
+
     /// Sets one key from its string form, rejecting unknown keys (with the nearest known key)
     /// and bad values.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), CoreError> {

@@ -8,6 +8,7 @@
 //! functions so that the runtime, the cluster and the client agree on one model.
 #![warn(missing_docs)]
 
+pub mod checkpointing;
 pub mod config;
 pub mod element;
 pub mod error;
@@ -32,6 +33,10 @@ impl<T: Clone + Send + Debug + Serialize + DeserializeOwned + 'static> Data for 
 pub trait Key: Data + Eq + Hash {}
 impl<T: Data + Eq + Hash> Key for T {}
 
+pub use checkpointing::{
+    CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RestartStrategyConfig,
+    SavepointRestoreSettings,
+};
 pub use element::{StreamRecord, Watermark, WatermarkStatus};
 pub use error::CoreError;
 pub use ids::{JobId, OperatorId};

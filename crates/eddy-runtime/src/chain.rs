@@ -7,10 +7,14 @@
 //! operator's output batch to the next operators.
 
 use crate::channel::CancelToken;
+use crate::checkpoint::state::RestoredOperatorState;
+use crate::checkpoint::{
+    CheckpointBarrier, CheckpointId, OperatorSubtaskState, TaskCheckpointing, TaskRestore,
+};
 use crate::error::{panic_message, OperatorError, OperatorLabel, TaskError};
 use crate::output::{ErasedOutput, Output};
 use eddy_core::keygroup::KeyGroupRange;
-use eddy_core::{Data, StreamRecord, Watermark, WatermarkStatus};
+use eddy_core::{Data, OperatorId, StreamRecord, Watermark, WatermarkStatus};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -98,6 +102,34 @@ pub struct TaskEnv {
     pub auto_watermark_interval_ms: i64,
     /// This subtask's current watermarks, updated by the task loop and the chain's tail.
     pub watermarks: Arc<WatermarkGauge>,
+    /// Checkpointing of this task; `None` when the job does not checkpoint.
+    pub checkpointing: Option<Arc<TaskCheckpointing>>,
+    /// The state this subtask starts from, if the job was restored.
+    pub restore: Option<Arc<TaskRestore>>,
+}
+
+impl TaskEnv {
+    /// A task environment for tests and tools: wall clock, no checkpointing, no restore.
+    pub fn standalone(job_name: &str, task_name: &str, subtask: usize, parallelism: usize) -> Self {
+        TaskEnv {
+            job_name: job_name.into(),
+            task_name: task_name.into(),
+            subtask,
+            parallelism,
+            clock: Arc::new(SystemClock),
+            cancel: crate::channel::CancelToken::new(),
+            buffer_timeout_ms: 100,
+            auto_watermark_interval_ms: 200,
+            watermarks: Arc::new(WatermarkGauge::default()),
+            checkpointing: None,
+            restore: None,
+        }
+    }
+
+    /// The restored state of operator `op` in this subtask, if any.
+    pub fn restored_state(&self, op: OperatorId) -> Option<&RestoredOperatorState> {
+        self.restore.as_ref().and_then(|r| r.operators.get(&op))
+    }
 }
 
 /// What one operator sees when it opens.
@@ -110,6 +142,22 @@ pub struct OperatorContext<'a> {
     pub max_parallelism: usize,
     /// The key groups this subtask owns.
     pub key_group_range: KeyGroupRange,
+    /// The operator's id in the job.
+    pub id: OperatorId,
+}
+
+impl OperatorContext<'_> {
+    /// The state this operator restores from (Flink's `initializeState` with
+    /// `isRestored() == true`), if the job started from a checkpoint or savepoint.
+    pub fn restored(&self) -> Option<&RestoredOperatorState> {
+        self.env.restored_state(self.id)
+    }
+
+    /// Whether the job takes checkpoints (a transactional sink commits on checkpoint
+    /// completion then, and at the end of input otherwise).
+    pub fn checkpointing(&self) -> bool {
+        self.env.checkpointing.is_some()
+    }
 }
 
 /// A chain element as seen by the operator (or task input) before it.
@@ -188,6 +236,23 @@ pub trait OneInputOperator: Send + 'static {
     fn close(&mut self) -> Result<(), OperatorError> {
         Ok(())
     }
+    /// Takes the operator's part of checkpoint `barrier.id` (the synchronous part: copy what
+    /// must not change; the caller stores it off the task thread). Records before the barrier
+    /// are all processed, none after it.
+    fn snapshot_state(
+        &mut self,
+        _barrier: &CheckpointBarrier,
+    ) -> Result<OperatorSubtaskState, OperatorError> {
+        Ok(OperatorSubtaskState::default())
+    }
+    /// Checkpoint `id` completed everywhere (commit what was pre-committed for it and before).
+    fn notify_checkpoint_complete(&mut self, _id: CheckpointId) -> Result<(), OperatorError> {
+        Ok(())
+    }
+    /// Checkpoint `id` was aborted.
+    fn notify_checkpoint_aborted(&mut self, _id: CheckpointId) -> Result<(), OperatorError> {
+        Ok(())
+    }
 }
 
 /// Runs `f`, turning a panic or an error into a [`TaskError`] naming the operator.
@@ -210,6 +275,7 @@ pub struct OneInputDriver<Op: OneInputOperator> {
     label: OperatorLabel,
     max_parallelism: usize,
     key_group_range: KeyGroupRange,
+    id: OperatorId,
 }
 
 impl<Op: OneInputOperator> OneInputDriver<Op> {
@@ -220,6 +286,7 @@ impl<Op: OneInputOperator> OneInputDriver<Op> {
         label: OperatorLabel,
         max_parallelism: usize,
         key_group_range: KeyGroupRange,
+        id: OperatorId,
     ) -> Self {
         out.set_label(label.clone());
         OneInputDriver {
@@ -228,6 +295,7 @@ impl<Op: OneInputOperator> OneInputDriver<Op> {
             label,
             max_parallelism,
             key_group_range,
+            id,
         }
     }
 }
@@ -240,6 +308,7 @@ impl<Op: OneInputOperator> Input<Op::In> for OneInputDriver<Op> {
             label: &self.label,
             max_parallelism: self.max_parallelism,
             key_group_range: self.key_group_range,
+            id: self.id,
         };
         let op = &mut self.op;
         guarded(&self.label, || op.open(&mut ctx))

@@ -349,7 +349,7 @@ impl<Op: OneInputOperator> OperatorFactory for OneInputFactory<Op> {
     ) -> Result<Erased, TaskError> {
         let out = ctx.build_output::<Op::Out>(id, None)?;
         let (maxp, range) = ctx.key_groups(id)?;
-        let driver = OneInputDriver::new((self.make)(), out, ctx.label(id)?, maxp, range);
+        let driver = OneInputDriver::new((self.make)(), out, ctx.label(id)?, maxp, range, id);
         Ok(Box::new(Box::new(driver) as Box<dyn Input<Op::In>>))
     }
 
@@ -501,7 +501,7 @@ impl<Op: TwoInputOperator> OperatorFactory for TwoInputFactory<Op> {
         let out = ctx.build_output::<Op::Out>(id, None)?;
         let (maxp, range) = ctx.key_groups(id)?;
         let label = ctx.label(id)?;
-        let driver = TwoInputDriver::new((self.make)(), out, label.clone(), maxp, range);
+        let driver = TwoInputDriver::new((self.make)(), out, label.clone(), maxp, range, id);
         Ok(Box::new(TwoInputStreamTask::new(g1, g2, driver, label)))
     }
 }

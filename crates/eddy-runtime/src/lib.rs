@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod checkpoint;
 pub mod channel;
 pub mod error;
 pub mod factory;

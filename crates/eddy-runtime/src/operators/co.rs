@@ -8,7 +8,7 @@ use crate::error::{OperatorError, OperatorLabel, TaskError};
 use crate::functions::{CoProcessFunction, KeyedCoProcessFunction, KeyedContext, ProcessContext};
 use crate::output::{ErasedOutput, Output};
 use eddy_core::keygroup::KeyGroupRange;
-use eddy_core::{Data, Key, StreamRecord, Watermark, WatermarkStatus};
+use eddy_core::{Data, Key, OperatorId, StreamRecord, Watermark, WatermarkStatus};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -71,6 +71,7 @@ pub struct TwoInputDriver<Op: TwoInputOperator> {
     label: OperatorLabel,
     max_parallelism: usize,
     key_group_range: KeyGroupRange,
+    id: OperatorId,
     input_watermarks: [i64; 2],
     input_idle: [bool; 2],
     combined: i64,
@@ -84,6 +85,7 @@ impl<Op: TwoInputOperator> TwoInputDriver<Op> {
         label: OperatorLabel,
         max_parallelism: usize,
         key_group_range: KeyGroupRange,
+        id: OperatorId,
     ) -> Self {
         out.set_label(label.clone());
         TwoInputDriver {
@@ -92,6 +94,7 @@ impl<Op: TwoInputOperator> TwoInputDriver<Op> {
             label,
             max_parallelism,
             key_group_range,
+            id,
             input_watermarks: [i64::MIN; 2],
             input_idle: [false; 2],
             combined: i64::MIN,
@@ -106,6 +109,7 @@ impl<Op: TwoInputOperator> TwoInputDriver<Op> {
             label: &self.label,
             max_parallelism: self.max_parallelism,
             key_group_range: self.key_group_range,
+            id: self.id,
         };
         let op = &mut self.op;
         guarded(&self.label, || op.open(&mut ctx))

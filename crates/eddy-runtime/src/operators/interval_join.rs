@@ -522,6 +522,8 @@ mod tests {
             buffer_timeout_ms: 0,
             auto_watermark_interval_ms: 200,
             watermarks: Arc::new(crate::chain::WatermarkGauge::default()),
+            checkpointing: None,
+            restore: None,
         };
         let label = OperatorLabel {
             name: "Interval Join".into(),
@@ -533,6 +535,7 @@ mod tests {
             label: &label,
             max_parallelism: 128,
             key_group_range: KeyGroupRange::all(128),
+            id: 0,
         })?;
         Ok(Harness {
             op,
