@@ -275,6 +275,8 @@ impl MiniCluster {
                 buffer_timeout_ms: g.config.buffer_timeout_ms,
                 auto_watermark_interval_ms: g.config.auto_watermark_interval_ms,
                 watermarks: Arc::new(WatermarkGauge::default()),
+                checkpointing: None,
+                restore: None,
             };
             tasks.push((task, env, wakers[i].clone()));
         }

@@ -176,10 +176,31 @@ pub trait Input<T>: Send {
     fn next_processing_time(&self) -> Option<i64>;
     /// Sends partially filled network buffers (buffer timeout).
     fn flush(&mut self) -> Result<(), TaskError>;
-    /// End of input: emit what is left, then finish downstream.
+    /// End of input (Flink's `endInput` + `finish`): emit what is left, then finish
+    /// downstream, whose network consumers get end of data.
     fn finish(&mut self) -> Result<(), TaskError>;
     /// Releases resources; called on success and on failure.
     fn close(&mut self);
+    /// Snapshots this operator and the chain after it, appending `(operator, state)`.
+    fn snapshot_state(
+        &mut self,
+        _barrier: &CheckpointBarrier,
+        _out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError> {
+        Ok(())
+    }
+    /// Forwards the barrier to every network consumer after this operator.
+    fn emit_barrier(&mut self, _barrier: &CheckpointBarrier) -> Result<(), TaskError> {
+        Ok(())
+    }
+    /// A checkpoint completed (`complete`) or was aborted.
+    fn notify_checkpoint(&mut self, _id: CheckpointId, _complete: bool) -> Result<(), TaskError> {
+        Ok(())
+    }
+    /// The task ends: network consumers after this operator get end of partition.
+    fn end_partition(&mut self) -> Result<(), TaskError> {
+        Ok(())
+    }
 }
 
 /// An operator with one input (Flink's `OneInputStreamOperator`), batch at a time.
@@ -377,5 +398,38 @@ impl<Op: OneInputOperator> Input<Op::In> for OneInputDriver<Op> {
             tracing::warn!("closing failed: {e}");
         }
         self.out.close();
+    }
+
+    fn snapshot_state(
+        &mut self,
+        barrier: &CheckpointBarrier,
+        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError> {
+        let op = &mut self.op;
+        let s = guarded(&self.label, || op.snapshot_state(barrier))?;
+        if !s.is_empty() {
+            out.push((self.id, s));
+        }
+        ErasedOutput::snapshot_state(&mut self.out, barrier, out)
+    }
+
+    fn emit_barrier(&mut self, barrier: &CheckpointBarrier) -> Result<(), TaskError> {
+        ErasedOutput::emit_barrier(&mut self.out, barrier)
+    }
+
+    fn notify_checkpoint(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError> {
+        let op = &mut self.op;
+        if complete {
+            guarded(&self.label, || op.notify_checkpoint_complete(id))?;
+        } else {
+            guarded(&self.label, || op.notify_checkpoint_aborted(id))?;
+        }
+        // A commit may emit (e.g. a sink's bookkeeping); hand it on.
+        self.out.flush_buffered()?;
+        ErasedOutput::notify_checkpoint(&mut self.out, id, complete)
+    }
+
+    fn end_partition(&mut self) -> Result<(), TaskError> {
+        ErasedOutput::end_partition(&mut self.out)
     }
 }

@@ -4,8 +4,8 @@
 //! queue per upstream channel (producer subtask). A queue holds at most `capacity` buffers of
 //! records: that is the channel's credit. A producer with no credit blocks in
 //! [`ChannelWriter::send`], which is how backpressure reaches the sources, and the time it
-//! blocks is counted as back-pressured time. Events (watermarks, watermark status, end of
-//! partition) need no credit, as in Flink where they never wait behind exhausted buffers.
+//! blocks is counted as back-pressured time. Events (watermarks, watermark status, barriers,
+//! end of data, end of partition) need no credit, as in Flink where they never wait behind exhausted buffers.
 //!
 //! One lock per buffer, never per record. The consumer is woken through its task's
 //! [`TaskWaker`], shared by all its gates and its mailbox, so one wait covers everything a
@@ -27,6 +27,11 @@ pub enum ChannelElement<T> {
     Watermark(Watermark),
     /// The producer became idle or active again (Flink's `WatermarkStatus` event).
     WatermarkStatus(WatermarkStatus),
+    /// A checkpoint barrier: everything before it belongs to checkpoint `id`, nothing after.
+    Barrier(crate::checkpoint::CheckpointBarrier),
+    /// The producer's input ended (Flink's `EndOfData`): the consumer may finish its operators,
+    /// but the channel stays open for the final checkpoint's barrier.
+    EndOfData,
     /// The producer finished; nothing follows.
     EndOfPartition,
 }

@@ -446,6 +446,7 @@ impl<R: SourceReader> OperatorFactory for SourceFactory<R> {
             out,
             ctx.label(id)?,
             batch,
+            id,
         )))
     }
 

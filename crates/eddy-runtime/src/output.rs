@@ -7,6 +7,8 @@
 
 use crate::chain::{Input, TaskEnv, WatermarkGauge};
 use crate::channel::{ChannelElement, ChannelWriter};
+use crate::checkpoint::{CheckpointBarrier, CheckpointId, OperatorSubtaskState};
+use eddy_core::OperatorId;
 use crate::error::{OperatorError, TaskError};
 use eddy_core::{Data, StreamRecord, Watermark, WatermarkStatus};
 use std::any::Any;
@@ -197,13 +199,28 @@ impl<T: Data> RecordWriter<T> {
         Ok(())
     }
 
-    /// Flushes, then tells every consumer this producer is done.
-    pub fn finish(&mut self) -> Result<(), OperatorError> {
+    /// Flushes, then sends `e` (an event) on every channel.
+    fn broadcast_event(&mut self, e: impl Fn() -> ChannelElement<T>) -> Result<(), OperatorError> {
         self.flush()?;
         for c in &self.channels {
-            c.send(ChannelElement::EndOfPartition).map_err(cancelled)?;
+            c.send(e()).map_err(cancelled)?;
         }
         Ok(())
+    }
+
+    /// Flushes, then sends the checkpoint barrier on every channel.
+    pub fn emit_barrier(&mut self, b: &CheckpointBarrier) -> Result<(), OperatorError> {
+        self.broadcast_event(|| ChannelElement::Barrier(b.clone()))
+    }
+
+    /// Flushes, then tells every consumer this producer's input ended.
+    pub fn finish(&mut self) -> Result<(), OperatorError> {
+        self.broadcast_event(|| ChannelElement::EndOfData)
+    }
+
+    /// Tells every consumer this producer is gone.
+    pub fn end_partition(&mut self) -> Result<(), OperatorError> {
+        self.broadcast_event(|| ChannelElement::EndOfPartition)
     }
 }
 
@@ -212,6 +229,18 @@ impl<T: Data> RecordWriter<T> {
 pub trait ErasedOutput: Send {
     /// For downcasting to `Output<X>`.
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Snapshots the chained operators after this output.
+    fn snapshot_state(
+        &mut self,
+        barrier: &CheckpointBarrier,
+        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError>;
+    /// Sends the barrier to every network consumer downstream in the chain.
+    fn emit_barrier(&mut self, barrier: &CheckpointBarrier) -> Result<(), TaskError>;
+    /// Tells the chained operators that a checkpoint completed or was aborted.
+    fn notify_checkpoint(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError>;
+    /// Sends end of partition to every network consumer downstream in the chain.
+    fn end_partition(&mut self) -> Result<(), TaskError>;
     /// Lifecycle, forwarded to the consumers.
     fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError>;
     /// Hands buffered records on.
@@ -467,6 +496,59 @@ impl<T: Data> Output<T> {
 impl<T: Data> ErasedOutput for Output<T> {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+
+    fn snapshot_state(
+        &mut self,
+        barrier: &CheckpointBarrier,
+        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError> {
+        for c in self.chained.iter_mut() {
+            c.snapshot_state(barrier, out)?;
+        }
+        for (_, s) in self.side.iter_mut() {
+            s.snapshot_state(barrier, out)?;
+        }
+        Ok(())
+    }
+
+    fn emit_barrier(&mut self, barrier: &CheckpointBarrier) -> Result<(), TaskError> {
+        self.flush_buffered()?;
+        for c in self.chained.iter_mut() {
+            c.emit_barrier(barrier)?;
+        }
+        for i in 0..self.writers.len() {
+            let r = self.writers[i].emit_barrier(barrier);
+            r.map_err(|e| self.wrap(e))?;
+        }
+        for (_, s) in self.side.iter_mut() {
+            s.emit_barrier(barrier)?;
+        }
+        Ok(())
+    }
+
+    fn notify_checkpoint(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError> {
+        for c in self.chained.iter_mut() {
+            c.notify_checkpoint(id, complete)?;
+        }
+        for (_, s) in self.side.iter_mut() {
+            s.notify_checkpoint(id, complete)?;
+        }
+        Ok(())
+    }
+
+    fn end_partition(&mut self) -> Result<(), TaskError> {
+        for c in self.chained.iter_mut() {
+            c.end_partition()?;
+        }
+        for i in 0..self.writers.len() {
+            let r = self.writers[i].end_partition();
+            r.map_err(|e| self.wrap(e))?;
+        }
+        for (_, s) in self.side.iter_mut() {
+            s.end_partition()?;
+        }
+        Ok(())
     }
 
     fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError> {

@@ -1,8 +1,10 @@
 //! The source side of a task: a pull-based [`SourceReader`] the task polls between mails, so
 //! timers and (later) checkpoint barriers interleave with reading.
 //!
-//! A reader can snapshot its position and be restored to it; the checkpoint issue builds on
-//! that, and a later issue moves sources onto Flink's split-based Source API.
+//! A reader snapshots its position when a checkpoint is triggered and is restored to it after a
+//! failure (before `open`). A source restored at another parallelism is refused: positions
+//! belong to one subtask's share of the input until sources move onto Flink's split-based
+//! Source API (a later issue).
 
 use crate::error::OperatorError;
 use eddy_core::{Data, StreamRecord};
@@ -52,4 +54,12 @@ pub trait SourceReader: Send + 'static {
     fn close(&mut self) -> Result<(), OperatorError> {
         Ok(())
     }
+
+    /// Checkpoint `id` completed (e.g. commit offsets to an external system).
+    fn notify_checkpoint_complete(&mut self, _id: u64) -> Result<(), OperatorError> {
+        Ok(())
+    }
 }
+
+/// The operator-state name a source's position is stored under.
+pub const SOURCE_POSITION_STATE: &str = "source-position";

@@ -1,20 +1,35 @@
 //! The task: one OS thread per subtask running a mailbox loop.
 //!
-//! Each turn of the loop checks for cancellation, fires due processing-time timers, then takes
-//! one element of input (a source poll or a buffer/event from an input gate) and pushes it
-//! through the chain. With nothing to do it flushes partial output buffers (unless the buffer
+//! Each turn of the loop checks for cancellation, takes checkpoint mail (triggers at sources,
+//! completion and abort notifications), fires due processing-time timers, then takes one
+//! element of input (a source poll or a buffer/event from an input gate, skipping channels
+//! blocked by barrier alignment) and pushes it through the chain. With nothing to do it flushes partial output buffers (unless the buffer
 //! timeout is -1) and sleeps on the task's [`TaskWaker`] until input arrives or the next timer is
 //! due. Busy tasks flush every `buffer_timeout` ms, so batches stay large under load and
 //! latency stays bounded when idle.
+//!
+//! Checkpoints (DESIGN §6): on barrier n (at a source: on the trigger) the task forwards the
+//! barrier, snapshots its chain synchronously and hands the snapshot to the upload pool, which
+//! stores it and acknowledges to the coordinator. With checkpointing on, a task whose input
+//! ended stays alive until the final checkpoint completed, so a transactional sink commits its
+//! last records (Flink's FLIP-147): sources send end of data, then the final barrier, and end
+//! their partitions only after that checkpoint completed.
 
 use crate::chain::{guarded, Input, TaskEnv};
 use crate::channel::{ChannelElement, InputGate, TaskWaker};
+use crate::checkpoint::storage::FileCheckpointStorage;
+use crate::checkpoint::{
+    BarrierHandler, BarrierOutcome, CheckpointBarrier, CheckpointId, CheckpointLocation,
+    CheckpointMail, CheckpointStorage, ListStateSnapshot, OperatorStateMode, OperatorSubtaskState,
+    SnapshotKind, SubtaskCheckpointMetrics, TaskAcknowledgement, TaskCheckpointing,
+};
 use crate::error::{OperatorError, OperatorLabel, TaskError};
 use crate::operators::co::{TwoInputDriver, TwoInputOperator};
 use crate::output::{ErasedOutput, Output};
-use crate::source::{InputStatus, SourceContext, SourceReader};
+use crate::source::{InputStatus, SourceContext, SourceReader, SOURCE_POSITION_STATE};
 use crate::valve::{StatusWatermarkValve, ValveOutput};
-use eddy_core::{Data, StreamRecord, Watermark};
+use eddy_core::{CheckpointingMode, Data, OperatorId, StreamRecord, Watermark};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,21 +93,277 @@ fn cancelled(label: &OperatorLabel) -> TaskError {
     label.error(OperatorError::Cancelled)
 }
 
+
+/// What a task's chain must do for checkpoints, whatever heads it.
+trait SnapshotTarget {
+    fn emit_barrier(&mut self, b: &CheckpointBarrier) -> Result<(), TaskError>;
+    fn snapshot_state(
+        &mut self,
+        b: &CheckpointBarrier,
+        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError>;
+    fn notify(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError>;
+}
+
+impl<T: Data> SnapshotTarget for Box<dyn Input<T>> {
+    fn emit_barrier(&mut self, b: &CheckpointBarrier) -> Result<(), TaskError> {
+        Input::emit_barrier(self.as_mut(), b)
+    }
+    fn snapshot_state(
+        &mut self,
+        b: &CheckpointBarrier,
+        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError> {
+        Input::snapshot_state(self.as_mut(), b, out)
+    }
+    fn notify(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError> {
+        Input::notify_checkpoint(self.as_mut(), id, complete)
+    }
+}
+
+impl<Op: TwoInputOperator> SnapshotTarget for TwoInputDriver<Op> {
+    fn emit_barrier(&mut self, b: &CheckpointBarrier) -> Result<(), TaskError> {
+        TwoInputDriver::emit_barrier(self, b)
+    }
+    fn snapshot_state(
+        &mut self,
+        b: &CheckpointBarrier,
+        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError> {
+        TwoInputDriver::snapshot_state(self, b, out)
+    }
+    fn notify(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError> {
+        TwoInputDriver::notify_checkpoint(self, id, complete)
+    }
+}
+
+/// A task's checkpoint bookkeeping: its part of the protocol, whatever heads the task.
+struct Checkpoints {
+    cp: Option<Arc<TaskCheckpointing>>,
+    /// Snapshotted checkpoints not yet notified (completed or aborted).
+    pending: BTreeSet<CheckpointId>,
+}
+
+impl Checkpoints {
+    fn new(env: &TaskEnv) -> Self {
+        Checkpoints {
+            cp: env.checkpointing.clone(),
+            pending: BTreeSet::new(),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.cp.is_some()
+    }
+
+    fn mode(&self) -> CheckpointingMode {
+        self.cp
+            .as_ref()
+            .map_or(CheckpointingMode::ExactlyOnce, |c| c.mode)
+    }
+
+    #[inline]
+    fn mail(&self) -> Option<CheckpointMail> {
+        self.cp.as_ref().and_then(|c| c.mailbox.take())
+    }
+
+    fn decline(&self, id: CheckpointId, reason: String) {
+        if let Some(cp) = &self.cp {
+            cp.responder.decline(id, cp.task, reason);
+        }
+    }
+
+    /// Forwards the barrier, snapshots the chain (plus `head`, a source's own state) and
+    /// submits the upload.
+    fn take(
+        &mut self,
+        barrier: CheckpointBarrier,
+        alignment: Duration,
+        target: &mut dyn SnapshotTarget,
+        head: Option<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError> {
+        target.emit_barrier(&barrier)?;
+        let Some(cp) = self.cp.clone() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let mut states: Vec<(OperatorId, OperatorSubtaskState)> = head.into_iter().collect();
+        target.snapshot_state(&barrier, &mut states)?;
+        let sync_us = started.elapsed().as_micros() as u64;
+        self.pending.insert(barrier.id);
+        cp.uploader.clone().submit(move || {
+            upload(&cp, &barrier, states, alignment, sync_us);
+        });
+        Ok(())
+    }
+
+    /// Handles completion and abort mail; returns the mail it did not handle (triggers).
+    fn on_mail(
+        &mut self,
+        mail: CheckpointMail,
+        target: &mut dyn SnapshotTarget,
+        handler: Option<&mut BarrierHandler>,
+    ) -> Result<Option<CheckpointBarrier>, TaskError> {
+        match mail {
+            CheckpointMail::Trigger(b) => Ok(Some(b)),
+            CheckpointMail::Complete(id) => {
+                self.pending.retain(|p| *p > id);
+                target.notify(id, true)?;
+                Ok(None)
+            }
+            CheckpointMail::Abort(id) => {
+                self.pending.remove(&id);
+                if let Some(h) = handler {
+                    h.abort(id);
+                }
+                target.notify(id, false)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Acts on what a barrier or an ended channel meant.
+    fn on_outcome(
+        &mut self,
+        o: BarrierOutcome,
+        target: &mut dyn SnapshotTarget,
+    ) -> Result<(), TaskError> {
+        if let Some(old) = o.aborted {
+            self.decline(
+                old,
+                "a newer checkpoint's barrier arrived before this one's alignment completed"
+                    .into(),
+            );
+        }
+        if let Some((b, alignment)) = o.trigger {
+            self.take(b, alignment, target, None)?;
+        }
+        Ok(())
+    }
+}
+
+/// The asynchronous part of a snapshot: encode, store, acknowledge (or decline on failure).
+fn upload(
+    cp: &TaskCheckpointing,
+    barrier: &CheckpointBarrier,
+    states: Vec<(OperatorId, OperatorSubtaskState)>,
+    alignment: Duration,
+    sync_us: u64,
+) {
+    let started = Instant::now();
+    let stored = (|| -> Result<(Vec<(OperatorId, crate::checkpoint::StateHandle)>, u64), String> {
+        let mut handles = Vec::new();
+        let mut size = 0u64;
+        if states.is_empty() {
+            return Ok((handles, size));
+        }
+        let (storage, loc): (Arc<dyn CheckpointStorage>, CheckpointLocation) =
+            match &barrier.savepoint_dir {
+                Some(dir) => (
+                    Arc::new(FileCheckpointStorage::new(dir)),
+                    CheckpointLocation { dir: dir.clone() },
+                ),
+                None => {
+                    let loc = cp
+                        .storage
+                        .checkpoint_location(cp.job_id, barrier.id)
+                        .map_err(|e| e.to_string())?;
+                    (cp.storage.clone(), loc)
+                }
+            };
+        for (op, state) in states {
+            let base = cp
+                .operator_files
+                .get(&op)
+                .cloned()
+                .unwrap_or_else(|| format!("op-{op}"));
+            let bytes = state.to_bytes(&base).map_err(|e| e.to_string())?;
+            let file = format!("{base}-{}", cp.task.subtask);
+            let h = storage
+                .write_state(&loc, &file, &bytes)
+                .map_err(|e| e.to_string())?;
+            size += h.size;
+            handles.push((op, h));
+        }
+        Ok((handles, size))
+    })();
+    match stored {
+        Ok((states, state_size)) => cp.responder.acknowledge(TaskAcknowledgement {
+            checkpoint_id: barrier.id,
+            task: cp.task,
+            states,
+            metrics: SubtaskCheckpointMetrics {
+                alignment_ms: alignment.as_millis() as u64,
+                sync_us,
+                async_us: started.elapsed().as_micros() as u64,
+                state_size,
+            },
+        }),
+        Err(reason) => cp.responder.decline(
+            barrier.id,
+            cp.task,
+            format!("storing the snapshot failed: {reason}"),
+        ),
+    }
+}
+
+/// Where a source task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SourcePhase {
+    /// Reading.
+    Running,
+    /// Input ended (or drained): waiting for the final checkpoint's trigger.
+    Finished,
+    /// The final barrier (or a stop-with-savepoint barrier) went out: waiting for that
+    /// checkpoint to complete. `resume` says whether an abort resumes reading.
+    AwaitingEnd { id: CheckpointId, resume: bool },
+}
+
+/// The source's part of a checkpoint: its reader's position, redistributed with its split
+/// list state.
+struct SourceHead<'a, R: SourceReader> {
+    reader: &'a mut R,
+    out: &'a mut Output<R::Out>,
+    label: &'a OperatorLabel,
+}
+
+impl<R: SourceReader> SnapshotTarget for SourceHead<'_, R> {
+    fn emit_barrier(&mut self, b: &CheckpointBarrier) -> Result<(), TaskError> {
+        ErasedOutput::emit_barrier(self.out, b)
+    }
+    fn snapshot_state(
+        &mut self,
+        b: &CheckpointBarrier,
+        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError> {
+        ErasedOutput::snapshot_state(self.out, b, out)
+    }
+    fn notify(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError> {
+        if complete {
+            let reader = &mut *self.reader;
+            guarded(self.label, || reader.notify_checkpoint_complete(id))?;
+        }
+        ErasedOutput::notify_checkpoint(self.out, id, complete)
+    }
+}
+
 /// A task whose head is a source.
 pub struct SourceStreamTask<R: SourceReader> {
     reader: R,
     out: Output<R::Out>,
     label: OperatorLabel,
     batch_size: usize,
+    id: OperatorId,
 }
 
 impl<R: SourceReader> SourceStreamTask<R> {
-    /// A source task reading with `reader` into `out`.
+    /// A source task reading with `reader` into `out`; `id` is the source operator's id.
     pub fn new(
         reader: R,
         mut out: Output<R::Out>,
         label: OperatorLabel,
         batch_size: usize,
+        id: OperatorId,
     ) -> Self {
         out.set_label(label.clone());
         SourceStreamTask {
@@ -100,10 +371,99 @@ impl<R: SourceReader> SourceStreamTask<R> {
             out,
             label,
             batch_size: batch_size.max(1),
+            id,
         }
     }
 
+    fn restore(&mut self, env: &TaskEnv) -> Result<(), TaskError> {
+        let Some(r) = env.restored_state(self.id) else {
+            return Ok(());
+        };
+        let positions = r
+            .operator
+            .get(SOURCE_POSITION_STATE)
+            .map(|(_, items)| items.as_slice())
+            .unwrap_or_default();
+        if r.old_parallelism != env.parallelism {
+            return Err(self.label.error(OperatorError::Internal(format!(
+                "source state was taken at parallelism {} and cannot be restored at parallelism {}: \
+                 keep the source's parallelism when restoring (split-based sources come later)",
+                r.old_parallelism, env.parallelism
+            ))));
+        }
+        match positions {
+            [] => Ok(()),
+            [p] => {
+                let reader = &mut self.reader;
+                guarded(&self.label, || reader.restore_position(p))
+            }
+            more => Err(self.label.error(OperatorError::Internal(format!(
+                "expected one source position in the restored state, found {}",
+                more.len()
+            )))),
+        }
+    }
+
+    fn snapshot_head(&mut self) -> Result<(OperatorId, OperatorSubtaskState), TaskError> {
+        let reader = &mut self.reader;
+        let pos = guarded(&self.label, || reader.snapshot_position())?;
+        Ok((
+            self.id,
+            OperatorSubtaskState {
+                operator: vec![ListStateSnapshot {
+                    name: SOURCE_POSITION_STATE.into(),
+                    mode: OperatorStateMode::Split,
+                    items: vec![pos],
+                }],
+                ..Default::default()
+            },
+        ))
+    }
+
+    fn trigger(
+        &mut self,
+        cps: &mut Checkpoints,
+        phase: SourcePhase,
+        b: CheckpointBarrier,
+    ) -> Result<SourcePhase, TaskError> {
+        if let SourcePhase::AwaitingEnd { .. } = phase {
+            cps.decline(b.id, "the source is finishing".into());
+            return Ok(phase);
+        }
+        let mut next = phase;
+        match (phase, b.kind) {
+            (SourcePhase::Running, SnapshotKind::SavepointTerminate { drain }) => {
+                if drain {
+                    // Flush event time and end the input before the barrier, so the savepoint
+                    // holds the state after every window fired.
+                    self.out.emit_watermark(Watermark::MAX)?;
+                    ErasedOutput::finish(&mut self.out)?;
+                }
+                next = SourcePhase::AwaitingEnd {
+                    id: b.id,
+                    resume: !drain,
+                };
+            }
+            (SourcePhase::Finished, _) => {
+                next = SourcePhase::AwaitingEnd {
+                    id: b.id,
+                    resume: false,
+                };
+            }
+            _ => {}
+        }
+        let head = self.snapshot_head()?;
+        let mut t = SourceHead {
+            reader: &mut self.reader,
+            out: &mut self.out,
+            label: &self.label,
+        };
+        cps.take(b, Duration::ZERO, &mut t, Some(head))?;
+        Ok(next)
+    }
+
     fn run_loop(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
+        self.restore(env)?;
         self.out.open(env)?;
         let ctx = SourceContext {
             subtask: env.subtask,
@@ -113,9 +473,45 @@ impl<R: SourceReader> SourceStreamTask<R> {
         guarded(&self.label, || reader.open(&ctx))?;
         let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
         let mut batch: Vec<StreamRecord<R::Out>> = Vec::with_capacity(self.batch_size);
+        let mut cps = Checkpoints::new(env);
+        let mut phase = SourcePhase::Running;
         loop {
             if env.cancel.is_cancelled() {
                 return Err(cancelled(&self.label));
+            }
+            while let Some(mail) = cps.mail() {
+                let mut t = SourceHead {
+                    reader: &mut self.reader,
+                    out: &mut self.out,
+                    label: &self.label,
+                };
+                let is_abort = matches!(mail, CheckpointMail::Abort(_));
+                let mail_id = match &mail {
+                    CheckpointMail::Complete(id) | CheckpointMail::Abort(id) => *id,
+                    CheckpointMail::Trigger(b) => b.id,
+                };
+                if let Some(b) = cps.on_mail(mail, &mut t, None)? {
+                    phase = self.trigger(&mut cps, phase, b)?;
+                    continue;
+                }
+                if let SourcePhase::AwaitingEnd { id, resume } = phase {
+                    if !is_abort && mail_id >= id {
+                        // The final checkpoint (or stop-with-savepoint) completed.
+                        ErasedOutput::end_partition(&mut self.out)?;
+                        return Ok(());
+                    }
+                    if is_abort && mail_id == id {
+                        phase = if resume {
+                            SourcePhase::Running
+                        } else {
+                            SourcePhase::Finished
+                        };
+                    }
+                }
+            }
+            if phase != SourcePhase::Running {
+                waker.wait(Some(Instant::now() + MAX_WAIT));
+                continue;
             }
             if let Some(t) = self.out.next_processing_time() {
                 let now = env.clock.now_ms();
@@ -150,7 +546,16 @@ impl<R: SourceReader> SourceStreamTask<R> {
                     // A bounded input ends event time: every event-time timer downstream fires.
                     self.out.emit_watermark(Watermark::MAX)?;
                     ErasedOutput::finish(&mut self.out)?;
-                    return Ok(());
+                    match &cps.cp {
+                        Some(cp) => {
+                            cp.responder.source_finished(cp.task);
+                            phase = SourcePhase::Finished;
+                        }
+                        None => {
+                            ErasedOutput::end_partition(&mut self.out)?;
+                            return Ok(());
+                        }
+                    }
                 }
             }
         }
@@ -169,6 +574,51 @@ impl<R: SourceReader> StreamTask for SourceStreamTask<R> {
     }
 }
 
+/// End-of-data and end-of-partition bookkeeping over all channels of a task.
+struct InputEnds {
+    data_ended: Vec<bool>,
+    num_data_ended: usize,
+    partitions_ended: Vec<bool>,
+    num_partitions_ended: usize,
+    finished: bool,
+}
+
+impl InputEnds {
+    fn new(n: usize) -> Self {
+        InputEnds {
+            data_ended: vec![false; n],
+            num_data_ended: 0,
+            partitions_ended: vec![false; n],
+            num_partitions_ended: 0,
+            finished: false,
+        }
+    }
+
+    /// End of data on `ch`; true when every channel's data ended now (finish the chain).
+    fn on_end_of_data(&mut self, ch: usize) -> bool {
+        if !self.data_ended[ch] {
+            self.data_ended[ch] = true;
+            self.num_data_ended += 1;
+        }
+        if self.num_data_ended == self.data_ended.len() && !self.finished {
+            self.finished = true;
+            return true;
+        }
+        false
+    }
+
+    fn on_end_of_partition(&mut self, ch: usize) {
+        if !self.partitions_ended[ch] {
+            self.partitions_ended[ch] = true;
+            self.num_partitions_ended += 1;
+        }
+    }
+
+    fn all_partitions_ended(&self) -> bool {
+        self.num_partitions_ended == self.partitions_ended.len()
+    }
+}
+
 /// A task whose head has one input (possibly the union of several edges).
 pub struct OneInputStreamTask<T: Data> {
     gate: InputGate<T>,
@@ -184,22 +634,43 @@ impl<T: Data> OneInputStreamTask<T> {
 
     fn run_loop(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
         self.chain.open(env)?;
-        let mut valve = StatusWatermarkValve::new(self.gate.num_channels());
+        let n = self.gate.num_channels();
+        let mut valve = StatusWatermarkValve::new(n);
         let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
-        if valve.all_finished() {
-            return self.chain.finish();
+        let mut cps = Checkpoints::new(env);
+        let mut handler = BarrierHandler::new(cps.mode(), n);
+        let mut ends = InputEnds::new(n);
+        if n == 0 {
+            self.chain.finish()?;
+            return self.chain.end_partition();
         }
         loop {
             if env.cancel.is_cancelled() {
                 return Err(cancelled(&self.label));
             }
-            if let Some(t) = self.chain.next_processing_time() {
-                let now = env.clock.now_ms();
-                if t <= now {
-                    self.chain.on_processing_time(now)?;
+            while let Some(mail) = cps.mail() {
+                if let Some(b) = cps.on_mail(mail, &mut self.chain, Some(&mut handler))? {
+                    cps.decline(b.id, "only sources can be triggered".into());
                 }
             }
-            match self.gate.poll(None) {
+            if ends.all_partitions_ended() {
+                // Wait for the notifications of checkpoints this task took part in: the last
+                // one commits what a sink wrote last.
+                if cps.pending.is_empty() || !cps.enabled() {
+                    return self.chain.end_partition();
+                }
+                waker.wait(Some(Instant::now() + MAX_WAIT));
+                continue;
+            }
+            if !ends.finished {
+                if let Some(t) = self.chain.next_processing_time() {
+                    let now = env.clock.now_ms();
+                    if t <= now {
+                        self.chain.on_processing_time(now)?;
+                    }
+                }
+            }
+            match self.gate.poll(handler.blocked()) {
                 Some((_, ChannelElement::Buffer(mut b))) => {
                     self.chain.process_batch(&mut b)?;
                     if flush.after_progress() {
@@ -214,12 +685,21 @@ impl<T: Data> OneInputStreamTask<T> {
                     let out = valve.input_watermark_status(ch, s);
                     self.forward(env, out)?;
                 }
+                Some((ch, ChannelElement::Barrier(b))) => {
+                    let o = handler.on_barrier(ch, b);
+                    cps.on_outcome(o, &mut self.chain)?;
+                }
+                Some((ch, ChannelElement::EndOfData)) => {
+                    if ends.on_end_of_data(ch) {
+                        self.chain.finish()?;
+                    }
+                }
                 Some((ch, ChannelElement::EndOfPartition)) => {
                     let out = valve.input_end(ch);
                     self.forward(env, out)?;
-                    if valve.all_finished() {
-                        return self.chain.finish();
-                    }
+                    ends.on_end_of_partition(ch);
+                    let o = handler.on_channel_ended(ch);
+                    cps.on_outcome(o, &mut self.chain)?;
                 }
                 None => {
                     if flush.on_idle() {
@@ -280,9 +760,11 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
 
     fn run_loop(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
         self.driver.open(env)?;
+        let n1 = self.gate1.num_channels();
+        let n2 = self.gate2.num_channels();
         let mut valves = [
-            StatusWatermarkValve::new(self.gate1.num_channels()),
-            StatusWatermarkValve::new(self.gate2.num_channels()),
+            StatusWatermarkValve::new(n1),
+            StatusWatermarkValve::new(n2),
         ];
         // An input with no channels has ended before it began.
         for (i, v) in valves.iter().enumerate() {
@@ -290,41 +772,65 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
                 self.driver.process_watermark(i, Watermark::MAX)?;
             }
         }
+        let mut cps = Checkpoints::new(env);
+        // Channels of both inputs in one index space: input 2's start after input 1's.
+        let mut handler = BarrierHandler::new(cps.mode(), n1 + n2);
+        let mut ends = InputEnds::new(n1 + n2);
+        if n1 + n2 == 0 {
+            self.driver.finish()?;
+            return self.driver.end_partition();
+        }
         let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
         let mut first = 0usize;
         loop {
-            if valves[0].all_finished() && valves[1].all_finished() {
-                return self.driver.finish();
-            }
             if env.cancel.is_cancelled() {
                 return Err(cancelled(&self.label));
             }
-            if let Some(t) = self.driver.next_processing_time() {
-                let now = env.clock.now_ms();
-                if t <= now {
-                    self.driver.on_processing_time(now)?;
+            while let Some(mail) = cps.mail() {
+                if let Some(b) = cps.on_mail(mail, &mut self.driver, Some(&mut handler))? {
+                    cps.decline(b.id, "only sources can be triggered".into());
+                }
+            }
+            if ends.all_partitions_ended() {
+                if cps.pending.is_empty() || !cps.enabled() {
+                    return self.driver.end_partition();
+                }
+                waker.wait(Some(Instant::now() + MAX_WAIT));
+                continue;
+            }
+            if !ends.finished {
+                if let Some(t) = self.driver.next_processing_time() {
+                    let now = env.clock.now_ms();
+                    if t <= now {
+                        self.driver.on_processing_time(now)?;
+                    }
                 }
             }
             let mut progressed = false;
             // Alternate which input is polled first so neither starves.
             for k in 0..2 {
                 let input = (first + k) % 2;
+                let blocked = handler.blocked();
                 let done = if input == 0 {
-                    match self.gate1.poll(None) {
+                    match self.gate1.poll(blocked.map(|b| &b[..n1])) {
                         Some((_, ChannelElement::Buffer(mut b))) => {
                             self.driver.process_batch1(&mut b)?;
                             true
                         }
-                        Some((ch, e)) => self.event(env, &mut valves, 0, ch, e)?,
+                        Some((ch, e)) => {
+                            self.event(env, &mut valves, &mut handler, &mut cps, &mut ends, 0, ch, 0, e)?
+                        }
                         None => false,
                     }
                 } else {
-                    match self.gate2.poll(None) {
+                    match self.gate2.poll(blocked.map(|b| &b[n1..])) {
                         Some((_, ChannelElement::Buffer(mut b))) => {
                             self.driver.process_batch2(&mut b)?;
                             true
                         }
-                        Some((ch, e)) => self.event(env, &mut valves, 1, ch, e)?,
+                        Some((ch, e)) => {
+                            self.event(env, &mut valves, &mut handler, &mut cps, &mut ends, 1, ch, n1, e)?
+                        }
                         None => false,
                     }
                 };
@@ -348,23 +854,42 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn event<X>(
         &mut self,
         env: &TaskEnv,
         valves: &mut [StatusWatermarkValve; 2],
+        handler: &mut BarrierHandler,
+        cps: &mut Checkpoints,
+        ends: &mut InputEnds,
         input: usize,
         ch: usize,
+        offset: usize,
         e: ChannelElement<X>,
     ) -> Result<bool, TaskError> {
         let out = match e {
             ChannelElement::Watermark(w) => valves[input].input_watermark(ch, w),
             ChannelElement::WatermarkStatus(s) => valves[input].input_watermark_status(ch, s),
+            ChannelElement::Barrier(b) => {
+                let o = handler.on_barrier(offset + ch, b);
+                cps.on_outcome(o, &mut self.driver)?;
+                return Ok(true);
+            }
+            ChannelElement::EndOfData => {
+                if ends.on_end_of_data(offset + ch) {
+                    self.driver.finish()?;
+                }
+                return Ok(true);
+            }
             ChannelElement::EndOfPartition => {
                 let mut out = valves[input].input_end(ch);
                 if valves[input].all_finished() {
                     // An ended input must not hold back the other one.
                     out.watermark = Some(Watermark::MAX);
                 }
+                ends.on_end_of_partition(offset + ch);
+                let o = handler.on_channel_ended(offset + ch);
+                cps.on_outcome(o, &mut self.driver)?;
                 out
             }
             ChannelElement::Buffer(_) => ValveOutput::default(),

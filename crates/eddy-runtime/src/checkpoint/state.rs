@@ -86,6 +86,8 @@ impl OperatorSubtaskState {
 /// The state one operator of one new subtask starts from.
 #[derive(Clone, Debug, Default)]
 pub struct RestoredOperatorState {
+    /// The operator's parallelism when the snapshot was taken.
+    pub old_parallelism: usize,
     /// Keyed state snapshots of every old subtask whose key groups overlap this one's (the
     /// backend keeps only its own key groups).
     pub keyed: Vec<KeyedStateSnapshot>,
@@ -105,7 +107,10 @@ impl RestoredOperatorState {
         parallelism: usize,
         range: KeyGroupRange,
     ) -> Self {
-        let mut r = RestoredOperatorState::default();
+        let mut r = RestoredOperatorState {
+            old_parallelism: old.len(),
+            ..Default::default()
+        };
         let overlaps = |k: &KeyGroupRange| {
             !range.is_empty() && !k.is_empty() && k.start <= range.end && range.start <= k.end
         };

@@ -4,6 +4,7 @@
 use super::keyed::KeyedCore;
 use super::KeySelector;
 use crate::chain::{guarded, OperatorContext, TaskEnv};
+use crate::checkpoint::{CheckpointBarrier, CheckpointId, OperatorSubtaskState};
 use crate::error::{OperatorError, OperatorLabel, TaskError};
 use crate::functions::{CoProcessFunction, KeyedCoProcessFunction, KeyedContext, ProcessContext};
 use crate::output::{ErasedOutput, Output};
@@ -57,6 +58,17 @@ pub trait TwoInputOperator: Send + 'static {
     }
     /// Releases resources.
     fn close(&mut self) -> Result<(), OperatorError> {
+        Ok(())
+    }
+    /// Takes the operator's part of a checkpoint (see [`crate::chain::OneInputOperator`]).
+    fn snapshot_state(
+        &mut self,
+        _barrier: &CheckpointBarrier,
+    ) -> Result<OperatorSubtaskState, OperatorError> {
+        Ok(OperatorSubtaskState::default())
+    }
+    /// Checkpoint `id` completed.
+    fn notify_checkpoint_complete(&mut self, _id: CheckpointId) -> Result<(), OperatorError> {
         Ok(())
     }
 }
@@ -215,6 +227,39 @@ impl<Op: TwoInputOperator> TwoInputDriver<Op> {
         }
         self.out.close();
     }
+
+    /// Snapshots the operator and the chain after it.
+    pub fn snapshot_state(
+        &mut self,
+        barrier: &CheckpointBarrier,
+        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError> {
+        let op = &mut self.op;
+        let s = guarded(&self.label, || op.snapshot_state(barrier))?;
+        if !s.is_empty() {
+            out.push((self.id, s));
+        }
+        ErasedOutput::snapshot_state(&mut self.out, barrier, out)
+    }
+
+    /// Forwards the barrier downstream.
+    pub fn emit_barrier(&mut self, barrier: &CheckpointBarrier) -> Result<(), TaskError> {
+        ErasedOutput::emit_barrier(&mut self.out, barrier)
+    }
+
+    /// A checkpoint completed or was aborted.
+    pub fn notify_checkpoint(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError> {
+        if complete {
+            let op = &mut self.op;
+            guarded(&self.label, || op.notify_checkpoint_complete(id))?;
+        }
+        ErasedOutput::notify_checkpoint(&mut self.out, id, complete)
+    }
+
+    /// The task ends.
+    pub fn end_partition(&mut self) -> Result<(), TaskError> {
+        ErasedOutput::end_partition(&mut self.out)
+    }
 }
 
 /// `ConnectedStreams::process` (and `map`/`flat_map`) on non-keyed streams.
@@ -362,8 +407,18 @@ impl<K: Key, I1: Data, I2: Data, O: Data, F: KeyedCoProcessFunction<K, I1, I2, O
     type Out = O;
 
     fn open(&mut self, ctx: &mut OperatorContext<'_>) -> Result<(), OperatorError> {
-        let core = self.core.insert(KeyedCore::open(ctx));
+        let core = self.core.insert(KeyedCore::open(ctx)?);
         Ok(self.f.open(&mut core.runtime_context(ctx))?)
+    }
+
+    fn snapshot_state(
+        &mut self,
+        _barrier: &CheckpointBarrier,
+    ) -> Result<OperatorSubtaskState, OperatorError> {
+        self.core
+            .as_ref()
+            .ok_or_else(|| OperatorError::Internal("keyed operator used before open".into()))?
+            .snapshot()
     }
 
     fn process_batch1(

@@ -326,11 +326,13 @@ where
             .validate()
             .map_err(|e| OperatorError::User(Box::new(e)))?;
         let mut backend = KeyedStateBackend::new(ctx.key_group_range, ctx.max_parallelism);
+        let mut timers = InternalTimerService::new(ctx.key_group_range, ctx.max_parallelism);
+        super::keyed::restore_keyed(ctx, &mut backend, Some(&mut timers))?;
         let left_buffer = backend.get_map_state(&MapStateDescriptor::new("LEFT_BUFFER"))?;
         let right_buffer = backend.get_map_state(&MapStateDescriptor::new("RIGHT_BUFFER"))?;
         self.state = Some(JoinState {
             backend,
-            timers: InternalTimerService::new(ctx.key_group_range, ctx.max_parallelism),
+            timers,
             left_buffer,
             right_buffer,
             watermark: i64::MIN,
@@ -405,6 +407,17 @@ where
 
     fn close(&mut self) -> Result<(), OperatorError> {
         Ok(self.f.close()?)
+    }
+
+    fn snapshot_state(
+        &mut self,
+        _barrier: &crate::checkpoint::CheckpointBarrier,
+    ) -> Result<crate::checkpoint::OperatorSubtaskState, OperatorError> {
+        let st = self
+            .state
+            .as_ref()
+            .ok_or_else(|| OperatorError::Internal("interval join used before open".into()))?;
+        super::keyed::snapshot_keyed(&st.backend, Some(&st.timers))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::KeySelector;
 use crate::chain::{Clock, OneInputOperator, OperatorContext};
+use crate::checkpoint::{CheckpointBarrier, OperatorSubtaskState};
 use crate::error::OperatorError;
 use crate::functions::{KeyedContext, KeyedProcessFunction, RuntimeContext, TimeDomain};
 use crate::output::Output;
@@ -24,15 +25,56 @@ pub struct KeyedCore<K: Key> {
     pub watermark: i64,
 }
 
+/// Name of a keyed operator's timer service in its snapshots.
+pub const TIMER_SERVICE: &str = "timers";
+
+/// Restores keyed state and timers of a keyed operator, if the job was restored.
+pub fn restore_keyed<K: Key, N: Key>(
+    ctx: &OperatorContext<'_>,
+    backend: &mut KeyedStateBackend<K>,
+    timers: Option<&mut InternalTimerService<K, N>>,
+) -> Result<(), OperatorError> {
+    if let Some(r) = ctx.restored() {
+        backend.restore(&r.keyed)?;
+        if let (Some(t), Some(snaps)) = (timers, r.timers.get(TIMER_SERVICE)) {
+            t.restore(snaps)?;
+        }
+    }
+    Ok(())
+}
+
+/// Snapshots keyed state (by key group) and timers of a keyed operator.
+pub fn snapshot_keyed<K: Key, N: Key>(
+    backend: &KeyedStateBackend<K>,
+    timers: Option<&InternalTimerService<K, N>>,
+) -> Result<OperatorSubtaskState, OperatorError> {
+    let timers = match timers {
+        Some(t) => vec![(TIMER_SERVICE.to_string(), t.snapshot()?)],
+        None => Vec::new(),
+    };
+    Ok(OperatorSubtaskState {
+        keyed: Some(backend.snapshot()?),
+        timers,
+        operator: Vec::new(),
+    })
+}
+
 impl<K: Key> KeyedCore<K> {
-    /// Creates the backend for this subtask's key groups.
-    pub fn open(ctx: &OperatorContext<'_>) -> Self {
-        KeyedCore {
+    /// Creates the backend for this subtask's key groups, restored if the job was.
+    pub fn open(ctx: &OperatorContext<'_>) -> Result<Self, OperatorError> {
+        let mut core = KeyedCore {
             backend: KeyedStateBackend::new(ctx.key_group_range, ctx.max_parallelism),
             timers: InternalTimerService::new(ctx.key_group_range, ctx.max_parallelism),
             clock: Some(ctx.env.clock.clone()),
             watermark: i64::MIN,
-        }
+        };
+        restore_keyed(ctx, &mut core.backend, Some(&mut core.timers))?;
+        Ok(core)
+    }
+
+    /// Snapshots state and timers.
+    pub fn snapshot(&self) -> Result<OperatorSubtaskState, OperatorError> {
+        snapshot_keyed(&self.backend, Some(&self.timers))
     }
 
     /// A runtime context with keyed state for the function's `open`.
@@ -155,8 +197,15 @@ impl<K: Key, I: Data, O: Data, F: KeyedProcessFunction<K, I, O>> OneInputOperato
     type Out = O;
 
     fn open(&mut self, ctx: &mut OperatorContext<'_>) -> Result<(), OperatorError> {
-        let core = self.core.insert(KeyedCore::open(ctx));
+        let core = self.core.insert(KeyedCore::open(ctx)?);
         Ok(self.f.open(&mut core.runtime_context(ctx))?)
+    }
+
+    fn snapshot_state(
+        &mut self,
+        _barrier: &CheckpointBarrier,
+    ) -> Result<OperatorSubtaskState, OperatorError> {
+        self.core.as_ref().ok_or_else(not_open)?.snapshot()
     }
 
     fn process_batch(
@@ -252,8 +301,16 @@ impl<K: Key, T: Data, F: FnMut(T, T) -> T + Send + 'static> OneInputOperator
             ctx.key_group_range,
             ctx.max_parallelism,
         ));
+        restore_keyed::<K, ()>(ctx, backend, None)?;
         self.state = Some(backend.get_state(&ValueStateDescriptor::<T>::new("_reduce_state"))?);
         Ok(())
+    }
+
+    fn snapshot_state(
+        &mut self,
+        _barrier: &CheckpointBarrier,
+    ) -> Result<OperatorSubtaskState, OperatorError> {
+        snapshot_keyed::<K, ()>(self.backend.as_ref().ok_or_else(not_open)?, None)
     }
 
     fn process_batch(

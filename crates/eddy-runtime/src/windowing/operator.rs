@@ -453,6 +453,8 @@ where
             ));
         }
         let mut backend = KeyedStateBackend::new(ctx.key_group_range, ctx.max_parallelism);
+        let mut timers = InternalTimerService::new(ctx.key_group_range, ctx.max_parallelism);
+        crate::operators::keyed::restore_keyed(ctx, &mut backend, Some(&mut timers))?;
         self.contents.open(&mut backend)?;
         let merging = if self.assigner.is_merging() {
             Some(mapping_state(&mut backend)?)
@@ -468,7 +470,7 @@ where
         let now = ctx.env.clock.now_ms();
         self.rt = Some(Runtime {
             backend,
-            timers: InternalTimerService::new(ctx.key_group_range, ctx.max_parallelism),
+            timers,
             clock: ctx.env.clock.clone(),
             watermark: i64::MIN,
             now,
@@ -551,5 +553,16 @@ where
             );
         }
         Ok(self.function.close()?)
+    }
+
+    fn snapshot_state(
+        &mut self,
+        _barrier: &crate::checkpoint::CheckpointBarrier,
+    ) -> Result<crate::checkpoint::OperatorSubtaskState, OperatorError> {
+        let rt = self
+            .rt
+            .as_ref()
+            .ok_or_else(|| OperatorError::Internal("window operator used before open".into()))?;
+        crate::operators::keyed::snapshot_keyed(&rt.backend, Some(&rt.timers))
     }
 }

@@ -120,7 +120,12 @@ pub struct TimestampsAndWatermarksOperator<T> {
     output: WatermarkOutputState,
     interval_ms: i64,
     next_emit: Option<i64>,
+    /// A watermark restored from a checkpoint, emitted before the first record after restore.
+    restored: Option<i64>,
 }
+
+/// The operator-state name of the last emitted watermark.
+const WATERMARK_STATE: &str = "current-watermark";
 
 impl<T> TimestampsAndWatermarksOperator<T> {
     /// An operator for the strategy.
@@ -131,6 +136,7 @@ impl<T> TimestampsAndWatermarksOperator<T> {
             output: WatermarkOutputState::default(),
             interval_ms: 0,
             next_emit: None,
+            restored: None,
         }
     }
 }
@@ -159,6 +165,24 @@ impl<T: Data> OneInputOperator for TimestampsAndWatermarksOperator<T> {
             ));
         }
         self.generator = Some(g);
+        // Watermarks never go back, not even across a restore: the generator starts afresh, so
+        // the watermark of the snapshot is where the output resumes (the minimum over the old
+        // subtasks when rescaled). Lateness downstream is then decided as in a run that never
+        // failed.
+        if let Some((_, items)) = ctx
+            .restored()
+            .and_then(|r| r.operator.get(WATERMARK_STATE))
+        {
+            let wm = items
+                .iter()
+                .filter_map(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map(i64::from_le_bytes)
+                .min();
+            if let Some(wm) = wm.filter(|w| *w > i64::MIN) {
+                self.output.max_watermark = wm;
+                self.restored = Some(wm);
+            }
+        }
         self.interval_ms = self
             .strategy
             .interval_ms
@@ -177,6 +201,9 @@ impl<T: Data> OneInputOperator for TimestampsAndWatermarksOperator<T> {
         let g = self.generator.as_mut().ok_or_else(|| {
             OperatorError::Internal("timestamps operator used before open".into())
         })?;
+        if let Some(wm) = self.restored.take() {
+            out.push_watermark(Watermark::new(wm));
+        }
         for mut r in batch.drain(..) {
             if let Some(a) = &self.strategy.assigner {
                 r.timestamp = a(&r.value, r.timestamp());
@@ -235,5 +262,20 @@ impl<T: Data> OneInputOperator for TimestampsAndWatermarksOperator<T> {
 
     fn next_processing_time(&self) -> Option<i64> {
         self.next_emit
+    }
+
+    fn snapshot_state(
+        &mut self,
+        _barrier: &crate::checkpoint::CheckpointBarrier,
+    ) -> Result<crate::checkpoint::OperatorSubtaskState, OperatorError> {
+        let wm = self.restored.unwrap_or(self.output.max_watermark);
+        Ok(crate::checkpoint::OperatorSubtaskState {
+            operator: vec![crate::checkpoint::ListStateSnapshot {
+                name: WATERMARK_STATE.into(),
+                mode: crate::checkpoint::OperatorStateMode::Union,
+                items: vec![wm.to_le_bytes().to_vec()],
+            }],
+            ..Default::default()
+        })
     }
 }
