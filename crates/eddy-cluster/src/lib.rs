@@ -6,6 +6,7 @@
 //! distributed cluster come in a later issue and reuse the ExecutionGraph.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod execution_graph;
 pub mod minicluster;
 

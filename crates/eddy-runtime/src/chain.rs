@@ -156,7 +156,7 @@ impl OperatorContext<'_> {
     /// Whether the job takes checkpoints (a transactional sink commits on checkpoint
     /// completion then, and at the end of input otherwise).
     pub fn checkpointing(&self) -> bool {
-        self.env.checkpointing.is_some()
+        self.env.checkpointing.as_ref().is_some_and(|c| c.periodic)
     }
 }
 

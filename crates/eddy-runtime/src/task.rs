@@ -546,7 +546,7 @@ impl<R: SourceReader> SourceStreamTask<R> {
                     // A bounded input ends event time: every event-time timer downstream fires.
                     self.out.emit_watermark(Watermark::MAX)?;
                     ErasedOutput::finish(&mut self.out)?;
-                    match &cps.cp {
+                    match cps.cp.as_ref().filter(|c| c.periodic) {
                         Some(cp) => {
                             cp.responder.source_finished(cp.task);
                             phase = SourcePhase::Finished;

@@ -243,4 +243,8 @@ pub struct TaskCheckpointing {
     pub mailbox: std::sync::Arc<TaskMailbox>,
     /// Per operator of the chain: the name its state files get.
     pub operator_files: std::collections::BTreeMap<OperatorId, String>,
+    /// Whether periodic checkpointing is on: then a task whose input ended waits for the final
+    /// checkpoint, and transactional sinks commit only on checkpoint completion. Without it,
+    /// tasks still take savepoints.
+    pub periodic: bool,
 }
