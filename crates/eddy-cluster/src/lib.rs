@@ -9,7 +9,9 @@
 pub mod checkpoint;
 pub mod execution_graph;
 pub mod minicluster;
+pub mod restart;
 
 pub use minicluster::{
     JobClient, JobExecutionError, JobExecutionResult, MiniCluster, SubtaskWatermarks,
 };
+pub use restart::RestartBackoff;

@@ -126,6 +126,34 @@ pub enum RestartStrategyConfig {
 }
 
 impl RestartStrategyConfig {
+    /// Flink's defaults for `fixed-delay`: 1 attempt, 1 s apart.
+    pub fn fixed_delay_default() -> Self {
+        RestartStrategyConfig::FixedDelay {
+            attempts: 1,
+            delay_ms: 1000,
+        }
+    }
+
+    /// Flink's defaults for `failure-rate`: at most 1 failure per minute, restarts 1 s apart.
+    pub fn failure_rate_default() -> Self {
+        RestartStrategyConfig::FailureRate {
+            max_failures: 1,
+            interval_ms: 60_000,
+            delay_ms: 1000,
+        }
+    }
+
+    /// The strategy's `restart-strategy.type` name: `none`, `fixed-delay`, `exponential-delay`
+    /// or `failure-rate`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            RestartStrategyConfig::None => "none",
+            RestartStrategyConfig::FixedDelay { .. } => "fixed-delay",
+            RestartStrategyConfig::ExponentialDelay { .. } => "exponential-delay",
+            RestartStrategyConfig::FailureRate { .. } => "failure-rate",
+        }
+    }
+
     /// Flink's defaults for `exponential-delay` (the default strategy once checkpointing is on).
     pub fn exponential_default() -> Self {
         RestartStrategyConfig::ExponentialDelay {
