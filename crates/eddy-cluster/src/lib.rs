@@ -12,6 +12,7 @@ pub mod minicluster;
 pub mod restart;
 
 pub use minicluster::{
+    JobFailure,
     JobClient, JobExecutionError, JobExecutionResult, MiniCluster, SubtaskWatermarks,
 };
 pub use restart::RestartBackoff;
