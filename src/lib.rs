@@ -41,9 +41,16 @@ pub use eddy_state as state;
 
 /// Everything a streaming program usually needs.
 pub mod prelude {
-    pub use eddy_cluster::{JobClient, JobExecutionError, JobExecutionResult, SubtaskWatermarks};
+    pub use eddy_cluster::checkpoint::{CheckpointStats, CheckpointStatsSnapshot, CheckpointStatus};
+    pub use eddy_cluster::{
+        JobClient, JobExecutionError, JobExecutionResult, JobFailure, SubtaskWatermarks,
+    };
     pub use eddy_core::config::ExecutionConfig;
-    pub use eddy_core::{Data, Key, Watermark, WatermarkStatus};
+    pub use eddy_core::{
+        CheckpointConfig, CheckpointingMode, Data, ExternalizedCheckpointRetention, Key,
+        RestartStrategyConfig, Watermark, WatermarkStatus,
+    };
+    pub use eddy_runtime::source::{InputStatus, SourceContext, SourceReader};
     pub use eddy_datastream::{
         AllWindowedStream, CollectHandle, ConnectedStreams, DataStream, DataStreamSink,
         IntervalJoin, IntervalJoined, KeyedConnectedStreams, KeyedStream,

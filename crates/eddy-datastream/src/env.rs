@@ -9,7 +9,9 @@ use eddy_connectors::sequence::SequenceReader;
 use eddy_connectors::socket::SocketReader;
 use eddy_core::config::ExecutionConfig;
 use eddy_core::jobgraph::OperatorKind;
-use eddy_core::{CoreError, Data, OperatorId};
+use eddy_core::{
+    CheckpointConfig, CoreError, Data, OperatorId, RestartStrategyConfig, SavepointRestoreSettings,
+};
 use eddy_runtime::factory::{JobProgram, OperatorFactory, SourceFactory};
 use eddy_runtime::source::SourceReader;
 use eddy_runtime::OperatorError;
@@ -109,6 +111,37 @@ impl StreamExecutionEnvironment {
     pub fn set_auto_watermark_interval(&self, interval: Duration) -> &Self {
         self.inner.borrow_mut().config.auto_watermark_interval_ms =
             i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Turns on periodic checkpoints every `interval`, exactly-once (Flink's
+    /// `enableCheckpointing`). Tune the rest with [`StreamExecutionEnvironment::configure_checkpointing`].
+    pub fn enable_checkpointing(&self, interval: Duration) -> &Self {
+        self.inner.borrow_mut().config.checkpoint.interval_ms =
+            Some((interval.as_millis() as u64).max(1));
+        self
+    }
+
+    /// Adjusts the checkpoint configuration (mode, storage URL, timeout, minimum pause,
+    /// concurrency, tolerable failures, retention, retained count) — Flink's `CheckpointConfig`.
+    pub fn configure_checkpointing(&self, f: impl FnOnce(&mut CheckpointConfig)) -> &Self {
+        f(&mut self.inner.borrow_mut().config.checkpoint);
+        self
+    }
+
+    /// Sets the restart strategy (Flink's `setRestartStrategy`).
+    pub fn set_restart_strategy(&self, strategy: RestartStrategyConfig) -> &Self {
+        self.inner.borrow_mut().config.restart_strategy = Some(strategy);
+        self
+    }
+
+    /// Starts the job from a savepoint or retained checkpoint (`execution.savepoint.path`);
+    /// with `allow_non_restored_state`, state of operators no longer in the job is skipped.
+    pub fn restore_from(&self, path: impl Into<String>, allow_non_restored_state: bool) -> &Self {
+        self.inner.borrow_mut().config.savepoint_restore = Some(SavepointRestoreSettings {
+            path: path.into(),
+            allow_non_restored_state,
+        });
         self
     }
 
@@ -291,6 +324,11 @@ impl StreamExecutionEnvironment {
     pub fn execute_async(&self, job_name: &str) -> Result<JobClient, JobExecutionError> {
         let program = self
             .get_program(job_name)
+            .map_err(JobExecutionError::InvalidJob)?;
+        program
+            .job_graph
+            .config
+            .validate()
             .map_err(JobExecutionError::InvalidJob)?;
         self.inner.borrow_mut().graph = StreamGraph::default();
         MiniCluster::default().execute_async(program)

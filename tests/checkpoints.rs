@@ -1,0 +1,534 @@
+//! Checkpoints, failover and savepoints end to end on the MiniCluster: failures injected at
+//! random records, restores checked against exact oracles.
+
+use eddy::prelude::*;
+use eddy::runtime::chain::{OneInputOperator, OperatorContext};
+use eddy::runtime::checkpoint::{CheckpointBarrier, OperatorSubtaskState};
+use eddy::runtime::factory::OneInputFactory;
+use eddy::runtime::output::Output;
+use eddy::runtime::OperatorError;
+use eddy::core::StreamRecord;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A replayable, throttled source of `0..n`: `per_poll` records, then a `pause`, so a run
+/// lasts long enough for checkpoints; its position is the next value.
+#[derive(Clone)]
+struct SlowSequence {
+    n: u64,
+    next: u64,
+    per_poll: u64,
+    pause: Duration,
+}
+
+impl SlowSequence {
+    fn new(n: u64, per_poll: u64, pause_ms: u64) -> Self {
+        SlowSequence {
+            n,
+            next: 0,
+            per_poll,
+            pause: Duration::from_millis(pause_ms),
+        }
+    }
+}
+
+impl SourceReader for SlowSequence {
+    type Out = u64;
+    fn open(&mut self, _ctx: &SourceContext) -> Result<(), OperatorError> {
+        Ok(())
+    }
+    fn poll_next(
+        &mut self,
+        out: &mut Vec<StreamRecord<u64>>,
+        _max: usize,
+    ) -> Result<InputStatus, OperatorError> {
+        if self.next >= self.n {
+            return Ok(InputStatus::EndOfInput);
+        }
+        let end = (self.next + self.per_poll).min(self.n);
+        out.extend((self.next..end).map(StreamRecord::new));
+        self.next = end;
+        std::thread::sleep(self.pause);
+        Ok(InputStatus::MoreAvailable)
+    }
+    fn snapshot_position(&mut self) -> Result<Vec<u8>, OperatorError> {
+        Ok(self.next.to_le_bytes().to_vec())
+    }
+    fn restore_position(&mut self, p: &[u8]) -> Result<(), OperatorError> {
+        let b: [u8; 8] = p
+            .try_into()
+            .map_err(|_| OperatorError::Internal("bad position".into()))?;
+        self.next = u64::from_le_bytes(b);
+        Ok(())
+    }
+}
+
+fn seed() -> u64 {
+    let s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7);
+    eprintln!("seed {s}");
+    s
+}
+
+fn pick(seed: &mut u64, lo: u64, hi: u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    lo + *seed % (hi - lo)
+}
+
+/// Fails once, the first time it sees `at` (shared across restarts through the flag).
+fn fail_once(at: u64, failed: Arc<AtomicBool>) -> impl FnMut(u64) -> u64 + Clone + Send {
+    move |v| {
+        if v == at && !failed.swap(true, Ordering::SeqCst) {
+            panic!("injected failure at record {at}");
+        }
+        v
+    }
+}
+
+const KEYS: u64 = 17;
+
+fn expected_counts(n: u64) -> BTreeMap<u64, u64> {
+    let mut m = BTreeMap::new();
+    for v in 0..n {
+        *m.entry(v % KEYS).or_default() += 1;
+    }
+    m
+}
+
+/// The last (highest) running count per key.
+fn final_counts(out: &[(u64, u64)]) -> BTreeMap<u64, u64> {
+    let mut m: BTreeMap<u64, u64> = BTreeMap::new();
+    for (k, c) in out {
+        let e = m.entry(*k).or_default();
+        *e = (*e).max(*c);
+    }
+    m
+}
+
+fn counting_job(
+    env: &StreamExecutionEnvironment,
+    n: u64,
+    fail_at: Option<(u64, Arc<AtomicBool>)>,
+    p: usize,
+) -> eddy::datastream::CollectHandle<(u64, u64)> {
+    let src = env
+        .add_source("Slow Sequence", move || SlowSequence::new(n, 50, 1))
+        .set_parallelism(1)
+        .uid("source");
+    let mapped = match fail_at {
+        Some((at, flag)) => src.map(fail_once(at, flag)).name("Fail Once").uid("fail"),
+        None => src.map(|v: u64| v).name("Fail Once").uid("fail"),
+    };
+    mapped
+        .set_parallelism(p)
+        .map(|v: u64| (v % KEYS, 1u64))
+        .set_parallelism(p)
+        .key_by(|t: &(u64, u64)| t.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .uid("count")
+        .set_parallelism(p)
+        .collect()
+}
+
+#[test]
+fn keyed_state_is_exactly_once_across_injected_failures() {
+    let mut s = seed();
+    let n = 4000;
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.enable_checkpointing(Duration::from_millis(15));
+        env.configure_checkpointing(|c| c.storage = Some(dir.path().display().to_string()));
+        env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
+            attempts: 3,
+            delay_ms: 0,
+        });
+        let at = pick(&mut s, n / 4, n - 100);
+        let flag = Arc::new(AtomicBool::new(false));
+        let out = counting_job(&env, n, Some((at, flag.clone())), 2);
+        let client = env.execute_async("exactly once counts").unwrap();
+        client.wait().expect("the job recovers");
+        assert!(flag.load(Ordering::SeqCst), "round {round}: the failure was injected");
+        assert_eq!(
+            final_counts(&out.take()),
+            expected_counts(n),
+            "round {round}: failure at record {at}"
+        );
+    }
+}
+
+#[test]
+fn failover_restores_the_latest_checkpoint_and_records_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    env.configure_checkpointing(|c| c.storage = Some(dir.path().display().to_string()));
+    env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
+        attempts: 1,
+        delay_ms: 10,
+    });
+    let n = 4000;
+    let flag = Arc::new(AtomicBool::new(false));
+    let out = counting_job(&env, n, Some((n / 2, flag)), 2);
+    let client = env.execute_async("failover").unwrap();
+    let mut seen;
+    let res = loop {
+        seen = client.failures();
+        if !seen.is_empty() || client.checkpoint_stats().counts.completed > 1000 {
+            break client.wait();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    res.unwrap();
+    assert_eq!(final_counts(&out.take()), expected_counts(n));
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].cause.contains("injected failure"), "{seen:?}");
+    assert!(seen[0].restarted);
+    assert!(
+        seen[0].restored_checkpoint.is_some(),
+        "a checkpoint completed before record {}: {seen:?}",
+        n / 2
+    );
+    // The job finished: its checkpoints are discarded.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn restarts_exhausted_fail_the_job_naming_the_strategy() {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
+        attempts: 2,
+        delay_ms: 1,
+    });
+    env.add_source("Slow Sequence", || SlowSequence::new(1000, 50, 1))
+        .set_parallelism(1)
+        .map(|v: u64| {
+            if v == 500 {
+                panic!("always fails at 500");
+            }
+            v
+        })
+        .sink_to_discard();
+    let err = env.execute("always failing").unwrap_err().to_string();
+    assert!(err.contains("fixed-delay") && err.contains("always fails at 500"), "{err}");
+}
+
+#[test]
+fn at_least_once_mode_loses_nothing() {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    env.configure_checkpointing(|c| c.mode = CheckpointingMode::AtLeastOnce);
+    env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
+        attempts: 3,
+        delay_ms: 0,
+    });
+    let n = 3000;
+    let flag = Arc::new(AtomicBool::new(false));
+    // Two source subtasks feed each counter over two channels: barriers are not aligned.
+    let f = fail_once(n / 2, flag.clone());
+    let out = env
+        .add_source("Slow Sequence", move || SlowSequence::new(n, 40, 1))
+        .set_parallelism(1)
+        .rebalance()
+        .map(f)
+        .set_parallelism(2)
+        .key_by(|v: &u64| v % KEYS)
+        .process_fn(|v: u64, ctx, out: &mut Collector<'_, (u64, u64)>| {
+            let _ = ctx;
+            out.collect((v % KEYS, v));
+            Ok(())
+        })
+        .set_parallelism(2)
+        .collect();
+    env.execute("at least once").unwrap();
+    assert!(flag.load(Ordering::SeqCst));
+    let got: std::collections::BTreeSet<u64> = out.take().into_iter().map(|(_, v)| v).collect();
+    assert_eq!(got.len() as u64, n, "every record reached the end at least once");
+}
+
+/// Sleeps in its first snapshot (so that checkpoint times out), counts snapshots.
+#[derive(Clone)]
+struct SlowSnapshot {
+    first_sleep: Duration,
+    every_sleep: Duration,
+    calls: Arc<AtomicUsize>,
+}
+
+impl OneInputOperator for SlowSnapshot {
+    type In = u64;
+    type Out = u64;
+    fn open(&mut self, _ctx: &mut OperatorContext<'_>) -> Result<(), OperatorError> {
+        Ok(())
+    }
+    fn process_batch(
+        &mut self,
+        batch: &mut Vec<StreamRecord<u64>>,
+        out: &mut Output<u64>,
+    ) -> Result<(), OperatorError> {
+        out.push_batch(batch);
+        Ok(())
+    }
+    fn snapshot_state(
+        &mut self,
+        _b: &CheckpointBarrier,
+    ) -> Result<OperatorSubtaskState, OperatorError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::thread::sleep(self.first_sleep);
+        }
+        std::thread::sleep(self.every_sleep);
+        Ok(OperatorSubtaskState::default())
+    }
+}
+
+fn slow_snapshot_job(first: u64, every: u64, configure: impl FnOnce(&mut CheckpointConfig)) -> CheckpointStatsSnapshot {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    env.configure_checkpointing(configure);
+    let op = SlowSnapshot {
+        first_sleep: Duration::from_millis(first),
+        every_sleep: Duration::from_millis(every),
+        calls: Arc::default(),
+    };
+    env.add_source("Slow Sequence", || SlowSequence::new(30_000, 30, 1))
+        .set_parallelism(1)
+        .transform::<u64>(
+            "Slow Snapshot",
+            Arc::new(OneInputFactory::from_prototype(op)),
+            false,
+        )
+        .sink_to_discard();
+    let client = env.execute_async("slow snapshots").unwrap();
+    let mut stats;
+    let mut max_in_progress = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = client.checkpoint_stats();
+        max_in_progress = max_in_progress.max(s.counts.in_progress);
+        if s.counts.completed >= 3 || std::time::Instant::now() > deadline {
+            stats = s;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    client.cancel();
+    let _ = client.wait();
+    stats.counts.in_progress = max_in_progress;
+    stats
+}
+
+#[test]
+fn a_timed_out_checkpoint_is_discarded_and_the_next_succeeds() {
+    let stats = slow_snapshot_job(300, 0, |c| {
+        c.timeout_ms = 100;
+        c.tolerable_failed = 5;
+    });
+    let failed = stats.latest_failed.expect("the first checkpoint failed");
+    assert!(
+        failed.failure_reason.as_deref().unwrap_or("").contains("expired"),
+        "{failed:?}"
+    );
+    assert!(stats.counts.completed >= 3);
+    let done = stats.latest_completed.unwrap();
+    assert!(done.id > failed.id);
+}
+
+#[test]
+fn several_checkpoints_are_in_flight_at_once() {
+    let stats = slow_snapshot_job(0, 25, |c| c.max_concurrent = 3);
+    assert!(stats.counts.in_progress >= 2, "{:?}", stats.counts);
+    assert_eq!(stats.counts.failed, 0, "{stats:?}");
+}
+
+#[test]
+fn too_many_checkpoint_failures_fail_the_job() {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    env.configure_checkpointing(|c| {
+        c.timeout_ms = 20;
+        c.tolerable_failed = 0;
+    });
+    env.set_restart_strategy(RestartStrategyConfig::None);
+    let op = SlowSnapshot {
+        first_sleep: Duration::from_millis(0),
+        every_sleep: Duration::from_millis(60),
+        calls: Arc::default(),
+    };
+    env.add_source("Slow Sequence", || SlowSequence::new(100_000, 30, 1))
+        .set_parallelism(1)
+        .transform::<u64>("Slow Snapshot", Arc::new(OneInputFactory::from_prototype(op)), false)
+        .sink_to_discard();
+    let err = env.execute("failing checkpoints").unwrap_err().to_string();
+    assert!(err.contains("tolerable failure threshold"), "{err}");
+}
+
+fn latest_chk(dir: &Path) -> Option<std::path::PathBuf> {
+    let mut best: Option<(u64, std::path::PathBuf)> = None;
+    for job in std::fs::read_dir(dir).ok()?.flatten() {
+        for chk in std::fs::read_dir(job.path()).ok()?.flatten() {
+            let name = chk.file_name().to_string_lossy().to_string();
+            if let Some(n) = name.strip_prefix("chk-").and_then(|n| n.parse::<u64>().ok()) {
+                if chk.path().join("_metadata").exists() && best.as_ref().is_none_or(|b| n > b.0) {
+                    best = Some((n, chk.path()));
+                }
+            }
+        }
+    }
+    best.map(|b| b.1)
+}
+
+#[test]
+fn a_corrupt_checkpoint_falls_back_to_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    let root = dir.path().to_path_buf();
+    env.configure_checkpointing(|c| {
+        c.storage = Some(root.display().to_string());
+        c.num_retained = 3;
+    });
+    env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
+        attempts: 1,
+        delay_ms: 0,
+    });
+    let n = 4000;
+    let failed = Arc::new(AtomicBool::new(false));
+    let f2 = failed.clone();
+    let r2 = root.clone();
+    let out = env
+        .add_source("Slow Sequence", move || SlowSequence::new(n, 50, 1))
+        .set_parallelism(1)
+        .map(move |v: u64| {
+            if v == n / 2 && !f2.swap(true, Ordering::SeqCst) {
+                // Corrupt every state file of the newest checkpoint, then fail.
+                let chk = latest_chk(&r2).expect("a checkpoint completed");
+                for e in std::fs::read_dir(&chk).unwrap().flatten() {
+                    if e.file_name() != "_metadata" {
+                        std::fs::write(e.path(), b"garbage").unwrap();
+                    }
+                }
+                panic!("injected failure after corrupting {}", chk.display());
+            }
+            v
+        })
+        .uid("fail")
+        .map(|v: u64| (v % KEYS, 1u64))
+        .key_by(|t: &(u64, u64)| t.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .uid("count")
+        .collect();
+    let client = env.execute_async("corrupt").unwrap();
+    let mut failures = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while failures.len() < 2 && std::time::Instant::now() < deadline {
+        failures = client.failures();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    client.wait().unwrap();
+    assert_eq!(final_counts(&out.take()), expected_counts(n));
+    let text = format!("{failures:?}");
+    assert!(text.contains("corrupt") || text.contains("truncated") || text.contains("checksum"), "{text}");
+    assert!(failures.iter().any(|f| f.restarted && f.restored_checkpoint.is_some()), "{text}");
+}
+
+#[test]
+fn rescale_through_a_savepoint_gives_the_uninterrupted_result() {
+    let n = 3000;
+    for new_p in [3usize, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        let first = counting_job(&env, n, None, 2);
+        let client = env.execute_async("rescale").unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        let sp = client
+            .stop_with_savepoint(Some(dir.path()), false)
+            .expect("savepoint");
+        client.wait().unwrap();
+        let before = first.take();
+        assert!(
+            final_counts(&before).values().sum::<u64>() < n,
+            "stopped before the end"
+        );
+        assert!(Path::new(&sp).join("_metadata").is_file());
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.restore_from(sp.clone(), false);
+        let second = counting_job(&env, n, None, new_p);
+        env.execute("rescale").unwrap();
+        let mut all = before;
+        all.extend(second.take());
+        assert_eq!(final_counts(&all), expected_counts(n), "p=2 -> p={new_p}");
+    }
+}
+
+#[test]
+fn state_is_matched_by_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    let _ = counting_job(&env, 3000, None, 2);
+    let client = env.execute_async("uids").unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let sp = client.stop_with_savepoint(Some(dir.path()), false).unwrap();
+    client.wait().unwrap();
+    // A job without the counter's uid cannot take its state...
+    let build = |allow: bool| {
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.restore_from(sp.clone(), allow);
+        env.add_source("Slow Sequence", || SlowSequence::new(3000, 500, 0))
+            .set_parallelism(1)
+            .uid("source")
+            .map(|v: u64| v)
+            .uid("fail")
+            .map(|v: u64| (v % KEYS, 1u64))
+            .key_by(|t: &(u64, u64)| t.0)
+            .reduce(|a, b| (a.0, a.1 + b.1))
+            .uid("renamed-count")
+            .sink_to_discard();
+        env.execute("uids")
+    };
+    let err = build(false).unwrap_err().to_string();
+    assert!(err.contains("'count'") || err.contains("(count)"), "{err}");
+    assert!(err.contains("allow non-restored state"), "{err}");
+    // ...unless non-restored state is allowed.
+    build(true).unwrap();
+}
+
+#[test]
+fn missing_savepoint_is_a_clear_error() {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.restore_from("/nonexistent/savepoint-abc", false);
+    env.from_elements(&[1u64]).sink_to_discard();
+    let err = env.execute("missing").unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/savepoint-abc"), "{err}");
+}
+
+#[test]
+fn checkpoints_are_retained_on_cancellation_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    env.configure_checkpointing(|c| {
+        c.storage = Some(format!("file://{}", dir.path().display()));
+        c.retention = ExternalizedCheckpointRetention::RetainOnCancellation;
+    });
+    let _ = counting_job(&env, 100_000, None, 1);
+    let client = env.execute_async("retained").unwrap();
+    while client.checkpoint_stats().counts.completed < 2 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = client.checkpoint_stats();
+    let c = stats.latest_completed.clone().unwrap();
+    assert!(c.end_to_end_duration_ms.is_some() && !c.subtasks.is_empty(), "{c:?}");
+    client.cancel();
+    assert!(client.wait().is_err());
+    let chk = latest_chk(dir.path()).expect("a retained checkpoint");
+    let meta = std::fs::read_to_string(chk.join("_metadata")).unwrap();
+    assert!(meta.contains("\"version\": 1") && meta.contains("\"job_name\": \"retained\""), "{meta}");
+}
