@@ -1,11 +1,13 @@
 //! The built-in operators: stateless transformations, keyed process and reduce, two-input
-//! operators (co-process, interval join), timestamp assignment, and sinks.
+//! operators (co-process, interval join), timestamp assignment, sinks, and the two-phase commit
+//! operator of exactly-once sinks.
 
 pub mod basic;
 pub mod co;
 pub mod interval_join;
 pub mod keyed;
 pub mod sink;
+pub mod two_phase;
 pub mod watermark;
 
 use crate::chain::Clock;
