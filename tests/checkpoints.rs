@@ -532,3 +532,82 @@ fn checkpoints_are_retained_on_cancellation_when_configured() {
     let meta = std::fs::read_to_string(chk.join("_metadata")).unwrap();
     assert!(meta.contains("\"version\": 1") && meta.contains("\"job_name\": \"retained\""), "{meta}");
 }
+
+/// The lines of the finished part files under `dir` (hidden in-progress and pending files are
+/// not output), sorted: a multiset.
+fn finished_lines(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || !e.path().is_file() {
+            continue;
+        }
+        lines.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(str::to_string));
+    }
+    lines.sort();
+    lines
+}
+
+/// Keyed running counts and 100-record tumbling event-time windows, both written through the
+/// exactly-once file sink.
+fn file_job(env: &StreamExecutionEnvironment, n: u64, out: &Path, fail_at: Option<(u64, Arc<AtomicBool>)>) {
+    let src = env
+        .add_source("Slow Sequence", move || SlowSequence::new(n, 50, 1))
+        .set_parallelism(1)
+        .uid("source");
+    let mapped = match fail_at {
+        Some((at, flag)) => src.map(fail_once(at, flag)).uid("fail"),
+        None => src.map(|v: u64| v).uid("fail"),
+    };
+    mapped
+        .map(|v: u64| (v % KEYS, 1u64))
+        .key_by(|t: &(u64, u64)| t.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .uid("count")
+        .map(|(k, c): (u64, u64)| format!("count,{k},{c}"))
+        .sink_to_file(out.join("counts"))
+        .uid("count-sink");
+    mapped
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|v: &u64, _| *v as i64),
+        )
+        .uid("timestamps")
+        .key_by(|v: &u64| v % 3)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .reduce(|a, b| a + b)
+        .uid("window")
+        .map(|s: u64| format!("window,{s}"))
+        .sink_to_file(out.join("windows"))
+        .uid("window-sink");
+}
+
+#[test]
+fn exactly_once_file_output_equals_the_failure_free_run() {
+    let n = 3000;
+    let clean = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(15));
+    file_job(&env, n, clean.path(), None);
+    env.execute("file job").unwrap();
+    let want_counts = finished_lines(&clean.path().join("counts"));
+    let want_windows = finished_lines(&clean.path().join("windows"));
+    assert_eq!(want_counts.len() as u64, n);
+    assert!(!want_windows.is_empty());
+    let mut s = seed();
+    for round in 0..3 {
+        let out = tempfile::tempdir().unwrap();
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.enable_checkpointing(Duration::from_millis(15));
+        env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
+            attempts: 2,
+            delay_ms: 0,
+        });
+        let at = pick(&mut s, 1, n - 1);
+        let flag = Arc::new(AtomicBool::new(false));
+        file_job(&env, n, out.path(), Some((at, flag.clone())));
+        env.execute("file job").unwrap();
+        assert!(flag.load(Ordering::SeqCst));
+        assert_eq!(finished_lines(&out.path().join("counts")), want_counts, "round {round}, failure at {at}");
+        assert_eq!(finished_lines(&out.path().join("windows")), want_windows, "round {round}, failure at {at}");
+    }
+}

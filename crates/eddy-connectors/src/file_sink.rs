@@ -443,6 +443,7 @@ mod tests {
                 uploader: Uploader::new(1),
                 mailbox: Arc::new(TaskMailbox::new(TaskWaker::new())),
                 operator_files: BTreeMap::new(),
+                periodic: true,
             }));
         }
         env

@@ -508,6 +508,7 @@ mod tests {
                 uploader: Uploader::new(1),
                 mailbox: Arc::new(TaskMailbox::new(TaskWaker::new())),
                 operator_files: BTreeMap::new(),
+                periodic: true,
             }));
         }
         env.restore = restore.map(Arc::new);
