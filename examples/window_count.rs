@@ -5,6 +5,8 @@
 //! cargo run --release --example window_count -- --input events.csv --output out/ --size-ms 1000
 //!     [--slide-ms L] [--gap-ms G (instead of --size-ms)] [--lateness-ms A]
 //!     [--out-of-orderness-ms O] [--parallelism N]
+//!     [--checkpoint-dir DIR --checkpoint-interval-ms I] [--restore PATH|latest]
+//!     [--records-per-second R]
 //! ```
 //! Windows per key are tumbling (`--size-ms`), sliding (`--size-ms` + `--slide-ms`) or
 //! session (`--gap-ms`). Every window firing writes `key,window_start,window_end,count,sum`
@@ -16,12 +18,27 @@
 //! punctuated generator), and the file is read in order by one source subtask, so which
 //! records are late does not depend on timing or parallelism. Without `--input`, a small
 //! built-in sample with one late record is used and results are printed.
+//!
+//! **Exactly-once mode.** With `--checkpoint-dir`, the job checkpoints every `I` ms
+//! (exactly-once, checkpoints retained on cancellation, under `DIR/<job-id>/chk-<n>/`) and
+//! writes through the exactly-once file sink: finished part files `part-<subtask>-<n>` appear
+//! when the checkpoint covering them completes; in-progress and pending files are hidden
+//! (`.part-…`). `--restore latest` resumes from the newest completed checkpoint of this job
+//! under `DIR` (or starts afresh if there is none), `--restore PATH` from a given `chk-<n>` or
+//! savepoint directory. Kill the process at any moment and start it again with
+//! `--restore latest` until it finishes: the finished files hold exactly the lines of a run that
+//! never failed. `--records-per-second` throttles the source so a run can be made to last. The
+//! source's position (byte offset and line number) is checkpointed, so error messages keep
+//! naming the right line after a restore.
 
+use eddy::core::StreamRecord;
 use eddy::prelude::*;
+use eddy::runtime::OperatorError;
 use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Event {
@@ -44,13 +61,21 @@ struct Args {
     lateness_ms: u64,
     out_of_orderness_ms: i64,
     parallelism: usize,
+    checkpoint_dir: Option<PathBuf>,
+    checkpoint_interval_ms: u64,
+    restore: Option<String>,
+    records_per_second: Option<u64>,
 }
 
-const USAGE: &str = "usage: window_count --input <csv> --output <dir> (--size-ms S [--slide-ms L] | --gap-ms G) [--lateness-ms A] [--out-of-orderness-ms O] [--parallelism N]";
+/// The job's name: `--restore latest` looks for checkpoints of jobs with this name.
+const JOB_NAME: &str = "Window Count";
+
+const USAGE: &str = "usage: window_count --input <csv> --output <dir> (--size-ms S [--slide-ms L] | --gap-ms G) [--lateness-ms A] [--out-of-orderness-ms O] [--parallelism N] [--checkpoint-dir DIR --checkpoint-interval-ms I] [--restore PATH|latest] [--records-per-second R]";
 
 fn parse_args() -> Result<Args, String> {
     let (mut input, mut output, mut size, mut slide, mut gap) = (None, None, None, None, None);
     let (mut lateness, mut ooo, mut p) = (0u64, 0u64, 1usize);
+    let (mut checkpoint_dir, mut interval, mut restore, mut rps) = (None, None, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -69,6 +94,10 @@ fn parse_args() -> Result<Args, String> {
             "--lateness-ms" => lateness = int(0)?,
             "--out-of-orderness-ms" => ooo = int(0)?,
             "--parallelism" => p = int(1)? as usize,
+            "--checkpoint-dir" => checkpoint_dir = Some(PathBuf::from(&v)),
+            "--checkpoint-interval-ms" => interval = Some(int(1)?),
+            "--restore" => restore = Some(v.clone()),
+            "--records-per-second" => rps = Some(int(1)?),
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
@@ -82,15 +111,146 @@ fn parse_args() -> Result<Args, String> {
             return Err("give --size-ms (tumbling/sliding) or --gap-ms (session)".into())
         }
     };
+    if interval.is_some() && checkpoint_dir.is_none() {
+        return Err("--checkpoint-interval-ms needs --checkpoint-dir".into());
+    }
+    if restore.as_deref() == Some("latest") && checkpoint_dir.is_none() {
+        return Err("--restore latest needs --checkpoint-dir".into());
+    }
+    if checkpoint_dir.is_some() && output.is_none() {
+        return Err("--checkpoint-dir needs --output (the exactly-once file sink)".into());
+    }
     Ok(Args {
         input,
         output,
         windows,
+        checkpoint_dir,
+        checkpoint_interval_ms: interval.unwrap_or(1000),
+        restore,
+        records_per_second: rps,
         lateness_ms: lateness,
         out_of_orderness_ms: i64::try_from(ooo)
             .map_err(|_| "--out-of-orderness-ms is too large")?,
         parallelism: p,
     })
+}
+
+/// Reads a file's lines with their line numbers, optionally throttled; its checkpointed
+/// position is the byte offset and line number of the next line.
+struct NumberedLines {
+    path: PathBuf,
+    records_per_second: Option<u64>,
+    reader: Option<BufReader<std::fs::File>>,
+    offset: u64,
+    line_no: u64,
+    started: Option<Instant>,
+    emitted: u64,
+    buf: Vec<u8>,
+}
+
+impl NumberedLines {
+    fn new(path: PathBuf, records_per_second: Option<u64>) -> Self {
+        NumberedLines {
+            path,
+            records_per_second,
+            reader: None,
+            offset: 0,
+            line_no: 0,
+            started: None,
+            emitted: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    fn io(&self, e: std::io::Error) -> OperatorError {
+        OperatorError::io(self.path.display().to_string(), e)
+    }
+}
+
+impl SourceReader for NumberedLines {
+    type Out = (u64, String);
+
+    fn open(&mut self, _ctx: &SourceContext) -> Result<(), OperatorError> {
+        let mut f = std::fs::File::open(&self.path).map_err(|e| self.io(e))?;
+        f.seek(SeekFrom::Start(self.offset)).map_err(|e| self.io(e))?;
+        self.reader = Some(BufReader::new(f));
+        Ok(())
+    }
+
+    fn poll_next(
+        &mut self,
+        out: &mut Vec<StreamRecord<(u64, String)>>,
+        max: usize,
+    ) -> Result<InputStatus, OperatorError> {
+        let mut budget = max as u64;
+        if let Some(rps) = self.records_per_second {
+            let started = *self.started.get_or_insert_with(Instant::now);
+            let allowed = (started.elapsed().as_secs_f64() * rps as f64) as u64;
+            budget = budget.min(allowed.saturating_sub(self.emitted));
+            if budget == 0 {
+                return Ok(InputStatus::NothingAvailable);
+            }
+        }
+        for _ in 0..budget {
+            self.buf.clear();
+            let Some(r) = self.reader.as_mut() else {
+                return Err(OperatorError::Internal("source not open".into()));
+            };
+            let n = r.read_until(b'\n', &mut self.buf).map_err(|e| self.io(e))?;
+            if n == 0 {
+                return Ok(InputStatus::EndOfInput);
+            }
+            self.offset += n as u64;
+            self.line_no += 1;
+            self.emitted += 1;
+            let text = String::from_utf8_lossy(&self.buf);
+            let line = text.trim_end_matches(['\n', '\r']).to_string();
+            out.push(StreamRecord::new((self.line_no, line)));
+        }
+        Ok(InputStatus::MoreAvailable)
+    }
+
+    fn snapshot_position(&mut self) -> Result<Vec<u8>, OperatorError> {
+        let mut p = self.offset.to_le_bytes().to_vec();
+        p.extend_from_slice(&self.line_no.to_le_bytes());
+        Ok(p)
+    }
+
+    fn restore_position(&mut self, p: &[u8]) -> Result<(), OperatorError> {
+        let bad = || OperatorError::Internal("malformed source position".into());
+        let offset: [u8; 8] = p.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
+        let line: [u8; 8] = p.get(8..16).and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
+        self.offset = u64::from_le_bytes(offset);
+        self.line_no = u64::from_le_bytes(line);
+        Ok(())
+    }
+}
+
+/// The checkpoint `--restore` names: `latest` is the newest readable completed checkpoint of
+/// this job under the checkpoint directory (`None`: start afresh).
+fn restore_path(spec: &str, dir: Option<&PathBuf>) -> Result<Option<String>, String> {
+    if spec != "latest" {
+        return Ok(Some(spec.to_string()));
+    }
+    let Some(dir) = dir else {
+        return Err("--restore latest needs --checkpoint-dir".into());
+    };
+    let (found, warnings) =
+        eddy::runtime::checkpoint::storage::list_completed_checkpoints(dir, JOB_NAME);
+    for w in warnings {
+        eprintln!("window_count: skipping unreadable checkpoint: {w}");
+    }
+    for (loc, _) in found {
+        // A checkpoint whose state files are damaged is skipped for the one before it.
+        let usable = eddy::cluster::checkpoint::restore::open_path(&loc.dir)
+            .and_then(|c| eddy::cluster::checkpoint::restore::load(&c).map(|_| ()));
+        match usable {
+            Ok(()) => return Ok(Some(loc.dir)),
+            Err(e) => eprintln!("window_count: skipping checkpoint: {e}"),
+        }
+    }
+    eprintln!("window_count: no completed checkpoint under {}: starting from the beginning", dir.display());
+    Ok(None)
 }
 
 /// Bounded out-of-orderness, emitted after every record instead of periodically.
@@ -199,7 +359,8 @@ where
         .allowed_lateness(Duration::from_millis(args.lateness_ms))
         .side_output_late_data(&late)
         .aggregate_with(CountSum, Line)
-        .name("Window Count");
+        .name("Window Count")
+        .uid("windows");
     let late = results
         .get_side_output(&late)
         .map(|e: Event| format!("{},{},{}", e.key, e.ts, e.value));
@@ -216,21 +377,59 @@ fn main() -> ExitCode {
     };
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(args.parallelism);
+    if let Some(dir) = &args.checkpoint_dir {
+        env.enable_checkpointing(Duration::from_millis(args.checkpoint_interval_ms));
+        env.configure_checkpointing(|c| {
+            c.storage = Some(dir.display().to_string());
+            c.retention = ExternalizedCheckpointRetention::RetainOnCancellation;
+        });
+        // Bad input fails for good after two retries instead of restarting forever.
+        env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
+            attempts: 2,
+            delay_ms: 500,
+        });
+    }
+    if let Some(spec) = &args.restore {
+        match restore_path(spec, args.checkpoint_dir.as_ref()) {
+            Ok(Some(path)) => {
+                eprintln!("window_count: restoring from {path}");
+                env.restore_from(path, false);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("window_count: {e}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let (lines, source_name) = match &args.input {
-        Some(path) => (env.read_text_file(path.clone()), path.display().to_string()),
+        Some(path) => {
+            let (p, rps) = (path.clone(), args.records_per_second);
+            (
+                env.add_source("Numbered Lines", move || NumberedLines::new(p.clone(), rps))
+                    .uid("source"),
+                path.display().to_string(),
+            )
+        }
         None => (
-            env.from_collection(SAMPLE.iter().map(|s| s.to_string()).collect()),
+            env.from_collection(
+                SAMPLE
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (i as u64 + 1, s.to_string()))
+                    .collect(),
+            ),
             "built-in sample".to_string(),
         ),
     };
-    let mut line_no = 0u64;
     let bound = args.out_of_orderness_ms;
     let events = lines
         // One reader keeps the file's order, which the per-record watermark relies on.
         .set_parallelism(1)
         .process_fn(
-            move |line: String, _ctx: &mut ProcessContext<'_>, out: &mut Collector<'_, Event>| {
-                line_no += 1;
+            move |(line_no, line): (u64, String),
+                  _ctx: &mut ProcessContext<'_>,
+                  out: &mut Collector<'_, Event>| {
                 if line.trim().is_empty() {
                     return Ok(());
                 }
@@ -250,6 +449,7 @@ fn main() -> ExitCode {
             },
         )
         .name("Parse CSV")
+        .uid("parse")
         .set_parallelism(1)
         .assign_timestamps_and_watermarks(
             WatermarkStrategy::for_generator(move || PerRecordBoundedOutOfOrderness {
@@ -258,7 +458,8 @@ fn main() -> ExitCode {
             })
             .with_timestamp_assigner(|e: &Event, _| e.ts),
         )
-        .set_parallelism(1);
+        .set_parallelism(1)
+        .uid("timestamps");
     let (results, late) = match args.windows {
         Windows::Tumbling(s) => run(
             &events,
@@ -277,6 +478,10 @@ fn main() -> ExitCode {
         ),
     };
     match &args.output {
+        Some(dir) if args.checkpoint_dir.is_some() => {
+            results.sink_to_file(dir.clone()).uid("results-sink");
+            late.sink_to_file(dir.join("late")).uid("late-sink");
+        }
         Some(dir) => {
             results.write_as_text_with_mode(dir.clone(), WriteMode::Overwrite);
             late.write_as_text_with_mode(dir.join("late"), WriteMode::Overwrite);
@@ -286,7 +491,7 @@ fn main() -> ExitCode {
             late.print_with_identifier("late");
         }
     }
-    match env.execute("Window Count") {
+    match env.execute(JOB_NAME) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("window_count: {e}");

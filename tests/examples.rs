@@ -525,3 +525,166 @@ fn window_count_sessions_and_bad_input() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Lines of the finished (non-hidden) files under `dir`, recursively, as a sorted multiset.
+fn finished_lines(dir: &std::path::Path) -> Vec<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.extend(
+                    std::fs::read_to_string(&p)
+                        .unwrap()
+                        .lines()
+                        .map(str::to_string),
+                );
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(dir, &mut v);
+    v.sort();
+    v
+}
+
+/// Kills the checkpointed window_count with SIGKILL at random moments and restarts it with
+/// `--restore latest` until it finishes; returns the number of kills.
+fn run_killed_until_done(args: &[String], seed: &mut u64, max_kills: usize) -> usize {
+    let mut kills = 0;
+    loop {
+        let mut child = Command::new(example("window_count"))
+            .args(args)
+            .args(["--restore", "latest"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start window_count");
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let wait = std::time::Duration::from_millis(30 + *seed % 400);
+        let deadline = std::time::Instant::now() + wait;
+        let mut done = None;
+        while std::time::Instant::now() < deadline {
+            if let Some(st) = child.try_wait().unwrap() {
+                done = Some(st);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if done.is_none() && kills < max_kills {
+            // SIGKILL: nothing of the process gets to clean up.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+            continue;
+        }
+        let st = match done {
+            Some(st) => st,
+            None => child.wait().unwrap(),
+        };
+        assert!(st.success(), "window_count failed after {kills} kills");
+        return kills;
+    }
+}
+
+#[test]
+fn window_count_killed_at_random_moments_writes_exactly_the_uninterrupted_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    let mut f = std::fs::File::create(&input).unwrap();
+    writeln!(f, "key,timestamp_ms,value").unwrap();
+    for (k, t, v) in window_csv(99, 3000, 300) {
+        writeln!(f, "{k},{t},{v}").unwrap();
+    }
+    drop(f);
+    let rounds: usize = std::env::var("EDDY_CHAOS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let args = |out: &std::path::Path, chk: &std::path::Path| -> Vec<String> {
+        [
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--checkpoint-dir",
+            chk.to_str().unwrap(),
+            "--checkpoint-interval-ms",
+            "40",
+            "--records-per-second",
+            "5000",
+            "--size-ms",
+            "500",
+            "--lateness-ms",
+            "150",
+            "--out-of-orderness-ms",
+            "100",
+            "--parallelism",
+            "2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let reference = dir.path().join("ref");
+    let a = args(&reference, &dir.path().join("ref-chk"));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    run("window_count", &a);
+    let want = finished_lines(&reference);
+    assert!(want.len() > 100, "{}", want.len());
+    // The finished job keeps no checkpoints.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("ref-chk")).map(|d| d.count()).unwrap_or(0),
+        0
+    );
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    for round in 0..rounds {
+        let out = dir.path().join(format!("out-{round}"));
+        let chk = dir.path().join(format!("chk-{round}"));
+        let kills = run_killed_until_done(&args(&out, &chk), &mut seed, 6);
+        let got = finished_lines(&out);
+        assert_eq!(got.len(), want.len(), "round {round}: {kills} kills");
+        assert_eq!(got, want, "round {round}: {kills} kills");
+        eprintln!("round {round}: {kills} kills, {} lines identical", got.len());
+    }
+}
+
+#[test]
+fn window_count_restore_arguments_are_checked() {
+    let out = Command::new(example("window_count"))
+        .args(["--size-ms", "10", "--restore", "latest"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--checkpoint-dir"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("e.csv");
+    std::fs::write(&input, "a,1,1\n").unwrap();
+    let out = Command::new(example("window_count"))
+        .args(["--input", input.to_str().unwrap(), "--output"])
+        .arg(dir.path().join("o"))
+        .args(["--size-ms", "10", "--restore"])
+        .arg(dir.path().join("no-such-checkpoint"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-checkpoint"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
