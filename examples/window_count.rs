@@ -172,7 +172,8 @@ impl SourceReader for NumberedLines {
 
     fn open(&mut self, _ctx: &SourceContext) -> Result<(), OperatorError> {
         let mut f = std::fs::File::open(&self.path).map_err(|e| self.io(e))?;
-        f.seek(SeekFrom::Start(self.offset)).map_err(|e| self.io(e))?;
+        f.seek(SeekFrom::Start(self.offset))
+            .map_err(|e| self.io(e))?;
         self.reader = Some(BufReader::new(f));
         Ok(())
     }
@@ -219,7 +220,10 @@ impl SourceReader for NumberedLines {
     fn restore_position(&mut self, p: &[u8]) -> Result<(), OperatorError> {
         let bad = || OperatorError::Internal("malformed source position".into());
         let offset: [u8; 8] = p.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
-        let line: [u8; 8] = p.get(8..16).and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
+        let line: [u8; 8] = p
+            .get(8..16)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(bad)?;
         self.offset = u64::from_le_bytes(offset);
         self.line_no = u64::from_le_bytes(line);
         Ok(())
@@ -249,7 +253,10 @@ fn restore_path(spec: &str, dir: Option<&PathBuf>) -> Result<Option<String>, Str
             Err(e) => eprintln!("window_count: skipping checkpoint: {e}"),
         }
     }
-    eprintln!("window_count: no completed checkpoint under {}: starting from the beginning", dir.display());
+    eprintln!(
+        "window_count: no completed checkpoint under {}: starting from the beginning",
+        dir.display()
+    );
     Ok(None)
 }
 

@@ -41,7 +41,9 @@ pub use eddy_state as state;
 
 /// Everything a streaming program usually needs.
 pub mod prelude {
-    pub use eddy_cluster::checkpoint::{CheckpointStats, CheckpointStatsSnapshot, CheckpointStatus};
+    pub use eddy_cluster::checkpoint::{
+        CheckpointStats, CheckpointStatsSnapshot, CheckpointStatus,
+    };
     pub use eddy_cluster::{
         JobClient, JobExecutionError, JobExecutionResult, JobFailure, SubtaskWatermarks,
     };
@@ -50,7 +52,6 @@ pub mod prelude {
         CheckpointConfig, CheckpointingMode, Data, ExternalizedCheckpointRetention, Key,
         RestartStrategyConfig, Watermark, WatermarkStatus,
     };
-    pub use eddy_runtime::source::{InputStatus, SourceContext, SourceReader};
     pub use eddy_datastream::{
         AllWindowedStream, CollectHandle, ConnectedStreams, DataStream, DataStreamSink,
         IntervalJoin, IntervalJoined, KeyedConnectedStreams, KeyedStream,
@@ -67,6 +68,7 @@ pub mod prelude {
         WatermarkOutput, WatermarkStrategy,
     };
     pub use eddy_runtime::output::{Collector, OutputTag};
+    pub use eddy_runtime::source::{InputStatus, SourceContext, SourceReader};
     pub use eddy_runtime::windowing::{
         ContinuousEventTimeTrigger, CountEvictor, CountTrigger, DeltaEvictor,
         EventTimeSessionWindows, EventTimeTrigger, Evictor, EvictorContext, GlobalWindow,

@@ -1,13 +1,13 @@
 //! Checkpoints, failover and savepoints end to end on the MiniCluster: failures injected at
 //! random records, restores checked against exact oracles.
 
+use eddy::core::StreamRecord;
 use eddy::prelude::*;
 use eddy::runtime::chain::{OneInputOperator, OperatorContext};
 use eddy::runtime::checkpoint::{CheckpointBarrier, OperatorSubtaskState};
 use eddy::runtime::factory::OneInputFactory;
 use eddy::runtime::output::Output;
 use eddy::runtime::OperatorError;
-use eddy::core::StreamRecord;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -155,7 +155,10 @@ fn keyed_state_is_exactly_once_across_injected_failures() {
         let out = counting_job(&env, n, Some((at, flag.clone())), 2);
         let client = env.execute_async("exactly once counts").unwrap();
         client.wait().expect("the job recovers");
-        assert!(flag.load(Ordering::SeqCst), "round {round}: the failure was injected");
+        assert!(
+            flag.load(Ordering::SeqCst),
+            "round {round}: the failure was injected"
+        );
         assert_eq!(
             final_counts(&out.take()),
             expected_counts(n),
@@ -219,7 +222,10 @@ fn restarts_exhausted_fail_the_job_naming_the_strategy() {
         })
         .sink_to_discard();
     let err = env.execute("always failing").unwrap_err().to_string();
-    assert!(err.contains("fixed-delay") && err.contains("always fails at 500"), "{err}");
+    assert!(
+        err.contains("fixed-delay") && err.contains("always fails at 500"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -252,7 +258,11 @@ fn at_least_once_mode_loses_nothing() {
     env.execute("at least once").unwrap();
     assert!(flag.load(Ordering::SeqCst));
     let got: std::collections::BTreeSet<u64> = out.take().into_iter().map(|(_, v)| v).collect();
-    assert_eq!(got.len() as u64, n, "every record reached the end at least once");
+    assert_eq!(
+        got.len() as u64,
+        n,
+        "every record reached the end at least once"
+    );
 }
 
 /// Sleeps in its first snapshot (so that checkpoint times out), counts snapshots.
@@ -289,7 +299,11 @@ impl OneInputOperator for SlowSnapshot {
     }
 }
 
-fn slow_snapshot_job(first: u64, every: u64, configure: impl FnOnce(&mut CheckpointConfig)) -> CheckpointStatsSnapshot {
+fn slow_snapshot_job(
+    first: u64,
+    every: u64,
+    configure: impl FnOnce(&mut CheckpointConfig),
+) -> CheckpointStatsSnapshot {
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.enable_checkpointing(Duration::from_millis(10));
     env.configure_checkpointing(configure);
@@ -333,7 +347,11 @@ fn a_timed_out_checkpoint_is_discarded_and_the_next_succeeds() {
     });
     let failed = stats.latest_failed.expect("the first checkpoint failed");
     assert!(
-        failed.failure_reason.as_deref().unwrap_or("").contains("expired"),
+        failed
+            .failure_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("expired"),
         "{failed:?}"
     );
     assert!(stats.counts.completed >= 3);
@@ -364,7 +382,11 @@ fn too_many_checkpoint_failures_fail_the_job() {
     };
     env.add_source("Slow Sequence", || SlowSequence::new(100_000, 30, 1))
         .set_parallelism(1)
-        .transform::<u64>("Slow Snapshot", Arc::new(OneInputFactory::from_prototype(op)), false)
+        .transform::<u64>(
+            "Slow Snapshot",
+            Arc::new(OneInputFactory::from_prototype(op)),
+            false,
+        )
         .sink_to_discard();
     let err = env.execute("failing checkpoints").unwrap_err().to_string();
     assert!(err.contains("tolerable failure threshold"), "{err}");
@@ -375,7 +397,10 @@ fn latest_chk(dir: &Path) -> Option<std::path::PathBuf> {
     for job in std::fs::read_dir(dir).ok()?.flatten() {
         for chk in std::fs::read_dir(job.path()).ok()?.flatten() {
             let name = chk.file_name().to_string_lossy().to_string();
-            if let Some(n) = name.strip_prefix("chk-").and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(n) = name
+                .strip_prefix("chk-")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 if chk.path().join("_metadata").exists() && best.as_ref().is_none_or(|b| n > b.0) {
                     best = Some((n, chk.path()));
                 }
@@ -435,8 +460,16 @@ fn a_corrupt_checkpoint_falls_back_to_the_previous_one() {
     client.wait().unwrap();
     assert_eq!(final_counts(&out.take()), expected_counts(n));
     let text = format!("{failures:?}");
-    assert!(text.contains("corrupt") || text.contains("truncated") || text.contains("checksum"), "{text}");
-    assert!(failures.iter().any(|f| f.restarted && f.restored_checkpoint.is_some()), "{text}");
+    assert!(
+        text.contains("corrupt") || text.contains("truncated") || text.contains("checksum"),
+        "{text}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.restarted && f.restored_checkpoint.is_some()),
+        "{text}"
+    );
 }
 
 #[test]
@@ -525,12 +558,18 @@ fn checkpoints_are_retained_on_cancellation_when_configured() {
     }
     let stats = client.checkpoint_stats();
     let c = stats.latest_completed.clone().unwrap();
-    assert!(c.end_to_end_duration_ms.is_some() && !c.subtasks.is_empty(), "{c:?}");
+    assert!(
+        c.end_to_end_duration_ms.is_some() && !c.subtasks.is_empty(),
+        "{c:?}"
+    );
     client.cancel();
     assert!(client.wait().is_err());
     let chk = latest_chk(dir.path()).expect("a retained checkpoint");
     let meta = std::fs::read_to_string(chk.join("_metadata")).unwrap();
-    assert!(meta.contains("\"version\": 1") && meta.contains("\"job_name\": \"retained\""), "{meta}");
+    assert!(
+        meta.contains("\"version\": 1") && meta.contains("\"job_name\": \"retained\""),
+        "{meta}"
+    );
 }
 
 /// The lines of the finished part files under `dir` (hidden in-progress and pending files are
@@ -542,7 +581,12 @@ fn finished_lines(dir: &Path) -> Vec<String> {
         if name.starts_with('.') || !e.path().is_file() {
             continue;
         }
-        lines.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(str::to_string));
+        lines.extend(
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(str::to_string),
+        );
     }
     lines.sort();
     lines
@@ -550,7 +594,12 @@ fn finished_lines(dir: &Path) -> Vec<String> {
 
 /// Keyed running counts and 100-record tumbling event-time windows, both written through the
 /// exactly-once file sink.
-fn file_job(env: &StreamExecutionEnvironment, n: u64, out: &Path, fail_at: Option<(u64, Arc<AtomicBool>)>) {
+fn file_job(
+    env: &StreamExecutionEnvironment,
+    n: u64,
+    out: &Path,
+    fail_at: Option<(u64, Arc<AtomicBool>)>,
+) {
     let src = env
         .add_source("Slow Sequence", move || SlowSequence::new(n, 50, 1))
         .set_parallelism(1)
@@ -569,7 +618,8 @@ fn file_job(env: &StreamExecutionEnvironment, n: u64, out: &Path, fail_at: Optio
         .uid("count-sink");
     mapped
         .assign_timestamps_and_watermarks(
-            WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|v: &u64, _| *v as i64),
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|v: &u64, _| *v as i64),
         )
         .uid("timestamps")
         .key_by(|v: &u64| v % 3)
@@ -607,7 +657,15 @@ fn exactly_once_file_output_equals_the_failure_free_run() {
         file_job(&env, n, out.path(), Some((at, flag.clone())));
         env.execute("file job").unwrap();
         assert!(flag.load(Ordering::SeqCst));
-        assert_eq!(finished_lines(&out.path().join("counts")), want_counts, "round {round}, failure at {at}");
-        assert_eq!(finished_lines(&out.path().join("windows")), want_windows, "round {round}, failure at {at}");
+        assert_eq!(
+            finished_lines(&out.path().join("counts")),
+            want_counts,
+            "round {round}, failure at {at}"
+        );
+        assert_eq!(
+            finished_lines(&out.path().join("windows")),
+            want_windows,
+            "round {round}, failure at {at}"
+        );
     }
 }

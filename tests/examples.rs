@@ -643,7 +643,9 @@ fn window_count_killed_at_random_moments_writes_exactly_the_uninterrupted_output
     assert!(want.len() > 100, "{}", want.len());
     // The finished job keeps no checkpoints.
     assert_eq!(
-        std::fs::read_dir(dir.path().join("ref-chk")).map(|d| d.count()).unwrap_or(0),
+        std::fs::read_dir(dir.path().join("ref-chk"))
+            .map(|d| d.count())
+            .unwrap_or(0),
         0
     );
     let mut seed = std::time::SystemTime::now()
@@ -659,7 +661,10 @@ fn window_count_killed_at_random_moments_writes_exactly_the_uninterrupted_output
         let got = finished_lines(&out);
         assert_eq!(got.len(), want.len(), "round {round}: {kills} kills");
         assert_eq!(got, want, "round {round}: {kills} kills");
-        eprintln!("round {round}: {kills} kills, {} lines identical", got.len());
+        eprintln!(
+            "round {round}: {kills} kills, {} lines identical",
+            got.len()
+        );
     }
 }
 

@@ -12,7 +12,6 @@ pub mod minicluster;
 pub mod restart;
 
 pub use minicluster::{
-    JobFailure,
-    JobClient, JobExecutionError, JobExecutionResult, MiniCluster, SubtaskWatermarks,
+    JobClient, JobExecutionError, JobExecutionResult, JobFailure, MiniCluster, SubtaskWatermarks,
 };
 pub use restart::RestartBackoff;

@@ -17,8 +17,8 @@
 
 use crate::checkpoint::restore::{self, LoadedCheckpoint, RestoreError};
 use crate::checkpoint::{
-    CheckpointCoordinator, CheckpointStatsSnapshot, CompletedCheckpoint, CoordinatorAction,
-    JobEnd, OperatorInfo,
+    CheckpointCoordinator, CheckpointStatsSnapshot, CompletedCheckpoint, CoordinatorAction, JobEnd,
+    OperatorInfo,
 };
 use crate::execution_graph::ExecutionGraph;
 use crate::restart::RestartBackoff;
@@ -296,7 +296,9 @@ impl JobClient {
         };
         match h.join() {
             Ok(r) => r,
-            Err(p) => Err(JobExecutionError::JobMasterCrashed(panic_message(p.as_ref()))),
+            Err(p) => Err(JobExecutionError::JobMasterCrashed(panic_message(
+                p.as_ref(),
+            ))),
         }
     }
 }
@@ -589,7 +591,10 @@ impl MiniCluster {
             .map(|o| {
                 (
                     o.id,
-                    format!("op-{}", file_safe(&operator_state_key(o.uid.as_deref(), o.id))),
+                    format!(
+                        "op-{}",
+                        file_safe(&operator_state_key(o.uid.as_deref(), o.id))
+                    ),
                 )
             })
             .collect();
@@ -670,10 +675,24 @@ fn job_master(
     let mut attempt = 1u64;
     let mut deployment = first;
     loop {
-        let end = run_attempt(ctx, &mut coordinator, &deployment, attempt, rx, &mut replies);
+        let end = run_attempt(
+            ctx,
+            &mut coordinator,
+            &deployment,
+            attempt,
+            rx,
+            &mut replies,
+        );
         // Stop what is left of the attempt and wait for every task thread.
         deployment.cancel.cancel();
-        drain_attempt(ctx, &mut coordinator, &mut deployment, attempt, rx, &mut replies);
+        drain_attempt(
+            ctx,
+            &mut coordinator,
+            &mut deployment,
+            attempt,
+            rx,
+            &mut replies,
+        );
         for (_, h) in deployment.handles.drain(..) {
             let _ = h.join();
         }
@@ -781,7 +800,10 @@ fn job_master(
                     break;
                 }
                 Err(e) => {
-                    tracing::error!("cannot restore checkpoint {}, trying an older one: {e}", c.metadata.checkpoint_id);
+                    tracing::error!(
+                        "cannot restore checkpoint {}, trying an older one: {e}",
+                        c.metadata.checkpoint_id
+                    );
                     ctx.shared.lock().failures.push(JobFailure {
                         timestamp: now_ms(),
                         cause: e.to_string(),

@@ -13,8 +13,8 @@
 #![warn(missing_docs)]
 
 pub mod chain;
-pub mod checkpoint;
 pub mod channel;
+pub mod checkpoint;
 pub mod error;
 pub mod factory;
 pub mod functions;

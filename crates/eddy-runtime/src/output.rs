@@ -8,8 +8,8 @@
 use crate::chain::{Input, TaskEnv, WatermarkGauge};
 use crate::channel::{ChannelElement, ChannelWriter};
 use crate::checkpoint::{CheckpointBarrier, CheckpointId, OperatorSubtaskState};
-use eddy_core::OperatorId;
 use crate::error::{OperatorError, TaskError};
+use eddy_core::OperatorId;
 use eddy_core::{Data, StreamRecord, Watermark, WatermarkStatus};
 use std::any::Any;
 use std::sync::Arc;

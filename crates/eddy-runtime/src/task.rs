@@ -93,7 +93,6 @@ fn cancelled(label: &OperatorLabel) -> TaskError {
     label.error(OperatorError::Cancelled)
 }
 
-
 /// What a task's chain must do for checkpoints, whatever heads it.
 trait SnapshotTarget {
     fn emit_barrier(&mut self, b: &CheckpointBarrier) -> Result<(), TaskError>;
@@ -231,8 +230,7 @@ impl Checkpoints {
         if let Some(old) = o.aborted {
             self.decline(
                 old,
-                "a newer checkpoint's barrier arrived before this one's alignment completed"
-                    .into(),
+                "a newer checkpoint's barrier arrived before this one's alignment completed".into(),
             );
         }
         if let Some((b, alignment)) = o.trigger {
@@ -251,42 +249,43 @@ fn upload(
     sync_us: u64,
 ) {
     let started = Instant::now();
-    let stored = (|| -> Result<(Vec<(OperatorId, crate::checkpoint::StateHandle)>, u64), String> {
-        let mut handles = Vec::new();
-        let mut size = 0u64;
-        if states.is_empty() {
-            return Ok((handles, size));
-        }
-        let (storage, loc): (Arc<dyn CheckpointStorage>, CheckpointLocation) =
-            match &barrier.savepoint_dir {
-                Some(dir) => (
-                    Arc::new(FileCheckpointStorage::new(dir)),
-                    CheckpointLocation { dir: dir.clone() },
-                ),
-                None => {
-                    let loc = cp
-                        .storage
-                        .checkpoint_location(cp.job_id, barrier.id)
-                        .map_err(|e| e.to_string())?;
-                    (cp.storage.clone(), loc)
-                }
-            };
-        for (op, state) in states {
-            let base = cp
-                .operator_files
-                .get(&op)
-                .cloned()
-                .unwrap_or_else(|| format!("op-{op}"));
-            let bytes = state.to_bytes(&base).map_err(|e| e.to_string())?;
-            let file = format!("{base}-{}", cp.task.subtask);
-            let h = storage
-                .write_state(&loc, &file, &bytes)
-                .map_err(|e| e.to_string())?;
-            size += h.size;
-            handles.push((op, h));
-        }
-        Ok((handles, size))
-    })();
+    let stored =
+        (|| -> Result<(Vec<(OperatorId, crate::checkpoint::StateHandle)>, u64), String> {
+            let mut handles = Vec::new();
+            let mut size = 0u64;
+            if states.is_empty() {
+                return Ok((handles, size));
+            }
+            let (storage, loc): (Arc<dyn CheckpointStorage>, CheckpointLocation) =
+                match &barrier.savepoint_dir {
+                    Some(dir) => (
+                        Arc::new(FileCheckpointStorage::new(dir)),
+                        CheckpointLocation { dir: dir.clone() },
+                    ),
+                    None => {
+                        let loc = cp
+                            .storage
+                            .checkpoint_location(cp.job_id, barrier.id)
+                            .map_err(|e| e.to_string())?;
+                        (cp.storage.clone(), loc)
+                    }
+                };
+            for (op, state) in states {
+                let base = cp
+                    .operator_files
+                    .get(&op)
+                    .cloned()
+                    .unwrap_or_else(|| format!("op-{op}"));
+                let bytes = state.to_bytes(&base).map_err(|e| e.to_string())?;
+                let file = format!("{base}-{}", cp.task.subtask);
+                let h = storage
+                    .write_state(&loc, &file, &bytes)
+                    .map_err(|e| e.to_string())?;
+                size += h.size;
+                handles.push((op, h));
+            }
+            Ok((handles, size))
+        })();
     match stored {
         Ok((states, state_size)) => cp.responder.acknowledge(TaskAcknowledgement {
             checkpoint_id: barrier.id,
@@ -762,10 +761,7 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
         self.driver.open(env)?;
         let n1 = self.gate1.num_channels();
         let n2 = self.gate2.num_channels();
-        let mut valves = [
-            StatusWatermarkValve::new(n1),
-            StatusWatermarkValve::new(n2),
-        ];
+        let mut valves = [StatusWatermarkValve::new(n1), StatusWatermarkValve::new(n2)];
         // An input with no channels has ended before it began.
         for (i, v) in valves.iter().enumerate() {
             if v.all_finished() {
@@ -817,9 +813,17 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
                             self.driver.process_batch1(&mut b)?;
                             true
                         }
-                        Some((ch, e)) => {
-                            self.event(env, &mut valves, &mut handler, &mut cps, &mut ends, 0, ch, 0, e)?
-                        }
+                        Some((ch, e)) => self.event(
+                            env,
+                            &mut valves,
+                            &mut handler,
+                            &mut cps,
+                            &mut ends,
+                            0,
+                            ch,
+                            0,
+                            e,
+                        )?,
                         None => false,
                     }
                 } else {
@@ -828,9 +832,17 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
                             self.driver.process_batch2(&mut b)?;
                             true
                         }
-                        Some((ch, e)) => {
-                            self.event(env, &mut valves, &mut handler, &mut cps, &mut ends, 1, ch, n1, e)?
-                        }
+                        Some((ch, e)) => self.event(
+                            env,
+                            &mut valves,
+                            &mut handler,
+                            &mut cps,
+                            &mut ends,
+                            1,
+                            ch,
+                            n1,
+                            e,
+                        )?,
                         None => false,
                     }
                 };

@@ -243,9 +243,10 @@ impl CheckpointCoordinator {
             );
             actions.extend(self.abort(id, reason, now));
         }
-        if self.all_sources_finished() && !self.pending.values().any(|p| p.is_final) {
-            actions.extend(self.trigger(now, SnapshotKind::Checkpoint, None, None));
-        } else if self.periodic_due(now) {
+        // The final checkpoint (every source finished) ignores interval and pause.
+        let final_due =
+            self.all_sources_finished() && !self.pending.values().any(|p| p.is_final);
+        if final_due || self.periodic_due(now) {
             actions.extend(self.trigger(now, SnapshotKind::Checkpoint, None, None));
         }
         actions
@@ -436,19 +437,21 @@ impl CheckpointCoordinator {
             completion_timestamp: now,
             operators: by_op.into_values().collect(),
         };
-        let (storage, loc): (Arc<dyn CheckpointStorage>, Result<CheckpointLocation, String>) =
-            match &p.barrier.savepoint_dir {
-                Some(dir) => (
-                    Arc::new(FileCheckpointStorage::new(dir)),
-                    Ok(CheckpointLocation { dir: dir.clone() }),
-                ),
-                None => (
-                    self.storage.clone(),
-                    self.storage
-                        .checkpoint_location(self.job_id, id)
-                        .map_err(|e| e.to_string()),
-                ),
-            };
+        let (storage, loc): (
+            Arc<dyn CheckpointStorage>,
+            Result<CheckpointLocation, String>,
+        ) = match &p.barrier.savepoint_dir {
+            Some(dir) => (
+                Arc::new(FileCheckpointStorage::new(dir)),
+                Ok(CheckpointLocation { dir: dir.clone() }),
+            ),
+            None => (
+                self.storage.clone(),
+                self.storage
+                    .checkpoint_location(self.job_id, id)
+                    .map_err(|e| e.to_string()),
+            ),
+        };
         let written = loc.and_then(|loc| {
             storage
                 .write_metadata(&loc, &metadata)
@@ -460,7 +463,11 @@ impl CheckpointCoordinator {
             Err(e) => {
                 // Put it back so `abort` cleans up and counts it.
                 self.pending.insert(id, p);
-                return self.abort(id, format!("writing the checkpoint metadata failed: {e}"), now);
+                return self.abort(
+                    id,
+                    format!("writing the checkpoint metadata failed: {e}"),
+                    now,
+                );
             }
         };
         tracing::info!(
@@ -590,7 +597,9 @@ impl CheckpointCoordinator {
                 if let Some(request) = p.savepoint_request {
                     actions.push(CoordinatorAction::SavepointDone {
                         request,
-                        result: Err("the job failed and restarted while the savepoint was taken".into()),
+                        result: Err(
+                            "the job failed and restarted while the savepoint was taken".into()
+                        ),
                     });
                 }
             }

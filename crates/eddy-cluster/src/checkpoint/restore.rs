@@ -110,13 +110,15 @@ pub fn load(c: &CompletedCheckpoint) -> Result<LoadedCheckpoint, RestoreError> {
                             source,
                         }
                     })?;
-                    Some(OperatorSubtaskState::from_bytes(&bytes, &op.name).map_err(|e| {
-                        RestoreError::Corrupt {
-                            location: location.clone(),
-                            operator: op.name.clone(),
-                            reason: format!("{}: {e}", h.file),
-                        }
-                    })?)
+                    Some(
+                        OperatorSubtaskState::from_bytes(&bytes, &op.name).map_err(|e| {
+                            RestoreError::Corrupt {
+                                location: location.clone(),
+                                operator: op.name.clone(),
+                                reason: format!("{}: {e}", h.file),
+                            }
+                        })?,
+                    )
                 }
             };
             subtasks.push(s);
@@ -162,11 +164,8 @@ pub fn assign(
                     });
                 }
                 matched.insert(key);
-                let range = KeyGroupRange::for_operator_index(
-                    op.max_parallelism,
-                    op.parallelism,
-                    subtask,
-                );
+                let range =
+                    KeyGroupRange::for_operator_index(op.max_parallelism, op.parallelism, subtask);
                 r.operators.insert(
                     op_id,
                     RestoredOperatorState::assign(old, subtask, op.parallelism, range),
@@ -176,8 +175,7 @@ pub fn assign(
         }
     }
     if !allow_non_restored {
-        if let Some((key, (meta, _))) = loaded.states.iter().find(|(k, _)| !matched.contains(*k))
-        {
+        if let Some((key, (meta, _))) = loaded.states.iter().find(|(k, _)| !matched.contains(*k)) {
             return Err(RestoreError::UnmatchedState {
                 location: location.clone(),
                 operator: meta.name.clone(),

@@ -147,7 +147,8 @@ impl RestoredOperatorState {
             let items = match mode {
                 OperatorStateMode::Split if same_parallelism => items_of(subtask, &name),
                 OperatorStateMode::Split => {
-                    let all: Vec<Vec<u8>> = (0..old.len()).flat_map(|i| items_of(i, &name)).collect();
+                    let all: Vec<Vec<u8>> =
+                        (0..old.len()).flat_map(|i| items_of(i, &name)).collect();
                     // Contiguous chunks, the first `rem` one item larger (Flink's round-robin
                     // repartitioner).
                     let base = all.len() / parallelism;

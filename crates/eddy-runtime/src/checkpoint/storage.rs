@@ -203,7 +203,10 @@ impl FileCheckpointStorage {
     }
 
     /// Creates a fresh savepoint directory under `target`.
-    pub fn savepoint_location(target: &Path, job: JobId) -> Result<CheckpointLocation, StorageError> {
+    pub fn savepoint_location(
+        target: &Path,
+        job: JobId,
+    ) -> Result<CheckpointLocation, StorageError> {
         std::fs::create_dir_all(target).map_err(io(target))?;
         let job_hex = job.to_string();
         for attempt in 0..16u64 {
@@ -215,7 +218,11 @@ impl FileCheckpointStorage {
                     ^ (attempt << 48)
                     ^ u64::from(std::process::id()),
             );
-            let dir = target.join(format!("savepoint-{}-{:012x}", &job_hex[..6], r & 0xffff_ffff_ffff));
+            let dir = target.join(format!(
+                "savepoint-{}-{:012x}",
+                &job_hex[..6],
+                r & 0xffff_ffff_ffff
+            ));
             match std::fs::create_dir(&dir) {
                 Ok(()) => {
                     return Ok(CheckpointLocation {
@@ -360,7 +367,10 @@ pub fn resolve_restore_path(path: &str) -> Result<CheckpointLocation, StorageErr
 pub fn list_completed_checkpoints(
     root: &Path,
     job_name: &str,
-) -> (Vec<(CheckpointLocation, CheckpointMetadata)>, Vec<StorageError>) {
+) -> (
+    Vec<(CheckpointLocation, CheckpointMetadata)>,
+    Vec<StorageError>,
+) {
     let mut found = Vec::new();
     let mut warnings = Vec::new();
     let Ok(jobs) = std::fs::read_dir(root) else {
@@ -529,13 +539,19 @@ mod tests {
         let e = s.read_state(&loc, &h).unwrap_err().to_string();
         assert!(e.contains("op-1-0") && e.contains("checksum"), "{e}");
         std::fs::write(Path::new(&loc.dir).join("op-1-0"), b"hel").unwrap();
-        assert!(s.read_state(&loc, &h).unwrap_err().to_string().contains("truncated"));
+        assert!(s
+            .read_state(&loc, &h)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
         std::fs::write(Path::new(&loc.dir).join(METADATA_FILE), b"{\"version\":99}").unwrap();
         let e = s.read_metadata(&loc).unwrap_err().to_string();
         assert!(e.contains("version 99"), "{e}");
         assert!(resolve_restore_path(&format!("file://{}", loc.dir)).is_ok());
         assert!(resolve_restore_path(&format!("{}/_metadata", loc.dir)).is_ok());
-        let e = resolve_restore_path(dir.path().to_str().unwrap()).unwrap_err().to_string();
+        let e = resolve_restore_path(dir.path().to_str().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("_metadata"), "{e}");
     }
 
@@ -544,7 +560,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = FileCheckpointStorage::new(dir.path());
         let (a, b) = (JobId(1), JobId(2));
-        for (job, id, name, t) in [(a, 1, "x", 10), (a, 2, "x", 20), (b, 1, "x", 30), (b, 5, "y", 99)] {
+        for (job, id, name, t) in [
+            (a, 1, "x", 10),
+            (a, 2, "x", 20),
+            (b, 1, "x", 30),
+            (b, 5, "y", 99),
+        ] {
             let loc = s.checkpoint_location(job, id).unwrap();
             s.write_metadata(&loc, &meta(job, id, name, t)).unwrap();
         }
@@ -552,14 +573,23 @@ mod tests {
         s.checkpoint_location(a, 7).unwrap();
         let (found, warnings) = list_completed_checkpoints(dir.path(), "x");
         assert!(warnings.is_empty());
-        let ids: Vec<_> = found.iter().map(|(_, m)| (m.job_id, m.checkpoint_id)).collect();
+        let ids: Vec<_> = found
+            .iter()
+            .map(|(_, m)| (m.job_id, m.checkpoint_id))
+            .collect();
         assert_eq!(ids, vec![(b, 1), (a, 2), (a, 1)]);
     }
 
     #[test]
     fn urls() {
-        assert_eq!(path_of_url("file:///tmp/x").unwrap(), PathBuf::from("/tmp/x"));
+        assert_eq!(
+            path_of_url("file:///tmp/x").unwrap(),
+            PathBuf::from("/tmp/x")
+        );
         assert_eq!(path_of_url("/tmp/x").unwrap(), PathBuf::from("/tmp/x"));
-        assert!(path_of_url("s3://b/x").unwrap_err().to_string().contains("only file://"));
+        assert!(path_of_url("s3://b/x")
+            .unwrap_err()
+            .to_string()
+            .contains("only file://"));
     }
 }

@@ -169,10 +169,7 @@ impl<T: Data> OneInputOperator for TimestampsAndWatermarksOperator<T> {
         // the watermark of the snapshot is where the output resumes (the minimum over the old
         // subtasks when rescaled). Lateness downstream is then decided as in a run that never
         // failed.
-        if let Some((_, items)) = ctx
-            .restored()
-            .and_then(|r| r.operator.get(WATERMARK_STATE))
-        {
+        if let Some((_, items)) = ctx.restored().and_then(|r| r.operator.get(WATERMARK_STATE)) {
             let wm = items
                 .iter()
                 .filter_map(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
