@@ -244,8 +244,7 @@ impl CheckpointCoordinator {
             actions.extend(self.abort(id, reason, now));
         }
         // The final checkpoint (every source finished) ignores interval and pause.
-        let final_due =
-            self.all_sources_finished() && !self.pending.values().any(|p| p.is_final);
+        let final_due = self.all_sources_finished() && !self.pending.values().any(|p| p.is_final);
         if final_due || self.periodic_due(now) {
             actions.extend(self.trigger(now, SnapshotKind::Checkpoint, None, None));
         }
