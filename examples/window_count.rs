@@ -204,8 +204,15 @@ impl SourceReader for NumberedLines {
             self.offset += n as u64;
             self.line_no += 1;
             self.emitted += 1;
-            let text = String::from_utf8_lossy(&self.buf);
-            let line = text.trim_end_matches(['\n', '\r']).to_string();
+            let line = std::str::from_utf8(&self.buf).map_err(|e| {
+                OperatorError::BadInput(format!(
+                    "{}:{}: invalid UTF-8 at byte {} of the line",
+                    self.path.display(),
+                    self.line_no,
+                    e.valid_up_to()
+                ))
+            })?;
+            let line = line.trim_end_matches(['\n', '\r']).to_string();
             out.push(StreamRecord::new((self.line_no, line)));
         }
         Ok(InputStatus::MoreAvailable)

@@ -693,3 +693,19 @@ fn window_count_restore_arguments_are_checked() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn window_count_names_file_and_line_of_invalid_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.csv");
+    std::fs::write(&input, b"a,1,1\nb,2,2\nc,\xff3,3\n").unwrap();
+    let out = Command::new(example("window_count"))
+        .args(["--input", input.to_str().unwrap(), "--output"])
+        .arg(dir.path().join("o"))
+        .args(["--size-ms", "10"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.csv:3") && err.contains("UTF-8"), "{err}");
+}

@@ -180,19 +180,19 @@ enum JmEvent {
 
 /// The in-process transport from tasks to the coordinator.
 struct ChannelResponder {
-    tx: Mutex<mpsc::Sender<JmEvent>>,
+    tx: mpsc::Sender<JmEvent>,
     attempt: u64,
 }
 
 impl CheckpointResponder for ChannelResponder {
     fn acknowledge(&self, ack: TaskAcknowledgement) {
-        let _ = self.tx.lock().send(JmEvent::Ack(ack));
+        let _ = self.tx.send(JmEvent::Ack(ack));
     }
     fn decline(&self, id: CheckpointId, task: SubtaskKey, reason: String) {
-        let _ = self.tx.lock().send(JmEvent::Decline { id, task, reason });
+        let _ = self.tx.send(JmEvent::Decline { id, task, reason });
     }
     fn source_finished(&self, task: SubtaskKey) {
-        let _ = self.tx.lock().send(JmEvent::SourceFinished {
+        let _ = self.tx.send(JmEvent::SourceFinished {
             attempt: self.attempt,
             task,
         });
@@ -379,7 +379,7 @@ impl JobMasterCtx {
         let cancel = CancelToken::new();
         let capacity = g.config.buffers_per_channel;
         let responder: Arc<dyn CheckpointResponder> = Arc::new(ChannelResponder {
-            tx: Mutex::new(self.events_tx.clone()),
+            tx: self.events_tx.clone(),
             attempt,
         });
         // Create every gate first so each producer finds the writers of its channels.
@@ -685,17 +685,15 @@ fn job_master(
         );
         // Stop what is left of the attempt and wait for every task thread.
         deployment.cancel.cancel();
-        drain_attempt(
-            ctx,
-            &mut coordinator,
-            &mut deployment,
-            attempt,
-            rx,
-            &mut replies,
-        );
+        let cancel_requested = drain_attempt(&mut coordinator, &deployment, rx);
         for (_, h) in deployment.handles.drain(..) {
             let _ = h.join();
         }
+        let end = match end {
+            // A cancel that came while the failed attempt wound down wins over a restart.
+            AttemptEnd::Failed(_) if cancel_requested => AttemptEnd::Cancelled(None),
+            end => end,
+        };
         let failure = match end {
             AttemptEnd::Finished => {
                 coordinator.on_job_end(JobEnd::Finished);
@@ -893,41 +891,30 @@ fn run_attempt(
                 }
             }
             Some(JmEvent::TaskDone { attempt: a, .. }) if a != attempt => Vec::new(),
-            Some(JmEvent::TaskDone { result, .. }) => match result {
-                Ok(()) => {
-                    finished += 1;
-                    if finished == d.running {
-                        return if cancelling {
-                            AttemptEnd::Cancelled(cancel_echo)
-                        } else {
-                            AttemptEnd::Finished
-                        };
+            Some(JmEvent::TaskDone { result, .. }) => {
+                match result {
+                    // A root cause (not only the echo of a cancellation) ends the attempt now.
+                    Err(e) if !cancelling && !e.is_cancellation() => {
+                        return AttemptEnd::Failed(JobExecutionError::TaskFailed(e))
                     }
-                    Vec::new()
-                }
-                Err(e) if cancelling || e.is_cancellation() => {
-                    if cancelling {
+                    // Echoes of a cancellation: the root cause may still be on its way.
+                    Err(e) => {
                         cancel_echo.get_or_insert(e);
-                        finished += 1;
-                        if finished == d.running {
-                            return AttemptEnd::Cancelled(cancel_echo);
-                        }
-                        Vec::new()
-                    } else {
-                        // An echo of a failure whose root cause is still on its way: keep
-                        // waiting for it briefly.
-                        finished += 1;
-                        cancel_echo.get_or_insert(e);
-                        if finished == d.running {
-                            return AttemptEnd::Failed(JobExecutionError::TaskFailed(
-                                cancel_echo.take().expect("set above"),
-                            ));
-                        }
-                        Vec::new()
                     }
+                    Ok(()) => {}
                 }
-                Err(e) => return AttemptEnd::Failed(JobExecutionError::TaskFailed(e)),
-            },
+                finished += 1;
+                if finished == d.running {
+                    return match (cancelling, cancel_echo) {
+                        (true, echo) => AttemptEnd::Cancelled(echo),
+                        (false, Some(echo)) => {
+                            AttemptEnd::Failed(JobExecutionError::TaskFailed(echo))
+                        }
+                        (false, None) => AttemptEnd::Finished,
+                    };
+                }
+                Vec::new()
+            }
             Some(JmEvent::Ack(a)) => coordinator.acknowledge(a, now),
             Some(JmEvent::Decline { id, task, reason }) => {
                 coordinator.decline(id, task, &reason, now)
@@ -973,18 +960,14 @@ fn run_attempt(
     }
 }
 
-/// After an attempt ended: waits until every task of it has reported, handling what else
-/// arrives meanwhile.
+/// After an attempt ended: waits until every task thread of it has stopped, handling what
+/// arrives meanwhile. Returns whether the user asked to cancel the job.
 fn drain_attempt(
-    _ctx: &JobMasterCtx,
     coordinator: &mut CheckpointCoordinator,
-    d: &mut Deployment,
-    attempt: u64,
+    d: &Deployment,
     rx: &mpsc::Receiver<JmEvent>,
-    replies: &mut HashMap<u64, SavepointReply>,
-) {
-    // Tasks that already reported are counted by run_attempt only while it runs; count the
-    // threads still alive instead.
+) -> bool {
+    let mut cancel_requested = false;
     let deadline = Instant::now() + Duration::from_secs(60);
     while d.handles.iter().any(|(_, h)| !h.is_finished()) && Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(20)) {
@@ -994,10 +977,9 @@ fn drain_attempt(
             Ok(JmEvent::Savepoint { reply, .. }) => {
                 let _ = reply.send(Err("the job is ending".into()));
             }
-            Ok(JmEvent::TaskDone { attempt: a, .. }) if a == attempt => {}
-            Ok(_) => {}
-            Err(_) => {}
+            Ok(JmEvent::Cancel) => cancel_requested = true,
+            Ok(_) | Err(_) => {}
         }
     }
-    let _ = replies;
+    cancel_requested
 }

@@ -151,10 +151,6 @@ impl Checkpoints {
         }
     }
 
-    fn enabled(&self) -> bool {
-        self.cp.is_some()
-    }
-
     fn mode(&self) -> CheckpointingMode {
         self.cp
             .as_ref()
@@ -655,7 +651,7 @@ impl<T: Data> OneInputStreamTask<T> {
             if ends.all_partitions_ended() {
                 // Wait for the notifications of checkpoints this task took part in: the last
                 // one commits what a sink wrote last.
-                if cps.pending.is_empty() || !cps.enabled() {
+                if cps.pending.is_empty() {
                     return self.chain.end_partition();
                 }
                 waker.wait(Some(Instant::now() + MAX_WAIT));
@@ -788,7 +784,7 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
                 }
             }
             if ends.all_partitions_ended() {
-                if cps.pending.is_empty() || !cps.enabled() {
+                if cps.pending.is_empty() {
                     return self.driver.end_partition();
                 }
                 waker.wait(Some(Instant::now() + MAX_WAIT));

@@ -166,12 +166,7 @@ impl CheckpointCoordinator {
     /// Adds a checkpoint the job was restored from, so a failover before the first new
     /// checkpoint goes back to it (it is never discarded by this job).
     pub fn add_restored(&mut self, c: CompletedCheckpoint, now: i64) {
-        self.stats.restored(RestoredCheckpointStats {
-            id: c.metadata.checkpoint_id,
-            external_path: c.location.dir.clone(),
-            restore_timestamp: now,
-            is_savepoint: c.metadata.kind.is_savepoint(),
-        });
+        self.record_restore(&c, now);
         self.next_id = self.next_id.max(c.metadata.checkpoint_id + 1);
         self.completed.push_back(c);
     }
@@ -488,7 +483,7 @@ impl CheckpointCoordinator {
                 metadata,
                 storage,
             });
-            self.subsume(&mut actions);
+            self.subsume();
         }
         // Older pending checkpoints can no longer matter: this one subsumes them.
         let older: Vec<CheckpointId> = self
@@ -514,7 +509,7 @@ impl CheckpointCoordinator {
         actions
     }
 
-    fn subsume(&mut self, _actions: &mut [CoordinatorAction]) {
+    fn subsume(&mut self) {
         let keep = self.cfg.num_retained.max(1);
         while self.completed.len() > keep {
             if let Some(old) = self.completed.pop_front() {
