@@ -53,15 +53,20 @@ pub mod prelude {
         RestartStrategyConfig, Watermark, WatermarkStatus,
     };
     pub use eddy_datastream::{
-        AllWindowedStream, CollectHandle, ConnectedStreams, DataStream, DataStreamSink,
-        IntervalJoin, IntervalJoined, KeyedConnectedStreams, KeyedStream,
+        AllWindowedStream, BroadcastConnectedStream, BroadcastStream, CollectHandle,
+        ConnectedStreams, DataStream, DataStreamSink, IntervalJoin, IntervalJoined,
+        KeyedBroadcastConnectedStream, KeyedConnectedStreams, KeyedStream,
         SingleOutputStreamOperator, StreamExecutionEnvironment, WindowedStream, WriteMode,
     };
     pub use eddy_runtime::functions::{
-        CoProcessFunction, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction,
-        ProcessContext, ProcessFunction, ProcessJoinContext, ProcessJoinFunction,
-        RichFilterFunction, RichFlatMapFunction, RichMapFunction, RuntimeContext, TimeDomain,
-        TimerService,
+        BroadcastState, CoProcessFunction, FunctionSnapshotContext, KeyedCoProcessFunction,
+        KeyedContext, KeyedProcessFunction, ProcessContext, ProcessFunction, ProcessJoinContext,
+        ProcessJoinFunction, RichFilterFunction, RichFlatMapFunction, RichMapFunction,
+        RuntimeContext, TimeDomain, TimerService,
+    };
+    pub use eddy_runtime::operators::broadcast::{
+        BroadcastContext, BroadcastProcessFunction, KeyedBroadcastProcessFunction,
+        KeyedReadOnlyBroadcastContext, ReadOnlyBroadcastContext,
     };
     pub use eddy_runtime::operators::watermark::{
         AscendingTimestampsWatermarks, BoundedOutOfOrdernessWatermarks, WatermarkGenerator,

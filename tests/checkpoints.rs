@@ -12,85 +12,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// A replayable, throttled source of `0..n`: `per_poll` records, then a `pause`, so a run
-/// lasts long enough for checkpoints; its position is the next value.
-#[derive(Clone)]
-struct SlowSequence {
-    n: u64,
-    next: u64,
-    per_poll: u64,
-    pause: Duration,
-}
-
-impl SlowSequence {
-    fn new(n: u64, per_poll: u64, pause_ms: u64) -> Self {
-        SlowSequence {
-            n,
-            next: 0,
-            per_poll,
-            pause: Duration::from_millis(pause_ms),
-        }
-    }
-}
-
-impl SourceReader for SlowSequence {
-    type Out = u64;
-    fn open(&mut self, _ctx: &SourceContext) -> Result<(), OperatorError> {
-        Ok(())
-    }
-    fn poll_next(
-        &mut self,
-        out: &mut Vec<StreamRecord<u64>>,
-        _max: usize,
-    ) -> Result<InputStatus, OperatorError> {
-        if self.next >= self.n {
-            return Ok(InputStatus::EndOfInput);
-        }
-        let end = (self.next + self.per_poll).min(self.n);
-        out.extend((self.next..end).map(StreamRecord::new));
-        self.next = end;
-        std::thread::sleep(self.pause);
-        Ok(InputStatus::MoreAvailable)
-    }
-    fn snapshot_position(&mut self) -> Result<Vec<u8>, OperatorError> {
-        Ok(self.next.to_le_bytes().to_vec())
-    }
-    fn restore_position(&mut self, p: &[u8]) -> Result<(), OperatorError> {
-        let b: [u8; 8] = p
-            .try_into()
-            .map_err(|_| OperatorError::Internal("bad position".into()))?;
-        self.next = u64::from_le_bytes(b);
-        Ok(())
-    }
-}
-
-fn seed() -> u64 {
-    let s = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7);
-    eprintln!("seed {s}");
-    s
-}
-
-fn pick(seed: &mut u64, lo: u64, hi: u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    lo + *seed % (hi - lo)
-}
-
-/// Fails once, the first time it sees `at` (shared across restarts through the flag).
-fn fail_once(at: u64, failed: Arc<AtomicBool>) -> impl FnMut(u64) -> u64 + Clone + Send {
-    move |v| {
-        if v == at && !failed.swap(true, Ordering::SeqCst) {
-            panic!("injected failure at record {at}");
-        }
-        v
-    }
-}
+mod common;
+use common::{fail_once, pick, seed, SlowSequence};
 
 const KEYS: u64 = 17;
 

@@ -10,6 +10,7 @@
 //! before anything runs.
 #![warn(missing_docs)]
 
+pub mod broadcast;
 pub mod connected;
 pub mod env;
 pub mod graph;
@@ -19,6 +20,7 @@ pub mod keyed;
 pub mod stream;
 pub mod windowed;
 
+pub use broadcast::{BroadcastConnectedStream, BroadcastStream, KeyedBroadcastConnectedStream};
 pub use connected::{ConnectedStreams, KeyedConnectedStreams};
 pub use env::StreamExecutionEnvironment;
 pub use interval_join::{IntervalJoin, IntervalJoined};

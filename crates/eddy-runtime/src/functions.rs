@@ -7,7 +7,11 @@
 //! function structs stay `Send` and no lock or pointer chase is needed per access.
 
 use crate::chain::TaskEnv;
+use crate::checkpoint::state::RestoredOperatorState;
+use crate::checkpoint::{CheckpointId, OperatorStateMode};
 use crate::error::FunctionResult;
+use crate::operator_state::restored_items;
+pub use crate::operator_state::{BroadcastState, FunctionSnapshotContext};
 use crate::output::{Collector, OutputTag, SideOutputs};
 use eddy_core::{Data, Key, StreamRecord};
 use eddy_state::{
@@ -32,6 +36,7 @@ pub struct RuntimeContext<'a, K: Key = ()> {
     pub(crate) operator_name: &'a str,
     pub(crate) max_parallelism: usize,
     pub(crate) backend: Option<&'a mut KeyedStateBackend<K>>,
+    pub(crate) restored: Option<&'a RestoredOperatorState>,
 }
 
 impl<K: Key> RuntimeContext<'_, K> {
@@ -67,6 +72,26 @@ impl<K: Key> RuntimeContext<'_, K> {
             self.env.subtask + 1,
             self.env.parallelism
         )
+    }
+
+    /// Whether the job was started from a checkpoint or savepoint (Flink's
+    /// `FunctionInitializationContext.isRestored`).
+    pub fn is_restored(&self) -> bool {
+        self.env.restore.is_some()
+    }
+
+    /// This subtask's share of operator list state `name` as the function last wrote it in
+    /// `snapshot_state` with [`FunctionSnapshotContext::update_list_state`] (Flink's
+    /// `getOperatorStateStore().getListState`); empty when not restored.
+    pub fn get_operator_list_state<T: Data>(&self, name: &str) -> Result<Vec<T>, StateError> {
+        restored_items(self.restored, name, OperatorStateMode::Split)
+    }
+
+    /// All items of union list state `name`, written by every subtask with
+    /// [`FunctionSnapshotContext::update_union_list_state`] (Flink's `getUnionListState`);
+    /// empty when not restored.
+    pub fn get_union_list_state<T: Data>(&self, name: &str) -> Result<Vec<T>, StateError> {
+        restored_items(self.restored, name, OperatorStateMode::Union)
     }
 
     fn keyed(&mut self, name: &str) -> Result<&mut KeyedStateBackend<K>, StateError> {
@@ -236,6 +261,22 @@ impl ProcessContext<'_> {
     }
 }
 
+/// The checkpoint hooks every function trait has (Flink's `CheckpointedFunction.snapshotState`
+/// and `CheckpointListener`), with defaults that do nothing.
+macro_rules! checkpoint_hooks {
+    () => {
+        /// A checkpoint barrier passed: write the function's operator state (Flink's
+        /// `CheckpointedFunction.snapshotState`); restore it in `open`.
+        fn snapshot_state(&mut self, _ctx: &mut FunctionSnapshotContext<'_>) -> FunctionResult {
+            Ok(())
+        }
+        /// Checkpoint `checkpoint_id` completed everywhere (Flink's `CheckpointListener`).
+        fn notify_checkpoint_complete(&mut self, _checkpoint_id: CheckpointId) -> FunctionResult {
+            Ok(())
+        }
+    };
+}
+
 /// Flink's `ProcessFunction`: one input, no keyed state or timers.
 pub trait ProcessFunction<I, O>: Send + 'static {
     /// Called once per subtask before any element.
@@ -249,6 +290,7 @@ pub trait ProcessFunction<I, O>: Send + 'static {
         ctx: &mut ProcessContext<'_>,
         out: &mut Collector<'_, O>,
     ) -> FunctionResult;
+    checkpoint_hooks!();
     /// Called once at the end.
     fn close(&mut self) -> FunctionResult {
         Ok(())
@@ -277,6 +319,7 @@ pub trait KeyedProcessFunction<K: Key, I, O>: Send + 'static {
     ) -> FunctionResult {
         Ok(())
     }
+    checkpoint_hooks!();
     /// Called once at the end.
     fn close(&mut self) -> FunctionResult {
         Ok(())
@@ -303,6 +346,7 @@ pub trait CoProcessFunction<I1, I2, O>: Send + 'static {
         ctx: &mut ProcessContext<'_>,
         out: &mut Collector<'_, O>,
     ) -> FunctionResult;
+    checkpoint_hooks!();
     /// Called once at the end.
     fn close(&mut self) -> FunctionResult {
         Ok(())
@@ -338,6 +382,7 @@ pub trait KeyedCoProcessFunction<K: Key, I1, I2, O>: Send + 'static {
     ) -> FunctionResult {
         Ok(())
     }
+    checkpoint_hooks!();
     /// Called once at the end.
     fn close(&mut self) -> FunctionResult {
         Ok(())
@@ -352,6 +397,7 @@ pub trait RichMapFunction<I, O>: Send + 'static {
     }
     /// Maps one element.
     fn map(&mut self, value: I) -> O;
+    checkpoint_hooks!();
     /// Called once at the end.
     fn close(&mut self) -> FunctionResult {
         Ok(())
@@ -366,6 +412,7 @@ pub trait RichFlatMapFunction<I, O>: Send + 'static {
     }
     /// Emits zero or more elements for one input.
     fn flat_map(&mut self, value: I, out: &mut Collector<'_, O>);
+    checkpoint_hooks!();
     /// Called once at the end.
     fn close(&mut self) -> FunctionResult {
         Ok(())
@@ -380,6 +427,7 @@ pub trait RichFilterFunction<I>: Send + 'static {
     }
     /// Whether to keep the element.
     fn filter(&mut self, value: &I) -> bool;
+    checkpoint_hooks!();
     /// Called once at the end.
     fn close(&mut self) -> FunctionResult {
         Ok(())

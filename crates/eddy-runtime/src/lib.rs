@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod factory;
 pub mod functions;
+pub mod operator_state;
 pub mod operators;
 pub mod output;
 pub mod source;

@@ -18,6 +18,7 @@ pub(crate) fn plain_runtime_context<'a>(ctx: &'a OperatorContext<'_>) -> Runtime
         operator_name: &ctx.label.name,
         max_parallelism: ctx.max_parallelism,
         backend: None,
+        restored: ctx.restored(),
     }
 }
 
@@ -60,6 +61,8 @@ impl<I: Data, O: Data, F: RichMapFunction<I, O>> OneInputOperator for MapOperato
     fn close(&mut self) -> Result<(), OperatorError> {
         Ok(self.f.close()?)
     }
+
+    super::function_checkpoint_hooks!(f);
 }
 
 /// `flat_map`: zero or more outputs per input.
@@ -100,6 +103,8 @@ impl<I: Data, O: Data, F: RichFlatMapFunction<I, O>> OneInputOperator for FlatMa
     fn close(&mut self) -> Result<(), OperatorError> {
         Ok(self.f.close()?)
     }
+
+    super::function_checkpoint_hooks!(f);
 }
 
 /// `filter`: keeps the inputs the predicate accepts.
@@ -140,6 +145,8 @@ impl<T: Data, F: RichFilterFunction<T>> OneInputOperator for FilterOperator<T, F
     fn close(&mut self) -> Result<(), OperatorError> {
         Ok(self.f.close()?)
     }
+
+    super::function_checkpoint_hooks!(f);
 }
 
 /// `process` on a non-keyed stream.
@@ -205,4 +212,6 @@ impl<I: Data, O: Data, F: ProcessFunction<I, O>> OneInputOperator for ProcessOpe
     fn close(&mut self) -> Result<(), OperatorError> {
         Ok(self.f.close()?)
     }
+
+    super::function_checkpoint_hooks!(f);
 }

@@ -338,6 +338,8 @@ impl<I1: Data, I2: Data, O: Data, F: CoProcessFunction<I1, I2, O>> TwoInputOpera
     fn close(&mut self) -> Result<(), OperatorError> {
         Ok(self.f.close()?)
     }
+
+    super::function_checkpoint_hooks!(f);
 }
 
 /// `ConnectedStreams::process` on keyed connected streams: both inputs share key, state and
@@ -413,12 +415,20 @@ impl<K: Key, I1: Data, I2: Data, O: Data, F: KeyedCoProcessFunction<K, I1, I2, O
 
     fn snapshot_state(
         &mut self,
-        _barrier: &CheckpointBarrier,
+        barrier: &CheckpointBarrier,
     ) -> Result<OperatorSubtaskState, OperatorError> {
-        self.core
+        let mut state = self
+            .core
             .as_ref()
             .ok_or_else(|| OperatorError::Internal("keyed operator used before open".into()))?
-            .snapshot()
+            .snapshot()?;
+        let f = &mut self.f;
+        crate::operator_state::snapshot_function(barrier, &mut state, |c| f.snapshot_state(c))?;
+        Ok(state)
+    }
+
+    fn notify_checkpoint_complete(&mut self, id: CheckpointId) -> Result<(), OperatorError> {
+        Ok(self.f.notify_checkpoint_complete(id)?)
     }
 
     fn process_batch1(

@@ -87,6 +87,7 @@ impl<K: Key> KeyedCore<K> {
             operator_name: &ctx.label.name,
             max_parallelism: ctx.max_parallelism,
             backend: Some(&mut self.backend),
+            restored: ctx.restored(),
         }
     }
 
@@ -203,9 +204,19 @@ impl<K: Key, I: Data, O: Data, F: KeyedProcessFunction<K, I, O>> OneInputOperato
 
     fn snapshot_state(
         &mut self,
-        _barrier: &CheckpointBarrier,
+        barrier: &CheckpointBarrier,
     ) -> Result<OperatorSubtaskState, OperatorError> {
-        self.core.as_ref().ok_or_else(not_open)?.snapshot()
+        let mut state = self.core.as_ref().ok_or_else(not_open)?.snapshot()?;
+        let f = &mut self.f;
+        crate::operator_state::snapshot_function(barrier, &mut state, |c| f.snapshot_state(c))?;
+        Ok(state)
+    }
+
+    fn notify_checkpoint_complete(
+        &mut self,
+        id: crate::checkpoint::CheckpointId,
+    ) -> Result<(), OperatorError> {
+        Ok(self.f.notify_checkpoint_complete(id)?)
     }
 
     fn process_batch(

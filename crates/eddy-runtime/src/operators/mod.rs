@@ -3,12 +3,38 @@
 //! operator of exactly-once sinks.
 
 pub mod basic;
+pub mod broadcast;
 pub mod co;
 pub mod interval_join;
 pub mod keyed;
 pub mod sink;
 pub mod two_phase;
 pub mod watermark;
+
+/// The operator side of a user function's checkpoint hooks: `snapshot_state` gathers the
+/// function's operator state, `notify_checkpoint_complete` passes completion on. For operators
+/// whose only state is the function's (`$f` is the field holding it).
+macro_rules! function_checkpoint_hooks {
+    ($f:ident) => {
+        fn snapshot_state(
+            &mut self,
+            barrier: &crate::checkpoint::CheckpointBarrier,
+        ) -> Result<crate::checkpoint::OperatorSubtaskState, OperatorError> {
+            let mut state = crate::checkpoint::OperatorSubtaskState::default();
+            let f = &mut self.$f;
+            crate::operator_state::snapshot_function(barrier, &mut state, |c| f.snapshot_state(c))?;
+            Ok(state)
+        }
+
+        fn notify_checkpoint_complete(
+            &mut self,
+            id: crate::checkpoint::CheckpointId,
+        ) -> Result<(), OperatorError> {
+            Ok(self.$f.notify_checkpoint_complete(id)?)
+        }
+    };
+}
+pub(crate) use function_checkpoint_hooks;
 
 use crate::chain::Clock;
 use eddy_core::StreamRecord;

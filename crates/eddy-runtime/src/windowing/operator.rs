@@ -466,6 +466,7 @@ where
             operator_name: &ctx.label.name,
             max_parallelism: ctx.max_parallelism,
             backend: Some(&mut backend),
+            restored: ctx.restored(),
         })?;
         let now = ctx.env.clock.now_ms();
         self.rt = Some(Runtime {
