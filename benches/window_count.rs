@@ -64,7 +64,7 @@ fn run(records: i64, keys: u64, p: usize, checkpoint_ms: Option<u64>) -> (Durati
             c
         })
         .sink_to_discard();
-    let client = env
+    let mut client = env
         .execute_async("window count benchmark")
         .expect("benchmark job");
     // Poll until every subtask saw the end of event time, then read the checkpoint count

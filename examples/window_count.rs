@@ -505,7 +505,24 @@ fn main() -> ExitCode {
             late.print_with_identifier("late");
         }
     }
-    match env.execute(JOB_NAME) {
+    let mut client = match env.execute_async(JOB_NAME) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("window_count: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = client.wait();
+    // Failures the job recovered from in this process (Flink's exception history).
+    for f in client.failures() {
+        let recovered = match (f.restored_checkpoint, f.recovered_after) {
+            (Some(c), Some(d)) => format!("restored checkpoint {c}, running again after {d:?}"),
+            (None, Some(d)) => format!("restarted from the beginning, running again after {d:?}"),
+            _ => "not restarted".to_string(),
+        };
+        eprintln!("window_count: failure: {} ({recovered})", f.cause);
+    }
+    match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("window_count: {e}");

@@ -78,7 +78,7 @@ fn keyed_state_is_exactly_once_across_injected_failures() {
         let at = pick(&mut s, n / 4, n - 100);
         let flag = Arc::new(AtomicBool::new(false));
         let out = counting_job(&env, n, Some((at, flag.clone())), 2);
-        let client = env.execute_async("exactly once counts").unwrap();
+        let mut client = env.execute_async("exactly once counts").unwrap();
         client.wait().expect("the job recovers");
         assert!(
             flag.load(Ordering::SeqCst),
@@ -105,7 +105,7 @@ fn failover_restores_the_latest_checkpoint_and_records_the_failure() {
     let n = 4000;
     let flag = Arc::new(AtomicBool::new(false));
     let out = counting_job(&env, n, Some((n / 2, flag)), 2);
-    let client = env.execute_async("failover").unwrap();
+    let mut client = env.execute_async("failover").unwrap();
     let mut seen;
     let res = loop {
         seen = client.failures();
@@ -123,6 +123,12 @@ fn failover_restores_the_latest_checkpoint_and_records_the_failure() {
         seen[0].restored_checkpoint.is_some(),
         "a checkpoint completed before record {}: {seen:?}",
         n / 2
+    );
+    // Recovery (failure → every task restored and running) includes the 10 ms restart delay.
+    let recovered = client.failures()[0].recovered_after;
+    assert!(
+        recovered.is_some_and(|d| d >= Duration::from_millis(10)),
+        "{recovered:?}"
     );
     // The job finished: its checkpoints are discarded.
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
@@ -245,7 +251,7 @@ fn slow_snapshot_job(
             false,
         )
         .sink_to_discard();
-    let client = env.execute_async("slow snapshots").unwrap();
+    let mut client = env.execute_async("slow snapshots").unwrap();
     let mut stats;
     let mut max_in_progress = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -375,7 +381,7 @@ fn a_corrupt_checkpoint_falls_back_to_the_previous_one() {
         .reduce(|a, b| (a.0, a.1 + b.1))
         .uid("count")
         .collect();
-    let client = env.execute_async("corrupt").unwrap();
+    let mut client = env.execute_async("corrupt").unwrap();
     let mut failures = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while failures.len() < 2 && std::time::Instant::now() < deadline {
@@ -404,7 +410,7 @@ fn rescale_through_a_savepoint_gives_the_uninterrupted_result() {
         let dir = tempfile::tempdir().unwrap();
         let env = StreamExecutionEnvironment::get_execution_environment();
         let first = counting_job(&env, n, None, 2);
-        let client = env.execute_async("rescale").unwrap();
+        let mut client = env.execute_async("rescale").unwrap();
         std::thread::sleep(Duration::from_millis(40));
         let sp = client
             .stop_with_savepoint(Some(dir.path()), false)
@@ -431,7 +437,7 @@ fn state_is_matched_by_uid() {
     let dir = tempfile::tempdir().unwrap();
     let env = StreamExecutionEnvironment::get_execution_environment();
     let _ = counting_job(&env, 3000, None, 2);
-    let client = env.execute_async("uids").unwrap();
+    let mut client = env.execute_async("uids").unwrap();
     std::thread::sleep(Duration::from_millis(30));
     let sp = client.stop_with_savepoint(Some(dir.path()), false).unwrap();
     client.wait().unwrap();
@@ -477,7 +483,7 @@ fn checkpoints_are_retained_on_cancellation_when_configured() {
         c.retention = ExternalizedCheckpointRetention::RetainOnCancellation;
     });
     let _ = counting_job(&env, 100_000, None, 1);
-    let client = env.execute_async("retained").unwrap();
+    let mut client = env.execute_async("retained").unwrap();
     while client.checkpoint_stats().counts.completed < 2 {
         std::thread::sleep(Duration::from_millis(5));
     }

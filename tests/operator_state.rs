@@ -131,7 +131,7 @@ fn list_state_is_split_and_union_state_given_to_all_on_rescale() {
         let dir = tempfile::tempdir().unwrap();
         let env = StreamExecutionEnvironment::get_execution_environment();
         let first = rebalanced_counter(&env, n, 2, Arc::default());
-        let client = env.execute_async("rescale operator state").unwrap();
+        let mut client = env.execute_async("rescale operator state").unwrap();
         std::thread::sleep(Duration::from_millis(60));
         let sp = client
             .stop_with_savepoint(Some(dir.path()), false)
@@ -232,7 +232,7 @@ fn broadcast_state_survives_a_savepoint_and_a_rescale() {
         .uid("enrich")
         .set_parallelism(2)
         .sink_to_discard();
-    let client = env.execute_async("broadcast state").unwrap();
+    let mut client = env.execute_async("broadcast state").unwrap();
     std::thread::sleep(Duration::from_millis(150));
     let sp = client
         .stop_with_savepoint(Some(dir.path()), false)

@@ -347,7 +347,7 @@ fn custom_periodic_generator_and_queryable_watermarks() {
         .key_by(|_: &i64| 0i64)
         .process(TimerEcho)
         .collect();
-    let client = env.execute_async("periodic").unwrap();
+    let mut client = env.execute_async("periodic").unwrap();
     let mut observed = Vec::new();
     wait_until("the downstream input watermark is 90", || {
         let w = downstream(&client).input_watermark;
@@ -395,7 +395,7 @@ fn idle_job(
 #[test]
 fn idle_subtask_does_not_hold_back_timers_with_idleness() {
     let gate = Arc::new(AtomicBool::new(false));
-    let (client, out) = idle_job(
+    let (mut client, out) = idle_job(
         WatermarkStrategy::for_monotonous_timestamps().with_idleness(Duration::from_millis(100)),
         &gate,
     );
@@ -415,7 +415,7 @@ fn idle_subtask_does_not_hold_back_timers_with_idleness() {
 #[test]
 fn open_subtask_without_data_holds_back_timers_without_idleness() {
     let gate = Arc::new(AtomicBool::new(false));
-    let (client, out) = idle_job(WatermarkStrategy::for_monotonous_timestamps(), &gate);
+    let (mut client, out) = idle_job(WatermarkStrategy::for_monotonous_timestamps(), &gate);
     wait_until("source subtask 0 emitted watermark 98", || {
         subtask(&client, "Source", 0).output_watermark == 98
     });
@@ -433,7 +433,7 @@ fn cancelled_job_client_reports_cancellation() {
     let env = env(1);
     let gate = Arc::new(AtomicBool::new(false));
     gated_source(&env, vec![3], &gate).sink_to_discard();
-    let client = env.execute_async("cancel me").unwrap();
+    let mut client = env.execute_async("cancel me").unwrap();
     client.cancel();
     let err = client.wait().unwrap_err();
     assert!(err.to_string().contains("cancelled"), "{err}");
@@ -495,7 +495,7 @@ fn idle_input_of_a_two_input_operator_does_not_hold_back_the_other() {
         .key_by(|_: &i64| 0i64, |_: &i64| 0i64)
         .process(CoTimerEcho)
         .collect();
-    let client = env.execute_async("two-input idleness").unwrap();
+    let mut client = env.execute_async("two-input idleness").unwrap();
     wait_until("the co-process input watermark is 48", || {
         downstream(&client).input_watermark == 48
     });

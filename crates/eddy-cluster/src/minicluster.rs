@@ -121,6 +121,10 @@ pub struct JobFailure {
     pub restarted: bool,
     /// The checkpoint the restart restored, if any.
     pub restored_checkpoint: Option<CheckpointId>,
+    /// For a restart: how long from the failure reaching the JobMaster until every task of
+    /// the new attempt had restored its state and was running again (restart delay included);
+    /// `None` until then.
+    pub recovered_after: Option<Duration>,
 }
 
 /// The embedded cluster.
@@ -170,6 +174,9 @@ enum JmEvent {
         attempt: u64,
         task: SubtaskKey,
     },
+    TaskRunning {
+        attempt: u64,
+    },
     Cancel,
     Savepoint {
         kind: SnapshotKind,
@@ -195,6 +202,11 @@ impl CheckpointResponder for ChannelResponder {
         let _ = self.tx.send(JmEvent::SourceFinished {
             attempt: self.attempt,
             task,
+        });
+    }
+    fn task_running(&self, _task: SubtaskKey) {
+        let _ = self.tx.send(JmEvent::TaskRunning {
+            attempt: self.attempt,
         });
     }
 }
@@ -290,7 +302,7 @@ impl JobClient {
     }
 
     /// Waits for the job to end.
-    pub fn wait(mut self) -> Result<JobExecutionResult, JobExecutionError> {
+    pub fn wait(&mut self) -> Result<JobExecutionResult, JobExecutionError> {
         let Some(h) = self.master.take() else {
             return Err(JobExecutionError::JobMasterCrashed("already waited".into()));
         };
@@ -674,12 +686,13 @@ fn job_master(
     let mut replies: HashMap<u64, SavepointReply> = HashMap::new();
     let mut attempt = 1u64;
     let mut deployment = first;
+    let mut recovering_since: Option<Instant> = None;
     loop {
         let end = run_attempt(
             ctx,
             &mut coordinator,
             &deployment,
-            attempt,
+            (attempt, recovering_since.take()),
             rx,
             &mut replies,
         );
@@ -715,6 +728,7 @@ fn job_master(
             AttemptEnd::Failed(e) => e,
         };
         let now = now_ms();
+        let failed_at = Instant::now();
         let delay = backoff.on_failure(now);
         let record = |restarted: bool, restored: Option<CheckpointId>| {
             ctx.shared.lock().failures.push(JobFailure {
@@ -722,6 +736,7 @@ fn job_master(
                 cause: failure.to_string(),
                 restarted,
                 restored_checkpoint: restored,
+                recovered_after: None,
             });
         };
         let Some(delay) = delay else {
@@ -807,11 +822,13 @@ fn job_master(
                         cause: e.to_string(),
                         restarted: false,
                         restored_checkpoint: None,
+                        recovered_after: None,
                     });
                 }
             }
         }
         record(true, restored_id);
+        recovering_since = Some(failed_at);
         attempt += 1;
         deployment = match ctx.deploy(attempt, &restore_state, &coordinator) {
             Ok(d) => d,
@@ -861,12 +878,13 @@ fn run_attempt(
     ctx: &JobMasterCtx,
     coordinator: &mut CheckpointCoordinator,
     d: &Deployment,
-    attempt: u64,
+    (attempt, mut recovering_since): (u64, Option<Instant>),
     rx: &mpsc::Receiver<JmEvent>,
     replies: &mut HashMap<u64, SavepointReply>,
 ) -> AttemptEnd {
     let g = &ctx.program.job_graph;
     let mut finished = 0usize;
+    let mut running = 0usize;
     let mut cancelling = false;
     let mut cancel_echo: Option<TaskError> = None;
     loop {
@@ -923,6 +941,19 @@ fn run_attempt(
                 coordinator.source_finished(task, now)
             }
             Some(JmEvent::SourceFinished { .. }) => Vec::new(),
+            Some(JmEvent::TaskRunning { attempt: a }) if a == attempt => {
+                running += 1;
+                if running == d.running {
+                    if let Some(since) = recovering_since.take() {
+                        let mut shared = ctx.shared.lock();
+                        if let Some(f) = shared.failures.iter_mut().rev().find(|f| f.restarted) {
+                            f.recovered_after = Some(since.elapsed());
+                        }
+                    }
+                }
+                Vec::new()
+            }
+            Some(JmEvent::TaskRunning { .. }) => Vec::new(),
             Some(JmEvent::Cancel) => {
                 cancelling = true;
                 d.cancel.cancel();

@@ -126,6 +126,13 @@ impl TaskEnv {
         }
     }
 
+    /// Tells the JobMaster this task restored its state and opened its operators.
+    pub fn report_running(&self) {
+        if let Some(c) = &self.checkpointing {
+            c.responder.task_running(c.task);
+        }
+    }
+
     /// The restored state of operator `op` in this subtask, if any.
     pub fn restored_state(&self, op: OperatorId) -> Option<&RestoredOperatorState> {
         self.restore.as_ref().and_then(|r| r.operators.get(&op))

@@ -466,6 +466,7 @@ impl<R: SourceReader> SourceStreamTask<R> {
         };
         let reader = &mut self.reader;
         guarded(&self.label, || reader.open(&ctx))?;
+        env.report_running();
         let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
         let mut batch: Vec<StreamRecord<R::Out>> = Vec::with_capacity(self.batch_size);
         let mut cps = Checkpoints::new(env);
@@ -629,6 +630,7 @@ impl<T: Data> OneInputStreamTask<T> {
 
     fn run_loop(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
         self.chain.open(env)?;
+        env.report_running();
         let n = self.gate.num_channels();
         let mut valve = StatusWatermarkValve::new(n);
         let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
@@ -755,6 +757,7 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
 
     fn run_loop(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
         self.driver.open(env)?;
+        env.report_running();
         let n1 = self.gate1.num_channels();
         let n2 = self.gate2.num_channels();
         let mut valves = [StatusWatermarkValve::new(n1), StatusWatermarkValve::new(n2)];

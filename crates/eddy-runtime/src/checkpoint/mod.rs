@@ -114,6 +114,9 @@ pub trait CheckpointResponder: Send + Sync {
     /// A source subtask read all its input; once every source did, the coordinator triggers
     /// the final checkpoint right away (the job ends after it completes).
     fn source_finished(&self, task: SubtaskKey);
+    /// The task restored its state and opened its operators: it runs (Flink's task state
+    /// INITIALIZING → RUNNING). The JobMaster learns from it when a restart has recovered.
+    fn task_running(&self, _task: SubtaskKey) {}
 }
 
 /// Messages to a task's mailbox from the coordinator side.
