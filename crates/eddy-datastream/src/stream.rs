@@ -507,6 +507,12 @@ impl<T> Clone for SingleOutputStreamOperator<T> {
     }
 }
 
+impl<T> From<SingleOutputStreamOperator<T>> for DataStream<T> {
+    fn from(s: SingleOutputStreamOperator<T>) -> Self {
+        s.stream
+    }
+}
+
 impl<T> Deref for SingleOutputStreamOperator<T> {
     type Target = DataStream<T>;
     fn deref(&self) -> &DataStream<T> {

@@ -1,0 +1,91 @@
+//! Nexmark's three event types (an online auction: people register, open auctions, bid) and
+//! the union the generator emits, with the fields of Flink's Nexmark schema.
+
+use serde::{Deserialize, Serialize};
+
+/// A person registering (Flink Nexmark's `person` table).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Person {
+    /// Unique id, from 1000.
+    pub id: i64,
+    /// "First Last".
+    pub name: String,
+    /// Email address.
+    pub email_address: String,
+    /// Four groups of four digits.
+    pub credit_card: String,
+    /// A US city.
+    pub city: String,
+    /// A US state code.
+    pub state: String,
+    /// Event time, ms since the epoch.
+    pub date_time: i64,
+    /// Padding to the average event size.
+    pub extra: String,
+}
+
+/// An auction opened by a seller (`auction` table).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Auction {
+    /// Unique id, from 1000.
+    pub id: i64,
+    /// Item name.
+    pub item_name: String,
+    /// Item description.
+    pub description: String,
+    /// Starting price, in cents.
+    pub initial_bid: i64,
+    /// Reserve price, in cents.
+    pub reserve: i64,
+    /// Event time, ms since the epoch.
+    pub date_time: i64,
+    /// When the auction closes, ms since the epoch.
+    pub expires: i64,
+    /// The seller's person id.
+    pub seller: i64,
+    /// Category id, 10..=14.
+    pub category: i64,
+    /// Padding to the average event size.
+    pub extra: String,
+}
+
+/// A bid on an auction (`bid` table).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Bid {
+    /// The auction's id.
+    pub auction: i64,
+    /// The bidder's person id.
+    pub bidder: i64,
+    /// Price, in cents.
+    pub price: i64,
+    /// Where the bid came from ("Google", "channel-42", ...).
+    pub channel: String,
+    /// The item's URL.
+    pub url: String,
+    /// Event time, ms since the epoch.
+    pub date_time: i64,
+    /// Padding to the average event size.
+    pub extra: String,
+}
+
+/// One generated event.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Event {
+    /// A new person.
+    Person(Person),
+    /// A new auction.
+    Auction(Auction),
+    /// A bid.
+    Bid(Bid),
+}
+
+impl Event {
+    /// The event time, ms since the epoch.
+    pub fn date_time(&self) -> i64 {
+        match self {
+            Event::Person(p) => p.date_time,
+            Event::Auction(a) => a.date_time,
+            Event::Bid(b) => b.date_time,
+        }
+    }
+}

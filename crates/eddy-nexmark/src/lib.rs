@@ -1,0 +1,168 @@
+//! The Nexmark benchmark on Eddy (issue #6): the queries written with the DataStream API
+//! ([`queries`]), single-threaded reference implementations ([`reference`]), output
+//! checksums ([`checksum`]) and the job wiring the `nexmark` binary and the tests share. The
+//! generator and its source live in `eddy_connectors::nexmark`.
+#![warn(missing_docs)]
+
+pub mod checksum;
+pub mod queries;
+pub mod reference;
+
+use checksum::{checksum_sink, Checksum, SharedChecksum};
+use eddy::connectors::nexmark::{Event, GeneratorConfig, NexmarkSource};
+use eddy::prelude::*;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+/// The queries Eddy runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Query {
+    /// Pass-through.
+    Q0,
+    /// Currency conversion.
+    Q1,
+    /// Selection.
+    Q2,
+    /// Local item suggestion (incremental join).
+    Q3,
+    /// Average price per category.
+    Q4,
+    /// Hot items (sliding window).
+    Q5,
+    /// Highest bid (tumbling window).
+    Q7,
+    /// Monitor new users (window join).
+    Q8,
+    /// User sessions (session window).
+    Q11,
+}
+
+impl Query {
+    /// Every query, in order.
+    pub const ALL: [Query; 9] = [
+        Query::Q0,
+        Query::Q1,
+        Query::Q2,
+        Query::Q3,
+        Query::Q4,
+        Query::Q5,
+        Query::Q7,
+        Query::Q8,
+        Query::Q11,
+    ];
+
+    /// `q0`, `q1`, ….
+    pub fn name(self) -> &'static str {
+        match self {
+            Query::Q0 => "q0",
+            Query::Q1 => "q1",
+            Query::Q2 => "q2",
+            Query::Q3 => "q3",
+            Query::Q4 => "q4",
+            Query::Q5 => "q5",
+            Query::Q7 => "q7",
+            Query::Q8 => "q8",
+            Query::Q11 => "q11",
+        }
+    }
+}
+
+impl std::str::FromStr for Query {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Query::ALL
+            .into_iter()
+            .find(|q| q.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown query '{s}' (known: {})",
+                    Query::ALL.map(|q| q.name()).join(", ")
+                )
+            })
+    }
+}
+
+/// Where a query's rows go.
+pub enum Sink {
+    /// Into a checksum (the benchmark).
+    Checksum(SharedChecksum),
+    /// Collected as `Debug` strings (tests); q4's rows are its changelog.
+    Collect,
+}
+
+fn finish<T: Data + Hash + Debug>(
+    stream: DataStream<T>,
+    sink: &Sink,
+    upsert: Option<fn(&T) -> i64>,
+) -> Option<CollectHandle<String>> {
+    match sink {
+        Sink::Checksum(c) => {
+            checksum_sink(&stream, c, upsert);
+            None
+        }
+        Sink::Collect => Some(stream.map(|r: T| format!("{r:?}")).collect()),
+    }
+}
+
+/// Adds the generated events (a source of `config` at the environment's parallelism, with
+/// watermarks) and `query` reading them to `env`.
+pub fn add_query(
+    env: &StreamExecutionEnvironment,
+    query: Query,
+    config: &GeneratorConfig,
+    sink: &Sink,
+) -> Option<CollectHandle<String>> {
+    let config = Arc::new(config.clone());
+    let source: DataStream<Event> = env
+        .add_source("Nexmark", move || NexmarkSource::new(config.clone()))
+        .uid("nexmark-source")
+        .into();
+    let events = queries::with_watermarks(&source);
+    match query {
+        Query::Q0 => finish(queries::q0(&events), sink, None),
+        Query::Q1 => finish(queries::q1(&events), sink, None),
+        Query::Q2 => finish(queries::q2(&events), sink, None),
+        Query::Q3 => finish(queries::q3(&events), sink, None),
+        Query::Q4 => finish(queries::q4(&events), sink, Some(|r: &(i64, i64)| r.0)),
+        Query::Q5 => finish(queries::q5(&events), sink, None),
+        Query::Q7 => finish(queries::q7(&events), sink, None),
+        Query::Q8 => finish(queries::q8(&events), sink, None),
+        Query::Q11 => finish(queries::q11(&events), sink, None),
+    }
+}
+
+fn strings<T: Debug>(rows: Vec<T>) -> Vec<String> {
+    rows.iter().map(|r| format!("{r:?}")).collect()
+}
+
+/// The reference result of `query` over `events` as `Debug` strings (q4: the final row per
+/// category).
+pub fn reference_rows(query: Query, events: &[Event]) -> Vec<String> {
+    match query {
+        Query::Q0 => strings(reference::q0(events)),
+        Query::Q1 => strings(reference::q1(events)),
+        Query::Q2 => strings(reference::q2(events)),
+        Query::Q3 => strings(reference::q3(events)),
+        Query::Q4 => strings(reference::q4(events)),
+        Query::Q5 => strings(reference::q5(events)),
+        Query::Q7 => strings(reference::q7(events)),
+        Query::Q8 => strings(reference::q8(events)),
+        Query::Q11 => strings(reference::q11(events)),
+    }
+}
+
+/// The checksum the engine's output of `query` over `events` must have.
+pub fn reference_checksum(query: Query, events: &[Event]) -> Checksum {
+    match query {
+        Query::Q0 => Checksum::of(&reference::q0(events)),
+        Query::Q1 => Checksum::of(&reference::q1(events)),
+        Query::Q2 => Checksum::of(&reference::q2(events)),
+        Query::Q3 => Checksum::of(&reference::q3(events)),
+        Query::Q4 => Checksum::of(&reference::q4(events)),
+        Query::Q5 => Checksum::of(&reference::q5(events)),
+        Query::Q7 => Checksum::of(&reference::q7(events)),
+        Query::Q8 => Checksum::of(&reference::q8(events)),
+        Query::Q11 => Checksum::of(&reference::q11(events)),
+    }
+}
