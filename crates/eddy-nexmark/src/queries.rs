@@ -363,13 +363,16 @@ pub fn q4(events: &DataStream<Event>) -> DataStream<(i64, i64)> {
         .into()
 }
 
+/// Counts the elements of a window. The queries window bare ids, not whole bids: like
+/// Flink's SQL planner, they project away the columns they do not need before the window
+/// copies each element into every window it belongs to.
 #[derive(Clone)]
 struct Count;
-impl AggregateFunction<Bid, i64, i64> for Count {
+impl AggregateFunction<i64, i64, i64> for Count {
     fn create_accumulator(&self) -> i64 {
         0
     }
-    fn add(&self, _v: Bid, acc: &mut i64) {
+    fn add(&self, _v: i64, acc: &mut i64) {
         *acc += 1;
     }
     fn get_result(&self, acc: &i64) -> i64 {
@@ -425,7 +428,8 @@ impl<T: Data, O: Data> KeyedProcessFunction<i64, (i64, T), O> for PerWindow<T, O
 /// `(auction, bids)`.
 pub fn q5(events: &DataStream<Event>) -> DataStream<(i64, i64)> {
     bids(events)
-        .key_by(|b: &Bid| b.auction)
+        .map(|b: Bid| b.auction)
+        .key_by(|auction: &i64| *auction)
         .window(SlidingEventTimeWindows::of(
             Duration::from_millis(WINDOW_MS),
             Duration::from_millis(SLIDE_MS),
@@ -569,7 +573,8 @@ pub fn q8(events: &DataStream<Event>) -> DataStream<(i64, String, i64)> {
 /// q11, user sessions: bids per bidder session (10 s of inactivity closes one).
 pub fn q11(events: &DataStream<Event>) -> DataStream<Q11Row> {
     bids(events)
-        .key_by(|b: &Bid| b.bidder)
+        .map(|b: Bid| b.bidder)
+        .key_by(|bidder: &i64| *bidder)
         .window(EventTimeSessionWindows::with_gap(Duration::from_millis(
             WINDOW_MS,
         )))

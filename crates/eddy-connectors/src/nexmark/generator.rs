@@ -309,7 +309,10 @@ fn next_string(r: &mut JavaRandom, max_len: i32) -> String {
     s.trim().to_string()
 }
 
-/// Padding so the event's size averages `desired` bytes (±20%).
+/// Padding so the event's size averages `desired` bytes (±20%). Flink draws every letter
+/// from the event's `Random` (one draw per byte, most of a bid's generation cost); here the
+/// length is drawn as Flink does and the letters are a slice of a fixed pseudo-random table at
+/// a drawn offset — the same sizes and alphabet, deterministic, one draw instead of ~70.
 fn next_extra(r: &mut JavaRandom, current: i32, desired: i32) -> String {
     if current > desired {
         return String::new();
@@ -317,10 +320,22 @@ fn next_extra(r: &mut JavaRandom, current: i32, desired: i32) -> String {
     let desired = desired - current;
     let delta = (desired as f64 * 0.2).round() as i32;
     let min = desired - delta;
-    let size = min + if delta == 0 { 0 } else { r.next_int(2 * delta) };
-    (0..size)
-        .map(|_| (b'a' + r.next_int(26) as u8) as char)
-        .collect()
+    let size = (min + if delta == 0 { 0 } else { r.next_int(2 * delta) }) as usize;
+    let table = letters();
+    let size = size.min(table.len() / 2);
+    let offset = r.next_int((table.len() - size) as i32) as usize;
+    table[offset..offset + size].to_string()
+}
+
+/// 4 KiB of lowercase letters from a fixed-seed `Random`.
+fn letters() -> &'static str {
+    static TABLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut r = JavaRandom::new(0x4e58_4d4b);
+        (0..4096)
+            .map(|_| (b'a' + r.next_int(26) as u8) as char)
+            .collect()
+    })
 }
 
 #[cfg(test)]
