@@ -132,37 +132,34 @@ pub fn add_query(
     }
 }
 
-fn strings<T: Debug>(rows: Vec<T>) -> Vec<String> {
-    rows.iter().map(|r| format!("{r:?}")).collect()
+/// The reference result of `query` over the events of `config` as `Debug` strings (q4: the
+/// final row per category).
+pub fn reference_rows(query: Query, config: &GeneratorConfig) -> Vec<String> {
+    let mut rows = Vec::new();
+    let events = reference::Events(config);
+    // One closure per row type: a macro arm instantiates it at each.
+    macro_rules! run {
+        ($($q:ident => $f:ident),*) => {
+            match query {
+                $(Query::$q => reference::$f(&events, &mut |r| rows.push(format!("{r:?}"))),)*
+            }
+        };
+    }
+    run!(Q0 => q0, Q1 => q1, Q2 => q2, Q3 => q3, Q4 => q4, Q5 => q5, Q7 => q7, Q8 => q8, Q11 => q11);
+    rows
 }
 
-/// The reference result of `query` over `events` as `Debug` strings (q4: the final row per
-/// category).
-pub fn reference_rows(query: Query, events: &[Event]) -> Vec<String> {
-    match query {
-        Query::Q0 => strings(reference::q0(events)),
-        Query::Q1 => strings(reference::q1(events)),
-        Query::Q2 => strings(reference::q2(events)),
-        Query::Q3 => strings(reference::q3(events)),
-        Query::Q4 => strings(reference::q4(events)),
-        Query::Q5 => strings(reference::q5(events)),
-        Query::Q7 => strings(reference::q7(events)),
-        Query::Q8 => strings(reference::q8(events)),
-        Query::Q11 => strings(reference::q11(events)),
+/// The checksum the engine's output of `query` over the events of `config` must have.
+pub fn reference_checksum(query: Query, config: &GeneratorConfig) -> Checksum {
+    let mut sum = Checksum::default();
+    let events = reference::Events(config);
+    macro_rules! run {
+        ($($q:ident => $f:ident),*) => {
+            match query {
+                $(Query::$q => reference::$f(&events, &mut |r| sum.add(&r)),)*
+            }
+        };
     }
-}
-
-/// The checksum the engine's output of `query` over `events` must have.
-pub fn reference_checksum(query: Query, events: &[Event]) -> Checksum {
-    match query {
-        Query::Q0 => Checksum::of(&reference::q0(events)),
-        Query::Q1 => Checksum::of(&reference::q1(events)),
-        Query::Q2 => Checksum::of(&reference::q2(events)),
-        Query::Q3 => Checksum::of(&reference::q3(events)),
-        Query::Q4 => Checksum::of(&reference::q4(events)),
-        Query::Q5 => Checksum::of(&reference::q5(events)),
-        Query::Q7 => Checksum::of(&reference::q7(events)),
-        Query::Q8 => Checksum::of(&reference::q8(events)),
-        Query::Q11 => Checksum::of(&reference::q11(events)),
-    }
+    run!(Q0 => q0, Q1 => q1, Q2 => q2, Q3 => q3, Q4 => q4, Q5 => q5, Q7 => q7, Q8 => q8, Q11 => q11);
+    sum
 }

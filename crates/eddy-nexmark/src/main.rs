@@ -1,61 +1,227 @@
-//! `nexmark`: runs one Nexmark query on the embedded MiniCluster and checks its output
-//! against the reference implementation's checksum. (The benchmark harness that runs all
-//! queries and measures CPU and memory comes next.)
+//! `nexmark`: the Nexmark benchmark on the embedded MiniCluster.
+//!
+//! - `nexmark --query q5 --events N [-p P] [--rate R] [--checkpoint-interval-ms I]` runs one
+//!   query and checks its output checksum against the reference implementation.
+//! - `nexmark bench [--queries q0,q1,…] [--events N] [-p P] [--rate R]
+//!   [--checkpoint-interval-ms I] [--json FILE]` runs each query in a child process of its
+//!   own (so CPU time and peak RSS are the query's) and prints, per query, events/s, events/s
+//!   per core used, CPU seconds, peak RSS and the checked checksum; `--json` writes the same.
 
 use anyhow::{bail, Context, Result};
 use eddy::connectors::nexmark::GeneratorConfig;
 use eddy::prelude::*;
 use eddy_nexmark::checksum::{Checksum, SharedChecksum};
-use eddy_nexmark::{add_query, reference, reference_checksum, Query, Sink};
+use eddy_nexmark::{add_query, reference_checksum, Query, Sink};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-fn main() -> Result<()> {
-    let mut query = Query::Q0;
-    let mut config = GeneratorConfig::default();
-    let mut parallelism = 2usize;
-    let mut checkpoint_ms = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--query" => query = value()?.parse().map_err(anyhow::Error::msg)?,
-            "--events" => config.events = value()?.replace('_', "").parse()?,
-            "--rate" => config.events_per_second = value()?.parse()?,
-            "-p" | "--parallelism" => parallelism = value()?.parse()?,
-            "--checkpoint-interval-ms" => checkpoint_ms = Some(value()?.parse()?),
-            other => bail!("unknown argument '{other}' (usage: nexmark --query q5 --events N [-p P] [--rate EVENTS_PER_S] [--checkpoint-interval-ms I])"),
+const USAGE: &str = "usage: nexmark [bench] --query q5 | --queries q0,q1,.. [--events N] [-p P] [--rate EVENTS_PER_S] [--checkpoint-interval-ms I] [--json FILE]";
+
+struct Args {
+    bench: bool,
+    queries: Vec<Query>,
+    config: GeneratorConfig,
+    parallelism: usize,
+    checkpoint_ms: Option<u64>,
+    json: Option<std::path::PathBuf>,
+    child: bool,
+}
+
+fn parse() -> Result<Args> {
+    let mut a = Args {
+        bench: false,
+        queries: vec![Query::Q0],
+        config: GeneratorConfig::default(),
+        parallelism: 2,
+        checkpoint_ms: None,
+        json: None,
+        child: false,
+    };
+    let mut it = std::env::args().skip(1).peekable();
+    if it.peek().map(String::as_str) == Some("bench") {
+        it.next();
+        a.bench = true;
+        a.queries = Query::ALL.to_vec();
+    }
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .with_context(|| format!("{arg} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--query" | "--queries" => {
+                a.queries = value()?
+                    .split(',')
+                    .map(|q| q.parse().map_err(anyhow::Error::msg))
+                    .collect::<Result<_>>()?
+            }
+            "--events" => a.config.events = value()?.replace('_', "").parse()?,
+            "--rate" => a.config.events_per_second = value()?.parse()?,
+            "-p" | "--parallelism" => a.parallelism = value()?.parse()?,
+            "--checkpoint-interval-ms" => a.checkpoint_ms = Some(value()?.parse()?),
+            "--json" => a.json = Some(value()?.into()),
+            "--child" => a.child = true,
+            other => bail!("unknown argument '{other}'\n{USAGE}"),
         }
     }
+    if a.parallelism == 0 {
+        bail!("-p must be at least 1");
+    }
+    Ok(a)
+}
+
+/// What one query run measured.
+#[derive(Debug, Serialize, Deserialize)]
+struct Measurement {
+    query: String,
+    events: u64,
+    parallelism: usize,
+    checkpoint_interval_ms: Option<u64>,
+    seconds: f64,
+    events_per_second: f64,
+    cpu_seconds: f64,
+    events_per_cpu_second: f64,
+    peak_rss_mb: f64,
+    checksum: String,
+    checked: Option<bool>,
+}
+
+/// User + system CPU seconds of this process so far (`/proc/self/stat`, clock ticks of
+/// 1/100 s on Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident set size of this process in MB (`VmHWM`).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn run_one(a: &Args, query: Query) -> Result<(Measurement, Checksum)> {
     let env = StreamExecutionEnvironment::get_execution_environment();
-    env.set_parallelism(parallelism);
+    env.set_parallelism(a.parallelism);
     let chk_dir = std::env::temp_dir().join(format!("eddy-nexmark-{}", std::process::id()));
-    if let Some(ms) = checkpoint_ms {
+    if let Some(ms) = a.checkpoint_ms {
         env.enable_checkpointing(Duration::from_millis(ms));
         let d = chk_dir.display().to_string();
         env.configure_checkpointing(move |c| c.storage = Some(d));
     }
     let sum = SharedChecksum::default();
-    add_query(&env, query, &config, &Sink::Checksum(sum.clone()));
+    add_query(&env, query, &a.config, &Sink::Checksum(sum.clone()));
+    let cpu0 = cpu_seconds();
     let result = env.execute(&format!("Nexmark {}", query.name()))?;
+    let cpu = cpu_seconds() - cpu0;
     let _ = std::fs::remove_dir_all(&chk_dir);
     let got: Checksum = *sum.lock().map_err(|_| anyhow::anyhow!("checksum lock"))?;
-    let secs = result.net_runtime.as_secs_f64();
-    let expected = reference_checksum(query, &reference::events(&config));
-    println!(
-        "{} p={parallelism}: {} events in {secs:.2} s = {:.2} M events/s, output {} ({})",
-        query.name(),
-        config.events,
-        config.events as f64 / secs / 1e6,
-        got.to_hex(),
-        if got == expected { "checked" } else { "WRONG" }
-    );
-    if got != expected {
-        bail!(
-            "{}: output checksum {} differs from the reference's {}",
-            query.name(),
-            got.to_hex(),
-            expected.to_hex()
+    let seconds = result.net_runtime.as_secs_f64();
+    let events = a.config.events;
+    Ok((
+        Measurement {
+            query: query.name().to_string(),
+            events,
+            parallelism: a.parallelism,
+            checkpoint_interval_ms: a.checkpoint_ms,
+            seconds,
+            events_per_second: events as f64 / seconds,
+            cpu_seconds: cpu,
+            events_per_cpu_second: events as f64 / cpu.max(0.01),
+            peak_rss_mb: peak_rss_mb(),
+            checksum: got.to_hex(),
+            checked: None,
+        },
+        got,
+    ))
+}
+
+fn main() -> Result<()> {
+    let a = parse()?;
+    if a.child {
+        // One query, measured, as a JSON line for the parent (which checks it).
+        let (m, _) = run_one(&a, a.queries[0])?;
+        println!("{}", serde_json::to_string(&m)?);
+        return Ok(());
+    }
+    let mut all = Vec::new();
+    let mut wrong = Vec::new();
+    if a.bench {
+        println!(
+            "{:<5} {:>12} {:>14} {:>9} {:>10}  checksum",
+            "query", "events/s", "events/cpu-s", "cpu s", "peak RSS"
         );
+    }
+    for &q in &a.queries {
+        let mut m = if a.bench {
+            let out = std::process::Command::new(std::env::current_exe()?)
+                .args(std::env::args().skip(2).filter(|x| x != "--child"))
+                .args(["--query", q.name(), "--child"])
+                .output()
+                .context("starting a query process")?;
+            if !out.status.success() {
+                bail!(
+                    "{} failed: {}",
+                    q.name(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let line = String::from_utf8_lossy(&out.stdout);
+            serde_json::from_str::<Measurement>(line.trim())
+                .with_context(|| format!("reading {}'s measurement: {line}", q.name()))?
+        } else {
+            run_one(&a, q)?.0
+        };
+        let expected = reference_checksum(q, &a.config).to_hex();
+        m.checked = Some(m.checksum == expected);
+        if m.checksum != expected {
+            wrong.push(format!(
+                "{}: {} (reference {expected})",
+                q.name(),
+                m.checksum
+            ));
+        }
+        let verdict = if m.checked == Some(true) {
+            "checked"
+        } else {
+            "WRONG"
+        };
+        if a.bench {
+            println!(
+                "{:<5} {:>10.2} M {:>12.2} M {:>9.2} {:>7.0} MB  {} {verdict}",
+                m.query,
+                m.events_per_second / 1e6,
+                m.events_per_cpu_second / 1e6,
+                m.cpu_seconds,
+                m.peak_rss_mb,
+                m.checksum
+            );
+        } else {
+            println!(
+                "{} p={}: {} events in {:.2} s = {:.2} M events/s, output {} ({verdict})",
+                m.query,
+                m.parallelism,
+                m.events,
+                m.seconds,
+                m.events_per_second / 1e6,
+                m.checksum
+            );
+        }
+        all.push(m);
+    }
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&all)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !wrong.is_empty() {
+        bail!("output differs from the reference: {}", wrong.join("; "));
     }
     Ok(())
 }

@@ -1,113 +1,120 @@
 //! Plain single-threaded implementations of the queries (no engine): the oracle the engine's
 //! output is compared with, in tests row by row and in the benchmark by checksum. They read
-//! the events in generation order and follow the query definitions in [`crate::queries`].
+//! the events in generation order (regenerating them for each pass instead of holding them,
+//! so a 100 M event check fits in memory) and follow the query definitions in
+//! [`crate::queries`]. Rows go to an `emit` callback.
 
 use crate::queries::{Q11Row, Q1Row, Q3Row, Q7Row, SLIDE_MS, WINDOW_MS};
-use eddy::connectors::nexmark::{Auction, Bid, Event, GeneratorConfig, Person};
+use eddy::connectors::nexmark::{kind_of, Auction, Bid, Event, EventKind, GeneratorConfig, Person};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// All events of `config`, in order.
-pub fn events(config: &GeneratorConfig) -> Vec<Event> {
-    (0..config.events).map(|n| config.event(n)).collect()
+/// The events of a generator configuration, generated on demand.
+pub struct Events<'a>(pub &'a GeneratorConfig);
+
+impl Events<'_> {
+    fn kind(&self, kind: EventKind) -> impl Iterator<Item = Event> + '_ {
+        (0..self.0.events)
+            .filter(move |n| kind_of(*n) == kind)
+            .map(|n| self.0.event(n))
+    }
 }
 
-fn bids(events: &[Event]) -> impl Iterator<Item = &Bid> {
-    events.iter().filter_map(|e| match e {
+fn bids<'a>(events: &'a Events<'_>) -> impl Iterator<Item = Bid> + 'a {
+    events.kind(EventKind::Bid).filter_map(|e| match e {
         Event::Bid(b) => Some(b),
         _ => None,
     })
 }
 
-fn auctions(events: &[Event]) -> impl Iterator<Item = &Auction> {
-    events.iter().filter_map(|e| match e {
+fn auctions<'a>(events: &'a Events<'_>) -> impl Iterator<Item = Auction> + 'a {
+    events.kind(EventKind::Auction).filter_map(|e| match e {
         Event::Auction(a) => Some(a),
         _ => None,
     })
 }
 
-fn persons(events: &[Event]) -> impl Iterator<Item = &Person> {
-    events.iter().filter_map(|e| match e {
+fn persons<'a>(events: &'a Events<'_>) -> impl Iterator<Item = Person> + 'a {
+    events.kind(EventKind::Person).filter_map(|e| match e {
         Event::Person(p) => Some(p),
         _ => None,
     })
 }
 
 /// q0.
-pub fn q0(events: &[Event]) -> Vec<Bid> {
-    bids(events).cloned().collect()
+pub fn q0(events: &Events<'_>, emit: &mut impl FnMut(Bid)) {
+    bids(events).for_each(emit)
 }
 
 /// q1.
-pub fn q1(events: &[Event]) -> Vec<Q1Row> {
-    bids(events)
-        .map(|b| Q1Row {
+pub fn q1(events: &Events<'_>, emit: &mut impl FnMut(Q1Row)) {
+    for b in bids(events) {
+        emit(Q1Row {
             auction: b.auction,
             bidder: b.bidder,
             price_milli: b.price * 908,
             date_time: b.date_time,
-            extra: b.extra.clone(),
+            extra: b.extra,
         })
-        .collect()
+    }
 }
 
 /// q2.
-pub fn q2(events: &[Event]) -> Vec<(i64, i64)> {
-    bids(events)
-        .filter(|b| b.auction % 123 == 0)
-        .map(|b| (b.auction, b.price))
-        .collect()
+pub fn q2(events: &Events<'_>, emit: &mut impl FnMut((i64, i64))) {
+    for b in bids(events).filter(|b| b.auction % 123 == 0) {
+        emit((b.auction, b.price))
+    }
 }
 
 /// q3.
-pub fn q3(events: &[Event]) -> Vec<Q3Row> {
-    let sellers: HashMap<i64, &Person> = persons(events)
+pub fn q3(events: &Events<'_>, emit: &mut impl FnMut(Q3Row)) {
+    let sellers: HashMap<i64, Person> = persons(events)
         .filter(|p| matches!(p.state.as_str(), "OR" | "ID" | "CA"))
         .map(|p| (p.id, p))
         .collect();
-    auctions(events)
-        .filter(|a| a.category == 10)
-        .filter_map(|a| {
-            sellers.get(&a.seller).map(|p| Q3Row {
+    for a in auctions(events).filter(|a| a.category == 10) {
+        if let Some(p) = sellers.get(&a.seller) {
+            emit(Q3Row {
                 name: p.name.clone(),
                 city: p.city.clone(),
                 state: p.state.clone(),
                 auction: a.id,
             })
-        })
-        .collect()
+        }
+    }
 }
 
 /// q4: the final `(category, average)` per category.
-pub fn q4(events: &[Event]) -> Vec<(i64, i64)> {
-    let by_id: HashMap<i64, &Auction> = auctions(events).map(|a| (a.id, a)).collect();
+pub fn q4(events: &Events<'_>, emit: &mut impl FnMut((i64, i64))) {
+    // id -> (category, start, expires)
+    let by_id: HashMap<i64, (i64, i64, i64)> = auctions(events)
+        .map(|a| (a.id, (a.category, a.date_time, a.expires)))
+        .collect();
     let mut best: HashMap<i64, i64> = HashMap::new();
     for b in bids(events) {
-        if let Some(a) = by_id.get(&b.auction) {
-            if (a.date_time..=a.expires).contains(&b.date_time) {
-                let m = best.entry(a.id).or_insert(i64::MIN);
+        if let Some((_, start, expires)) = by_id.get(&b.auction) {
+            if (*start..=*expires).contains(&b.date_time) {
+                let m = best.entry(b.auction).or_insert(i64::MIN);
                 *m = (*m).max(b.price);
             }
         }
     }
     let mut per_category: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     for (id, max) in best {
-        let t = per_category.entry(by_id[&id].category).or_default();
+        let t = per_category.entry(by_id[&id].0).or_default();
         t.0 += max;
         t.1 += 1;
     }
-    per_category
-        .into_iter()
-        .map(|(c, (sum, n))| (c, sum / n))
-        .collect()
+    for (c, (sum, n)) in per_category {
+        emit((c, sum / n))
+    }
 }
 
 /// q5.
-pub fn q5(events: &[Event]) -> Vec<(i64, i64)> {
+pub fn q5(events: &Events<'_>, emit: &mut impl FnMut((i64, i64))) {
     let (size, slide) = (WINDOW_MS as i64, SLIDE_MS as i64);
     let mut counts: BTreeMap<i64, HashMap<i64, i64>> = BTreeMap::new();
     for b in bids(events) {
-        let last_start = b.date_time - b.date_time.rem_euclid(slide);
-        let mut start = last_start;
+        let mut start = b.date_time - b.date_time.rem_euclid(slide);
         while start > b.date_time - size {
             *counts
                 .entry(start)
@@ -117,23 +124,18 @@ pub fn q5(events: &[Event]) -> Vec<(i64, i64)> {
             start -= slide;
         }
     }
-    let mut out = Vec::new();
     for per_auction in counts.values() {
         let max = per_auction.values().copied().max().unwrap_or(0);
-        out.extend(
-            per_auction
-                .iter()
-                .filter(|(_, c)| **c == max)
-                .map(|(a, c)| (*a, *c)),
-        );
+        for (a, c) in per_auction.iter().filter(|(_, c)| **c == max) {
+            emit((*a, *c))
+        }
     }
-    out
 }
 
 /// q7.
-pub fn q7(events: &[Event]) -> Vec<Q7Row> {
+pub fn q7(events: &Events<'_>, emit: &mut impl FnMut(Q7Row)) {
     let size = WINDOW_MS as i64;
-    let mut windows: BTreeMap<i64, (i64, Vec<&Bid>)> = BTreeMap::new();
+    let mut windows: BTreeMap<i64, (i64, Vec<Bid>)> = BTreeMap::new();
     for b in bids(events) {
         let w = windows
             .entry(b.date_time - b.date_time.rem_euclid(size))
@@ -144,40 +146,36 @@ pub fn q7(events: &[Event]) -> Vec<Q7Row> {
             w.1.push(b);
         }
     }
-    windows
-        .into_values()
-        .flat_map(|(_, bids)| bids)
-        .map(|b| Q7Row {
+    for b in windows.into_values().flat_map(|(_, bids)| bids) {
+        emit(Q7Row {
             auction: b.auction,
             price: b.price,
             bidder: b.bidder,
             date_time: b.date_time,
-            extra: b.extra.clone(),
+            extra: b.extra,
         })
-        .collect()
+    }
 }
 
 /// q8.
-pub fn q8(events: &[Event]) -> Vec<(i64, String, i64)> {
+pub fn q8(events: &Events<'_>, emit: &mut impl FnMut((i64, String, i64))) {
     let size = WINDOW_MS as i64;
     let window = |t: i64| t - t.rem_euclid(size);
     let selling: HashSet<(i64, i64)> = auctions(events)
         .map(|a| (a.seller, window(a.date_time)))
         .collect();
-    persons(events)
-        .filter(|p| selling.contains(&(p.id, window(p.date_time))))
-        .map(|p| (p.id, p.name.clone(), window(p.date_time)))
-        .collect()
+    for p in persons(events).filter(|p| selling.contains(&(p.id, window(p.date_time)))) {
+        emit((p.id, p.name, window(p.date_time)))
+    }
 }
 
 /// q11.
-pub fn q11(events: &[Event]) -> Vec<Q11Row> {
+pub fn q11(events: &Events<'_>, emit: &mut impl FnMut(Q11Row)) {
     let gap = WINDOW_MS as i64;
     let mut times: HashMap<i64, Vec<i64>> = HashMap::new();
     for b in bids(events) {
         times.entry(b.bidder).or_default().push(b.date_time);
     }
-    let mut out = Vec::new();
     for (bidder, mut ts) in times {
         ts.sort_unstable();
         let mut start = ts[0];
@@ -185,7 +183,7 @@ pub fn q11(events: &[Event]) -> Vec<Q11Row> {
         for t in ts {
             // Windows [t, t + gap) that touch merge, as Flink's session windows.
             if t > last + gap {
-                out.push(Q11Row {
+                emit(Q11Row {
                     bidder,
                     bid_count: count,
                     start,
@@ -197,12 +195,11 @@ pub fn q11(events: &[Event]) -> Vec<Q11Row> {
             last = t;
             count += 1;
         }
-        out.push(Q11Row {
+        emit(Q11Row {
             bidder,
             bid_count: count,
             start,
             end: last + gap,
-        });
+        })
     }
-    out
 }
