@@ -6,6 +6,9 @@
 //!   [--checkpoint-interval-ms I] [--json FILE]` runs each query in a child process of its
 //!   own (so CPU time and peak RSS are the query's) and prints, per query, events/s, events/s
 //!   per core used, CPU seconds, peak RSS and the checked checksum; `--json` writes the same.
+//! - `nexmark cost [--queries q0,q5] [--events N] [--rate R]`: the COST baseline (McSherry
+//!   et al.): each query's single-threaded reference loop, timed, against the engine at p=1
+//!   and p=2 (the engine should be within 2x of the loop at p=1 and faster at p=2).
 
 use anyhow::{bail, Context, Result};
 use eddy::connectors::nexmark::GeneratorConfig;
@@ -19,6 +22,7 @@ const USAGE: &str = "usage: nexmark [bench] --query q5 | --queries q0,q1,.. [--e
 
 struct Args {
     bench: bool,
+    cost: bool,
     queries: Vec<Query>,
     config: GeneratorConfig,
     parallelism: usize,
@@ -30,6 +34,7 @@ struct Args {
 fn parse() -> Result<Args> {
     let mut a = Args {
         bench: false,
+        cost: false,
         queries: vec![Query::Q0],
         config: GeneratorConfig::default(),
         parallelism: 2,
@@ -38,10 +43,18 @@ fn parse() -> Result<Args> {
         child: false,
     };
     let mut it = std::env::args().skip(1).peekable();
-    if it.peek().map(String::as_str) == Some("bench") {
-        it.next();
-        a.bench = true;
-        a.queries = Query::ALL.to_vec();
+    match it.peek().map(String::as_str) {
+        Some("bench") => {
+            it.next();
+            a.bench = true;
+            a.queries = Query::ALL.to_vec();
+        }
+        Some("cost") => {
+            it.next();
+            a.cost = true;
+            a.queries = vec![Query::Q0, Query::Q5];
+        }
+        _ => {}
     }
     while let Some(arg) = it.next() {
         let mut value = || {
@@ -143,8 +156,68 @@ fn run_one(a: &Args, query: Query) -> Result<(Measurement, Checksum)> {
     ))
 }
 
+/// Runs `query` in a child process at parallelism `p` and returns its measurement.
+fn measure_in_child(a: &Args, query: Query, p: usize) -> Result<Measurement> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["--query", query.name(), "--child", "-p", &p.to_string()])
+        .args(["--events", &a.config.events.to_string()])
+        .args(["--rate", &a.config.events_per_second.to_string()]);
+    if let Some(ms) = a.checkpoint_ms {
+        cmd.args(["--checkpoint-interval-ms", &ms.to_string()]);
+    }
+    let out = cmd.output().context("starting a query process")?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            query.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim())
+        .with_context(|| format!("reading {}'s measurement: {line}", query.name()))
+}
+
+/// The COST comparison: the reference loop against the engine at p=1 and p=2.
+fn cost(a: &Args) -> Result<()> {
+    println!(
+        "{:<5} {:>14} {:>14} {:>14}  (events/s; engine p=1 should be within 2x of the loop, p=2 faster)",
+        "query", "1-thread loop", "engine p=1", "engine p=2"
+    );
+    for &q in &a.queries {
+        let start = std::time::Instant::now();
+        let expected = reference_checksum(q, &a.config);
+        let loop_rate = a.config.events as f64 / start.elapsed().as_secs_f64();
+        let p1 = measure_in_child(a, q, 1)?;
+        let p2 = measure_in_child(a, q, 2)?;
+        for m in [&p1, &p2] {
+            if m.checksum != expected.to_hex() {
+                bail!(
+                    "{}: engine output {} differs from the loop's {}",
+                    q.name(),
+                    m.checksum,
+                    expected.to_hex()
+                );
+            }
+        }
+        println!(
+            "{:<5} {:>12.2} M {:>12.2} M {:>12.2} M  p=1 at {:.2}x of the loop, p=2 at {:.2}x",
+            q.name(),
+            loop_rate / 1e6,
+            p1.events_per_second / 1e6,
+            p2.events_per_second / 1e6,
+            p1.events_per_second / loop_rate,
+            p2.events_per_second / loop_rate
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a = parse()?;
+    if a.cost {
+        return cost(&a);
+    }
     if a.child {
         // One query, measured, as a JSON line for the parent (which checks it).
         let (m, _) = run_one(&a, a.queries[0])?;
@@ -161,21 +234,7 @@ fn main() -> Result<()> {
     }
     for &q in &a.queries {
         let mut m = if a.bench {
-            let out = std::process::Command::new(std::env::current_exe()?)
-                .args(std::env::args().skip(2).filter(|x| x != "--child"))
-                .args(["--query", q.name(), "--child"])
-                .output()
-                .context("starting a query process")?;
-            if !out.status.success() {
-                bail!(
-                    "{} failed: {}",
-                    q.name(),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let line = String::from_utf8_lossy(&out.stdout);
-            serde_json::from_str::<Measurement>(line.trim())
-                .with_context(|| format!("reading {}'s measurement: {line}", q.name()))?
+            measure_in_child(&a, q, a.parallelism)?
         } else {
             run_one(&a, q)?.0
         };
