@@ -108,7 +108,7 @@ pub fn auctions(events: &DataStream<Event>) -> DataStream<Auction> {
     events
         .flat_map(|e: Event, out: &mut Collector<'_, Auction>| {
             if let Event::Auction(a) = e {
-                out.collect(a)
+                out.collect(*a)
             }
         })
         .name("Auctions")
@@ -120,7 +120,7 @@ pub fn persons(events: &DataStream<Event>) -> DataStream<Person> {
     events
         .flat_map(|e: Event, out: &mut Collector<'_, Person>| {
             if let Event::Person(p) = e {
-                out.collect(p)
+                out.collect(*p)
             }
         })
         .name("Persons")

@@ -28,14 +28,14 @@ fn bids<'a>(events: &'a Events<'_>) -> impl Iterator<Item = Bid> + 'a {
 
 fn auctions<'a>(events: &'a Events<'_>) -> impl Iterator<Item = Auction> + 'a {
     events.kind(EventKind::Auction).filter_map(|e| match e {
-        Event::Auction(a) => Some(a),
+        Event::Auction(a) => Some(*a),
         _ => None,
     })
 }
 
 fn persons<'a>(events: &'a Events<'_>) -> impl Iterator<Item = Person> + 'a {
     events.kind(EventKind::Person).filter_map(|e| match e {
-        Event::Person(p) => Some(p),
+        Event::Person(p) => Some(*p),
         _ => None,
     })
 }

@@ -142,8 +142,8 @@ impl GeneratorConfig {
         let mut r = JavaRandom::new(id);
         let ts = self.timestamp(n);
         match kind_of(n) {
-            EventKind::Person => Event::Person(self.person(id, &mut r, ts)),
-            EventKind::Auction => Event::Auction(self.auction(n, id, &mut r, ts)),
+            EventKind::Person => Event::Person(Box::new(self.person(id, &mut r, ts))),
+            EventKind::Auction => Event::Auction(Box::new(self.auction(n, id, &mut r, ts))),
             EventKind::Bid => Event::Bid(self.bid(id, &mut r, ts)),
         }
     }
