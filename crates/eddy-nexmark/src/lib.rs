@@ -7,6 +7,7 @@
 pub mod checksum;
 pub mod queries;
 pub mod reference;
+pub mod wordcount;
 
 use checksum::{checksum_sink, Checksum, SharedChecksum};
 use eddy::connectors::nexmark::{Event, GeneratorConfig, NexmarkSource};

@@ -7,14 +7,15 @@
 //!   own (so CPU time and peak RSS are the query's) and prints, per query, events/s, events/s
 //!   per core used, CPU seconds, peak RSS and the checked checksum; `--json` writes the same.
 //! - `nexmark cost [--queries q0,q5] [--events N] [--rate R]`: the COST baseline (McSherry
-//!   et al.): each query's single-threaded reference loop, timed, against the engine at p=1
-//!   and p=2 (the engine should be within 2x of the loop at p=1 and faster at p=2).
+//!   et al.): each query's single-threaded reference loop, and a word count over N/10 lines,
+//!   timed against the engine at p=1 and p=2 (the engine should be within 2x of the loop at
+//!   p=1 and faster at p=2).
 
 use anyhow::{bail, Context, Result};
 use eddy::connectors::nexmark::GeneratorConfig;
 use eddy::prelude::*;
 use eddy_nexmark::checksum::{Checksum, SharedChecksum};
-use eddy_nexmark::{add_query, reference_checksum, Query, Sink};
+use eddy_nexmark::{add_query, reference_checksum, wordcount, Query, Sink};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -200,17 +201,50 @@ fn cost(a: &Args) -> Result<()> {
                 );
             }
         }
-        println!(
-            "{:<5} {:>12.2} M {:>12.2} M {:>12.2} M  p=1 at {:.2}x of the loop, p=2 at {:.2}x",
+        print_cost(
             q.name(),
-            loop_rate / 1e6,
-            p1.events_per_second / 1e6,
-            p2.events_per_second / 1e6,
-            p1.events_per_second / loop_rate,
-            p2.events_per_second / loop_rate
+            loop_rate,
+            p1.events_per_second,
+            p2.events_per_second,
         );
     }
+    // Word count over as many lines as events were asked for / 10 (10 words per line), in
+    // words per second.
+    let lines = (a.config.events / 10).max(1);
+    let words = lines as f64 * 10.0;
+    let start = std::time::Instant::now();
+    let expected = wordcount::word_count_loop(lines);
+    let loop_rate = words / start.elapsed().as_secs_f64();
+    let mut rates = Vec::new();
+    for p in [1, 2] {
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.set_parallelism(p);
+        let sum = SharedChecksum::default();
+        wordcount::add_word_count(&env, lines, &sum);
+        let r = env.execute("word count")?;
+        let got = *sum.lock().map_err(|_| anyhow::anyhow!("checksum lock"))?;
+        if got != expected {
+            bail!(
+                "word count p={p}: output {} differs from the loop's {}",
+                got.to_hex(),
+                expected.to_hex()
+            );
+        }
+        rates.push(words / r.net_runtime.as_secs_f64());
+    }
+    print_cost("words", loop_rate, rates[0], rates[1]);
     Ok(())
+}
+
+fn print_cost(name: &str, loop_rate: f64, p1: f64, p2: f64) {
+    println!(
+        "{name:<5} {:>12.2} M {:>12.2} M {:>12.2} M  p=1 at {:.2}x of the loop, p=2 at {:.2}x",
+        loop_rate / 1e6,
+        p1 / 1e6,
+        p2 / 1e6,
+        p1 / loop_rate,
+        p2 / loop_rate
+    );
 }
 
 fn main() -> Result<()> {
