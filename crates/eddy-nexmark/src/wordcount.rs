@@ -26,7 +26,7 @@ pub fn line(n: u64) -> String {
         // Skewed like text: small ids (frequent words) more often.
         let bound = r.next_int(VOCABULARY) + 1;
         let w = r.next_int(bound);
-        s.push_str("w");
+        s.push('w');
         s.push_str(&w.to_string());
     }
     s

@@ -335,11 +335,12 @@ impl<K: Key, T: Data, F: FnMut(T, T) -> T + Send + 'static> OneInputOperator
         self.selector.keys(batch, &mut self.keys);
         for (r, k) in batch.drain(..).zip(self.keys.drain(..)) {
             backend.set_current_key(k);
-            let next = match state.value(backend)? {
-                Some(acc) => (self.f)(acc, r.value),
-                None => r.value,
-            };
-            state.update(backend, next.clone())?;
+            let f = &mut self.f;
+            let v = r.value;
+            let next = state.update_with(backend, |acc| match acc {
+                Some(acc) => f(acc, v),
+                None => v,
+            })?;
             out.push(StreamRecord {
                 value: next,
                 timestamp: r.timestamp,

@@ -34,6 +34,33 @@ impl<V: Data> ValueState<V, ()> {
     pub fn clear<S: KeyedStateStore + ?Sized>(&self, store: &mut S) -> Result<(), StateError> {
         self.clear_in(store, &())
     }
+
+    /// Replaces the current key's value by `f(old)` (`old` as `value()` would return it) in
+    /// one lookup, moving the old value into `f` instead of cloning it, and returns a clone of
+    /// the new value — what a rolling `reduce` needs per record.
+    pub fn update_with<S: KeyedStateStore + ?Sized>(
+        &self,
+        store: &mut S,
+        f: impl FnOnce(Option<V>) -> V,
+    ) -> Result<V, StateError> {
+        let a = store
+            .keyed_state_backend()
+            .access::<(), TtlValue<V>, Option<V>>(self.index)?;
+        let (ttl, now, default) = (a.ttl, a.now, a.func);
+        let mut result = None;
+        a.map.upsert_with(a.key, &(), |old| {
+            let old = match (old, ttl) {
+                (Some(o), Some(t)) if t.expired(o.ts, now) && !t.return_expired => None,
+                (Some(o), _) => Some(o.value),
+                (None, _) => None,
+            };
+            let new = f(old.or_else(|| default.clone()));
+            result = Some(new.clone());
+            TtlValue::new(new, now)
+        });
+        // `upsert_with` calls its function exactly once.
+        Ok(result.expect("upsert_with calls its function exactly once"))
+    }
 }
 
 impl<V: Data, N: Key> ValueState<V, N> {

@@ -69,6 +69,40 @@ fn value_state_per_key() {
 }
 
 #[test]
+fn value_update_with_moves_the_old_value_and_uses_the_default() {
+    let mut b = backend();
+    let plain = b
+        .get_state(&ValueStateDescriptor::<String>::new("s"))
+        .unwrap();
+    let with_default = b
+        .get_state(&ValueStateDescriptor::<u64>::new("n").with_default(10))
+        .unwrap();
+    b.set_current_key(k("a"));
+    assert_eq!(
+        plain
+            .update_with(&mut b, |old| {
+                assert_eq!(old, None);
+                "x".to_string()
+            })
+            .unwrap(),
+        "x"
+    );
+    assert_eq!(
+        plain.update_with(&mut b, |old| old.unwrap() + "y").unwrap(),
+        "xy"
+    );
+    assert_eq!(plain.value(&mut b).unwrap().as_deref(), Some("xy"));
+    assert_eq!(
+        with_default
+            .update_with(&mut b, |old| old.unwrap() + 1)
+            .unwrap(),
+        11
+    );
+    b.set_current_key(k("b"));
+    assert_eq!(plain.value(&mut b).unwrap(), None);
+}
+
+#[test]
 fn value_state_default_and_namespaces() {
     let mut b = backend();
     let d = ValueStateDescriptor::<i32>::new("v").with_default(-1);

@@ -223,3 +223,29 @@ fn cleanup_expired_state_removes_unread_entries() {
     assert_eq!(b.cleanup_expired_state(), 100);
     assert_eq!(b.num_keys(), 200);
 }
+
+#[test]
+fn update_with_sees_expired_values_as_absent() {
+    let mut b = backend();
+    let mut d = ValueStateDescriptor::<u64>::new("v");
+    d.enable_time_to_live(default_ttl(100));
+    let v = b.get_state(&d).unwrap();
+    b.set_current_key(k("a"));
+    b.set_current_time(0);
+    assert_eq!(
+        v.update_with(&mut b, |old| old.unwrap_or(0) + 1).unwrap(),
+        1
+    );
+    b.set_current_time(50);
+    assert_eq!(
+        v.update_with(&mut b, |old| old.unwrap_or(0) + 1).unwrap(),
+        2
+    );
+    // Written at 50, expired at 150: the function starts over.
+    b.set_current_time(150);
+    assert_eq!(
+        v.update_with(&mut b, |old| old.unwrap_or(0) + 1).unwrap(),
+        1
+    );
+    assert_eq!(v.value(&mut b).unwrap(), Some(1));
+}
