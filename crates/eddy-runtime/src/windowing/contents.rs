@@ -30,6 +30,15 @@ pub trait WindowContents<K: Key, T, W: Window>: Send + 'static {
         value: T,
         timestamp: i64,
     ) -> Result<(), OperatorError>;
+    /// Whether the window `ns` of the current key holds anything; `false` where the contents
+    /// cannot tell cheaply (the operator then takes its general path).
+    fn contains(
+        &mut self,
+        _backend: &mut KeyedStateBackend<K>,
+        _ns: &W,
+    ) -> Result<bool, OperatorError> {
+        Ok(false)
+    }
     /// The contents for a firing of `window` (kept under `ns`), `None` if it holds nothing.
     fn get(
         &mut self,
@@ -94,6 +103,14 @@ impl<K: Key, T: Data, W: Window> WindowContents<K, T, W> for ReduceContents<T, W
         let s = self.state.ok_or_else(not_open)?;
         Ok(s.add_in(backend, ns, value)?)
     }
+    fn contains(
+        &mut self,
+        backend: &mut KeyedStateBackend<K>,
+        ns: &W,
+    ) -> Result<bool, OperatorError> {
+        let s = self.state.ok_or_else(not_open)?;
+        Ok(s.contains_in(backend, ns)?)
+    }
     fn get(
         &mut self,
         backend: &mut KeyedStateBackend<K>,
@@ -154,6 +171,14 @@ impl<K: Key, T: Send + 'static, ACC: Data, O: Send + 'static, W: Window> WindowC
     ) -> Result<(), OperatorError> {
         let s = self.state.ok_or_else(not_open)?;
         Ok(s.add_in(backend, ns, value)?)
+    }
+    fn contains(
+        &mut self,
+        backend: &mut KeyedStateBackend<K>,
+        ns: &W,
+    ) -> Result<bool, OperatorError> {
+        let s = self.state.ok_or_else(not_open)?;
+        Ok(s.contains_in(backend, ns)?)
     }
     fn get(
         &mut self,

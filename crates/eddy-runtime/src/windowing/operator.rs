@@ -338,10 +338,25 @@ where
                 }
                 skipped = false;
                 let v = value.as_ref().ok_or_else(not_open)?;
+                // A window that already holds elements has its trigger timer and cleanup timer
+                // (both are registered with its first element and live as long as it does), so
+                // a trigger that would only re-register them is not asked; the contents lookup
+                // here makes the `add` below a cache hit.
+                let again = match trigger.on_element_again(&window, rt.watermark) {
+                    Some(r) if contents.contains(&mut rt.backend, &window)? => Some(r),
+                    _ => None,
+                };
                 // Triggers never read the contents, so asking first lets the last window take
                 // the element without a clone.
-                let result =
-                    trigger.on_element(v, timestamp, &window, &mut rt.trigger_ctx(&window, &[]))?;
+                let result = match again {
+                    Some(r) => r,
+                    None => trigger.on_element(
+                        v,
+                        timestamp,
+                        &window,
+                        &mut rt.trigger_ctx(&window, &[]),
+                    )?,
+                };
                 let v = if i + 1 == n {
                     value.take().ok_or_else(not_open)?
                 } else {
@@ -349,7 +364,9 @@ where
                 };
                 contents.add(&mut rt.backend, &window, v, timestamp)?;
                 Self::apply_result(rt, contents, function, out, result, &window, &window)?;
-                rt.register_cleanup_timer(&window)?;
+                if again.is_none() {
+                    rt.register_cleanup_timer(&window)?;
+                }
             }
             if skipped {
                 if let Some(v) = value {

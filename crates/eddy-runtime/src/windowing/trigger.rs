@@ -145,6 +145,13 @@ pub trait Trigger<K: Key, T, W: Window>: Send + 'static {
         window: &W,
         ctx: &mut TriggerContext<'_, K, W>,
     ) -> FunctionResult<TriggerResult>;
+    /// For an element of a window that already holds elements: what `on_element` would return,
+    /// if all it does beyond that is re-register the timers it registered for the window's
+    /// first element (`None`: call `on_element`). Lets the operator skip a timer lookup per
+    /// element and window.
+    fn on_element_again(&self, _window: &W, _watermark: i64) -> Option<TriggerResult> {
+        None
+    }
     /// A processing-time timer of this window fired.
     fn on_processing_time(
         &mut self,
@@ -185,6 +192,14 @@ impl EventTimeTrigger {
 }
 
 impl<K: Key, T, W: Window> Trigger<K, T, W> for EventTimeTrigger {
+    fn on_element_again(&self, window: &W, watermark: i64) -> Option<TriggerResult> {
+        // `on_element` without re-registering the end-of-window timer.
+        Some(if window.max_timestamp() <= watermark {
+            TriggerResult::Fire
+        } else {
+            TriggerResult::Continue
+        })
+    }
     fn on_element(
         &mut self,
         _element: &T,
@@ -553,6 +568,9 @@ impl<K: Key, T, W: Window, Tr: Trigger<K, T, W>> Trigger<K, T, W> for PurgingTri
 
 /// Boxed triggers are triggers, so the operator can hold any of them.
 impl<K: Key, T: 'static, W: Window> Trigger<K, T, W> for Box<dyn Trigger<K, T, W>> {
+    fn on_element_again(&self, window: &W, watermark: i64) -> Option<TriggerResult> {
+        (**self).on_element_again(window, watermark)
+    }
     fn on_element(
         &mut self,
         element: &T,

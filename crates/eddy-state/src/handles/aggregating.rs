@@ -64,6 +64,19 @@ impl<IN: 'static, ACC: Data, OUT: 'static, N: Key> AggregatingState<IN, ACC, OUT
             .map(|r| r.map(|acc| agg.get_result(acc))))
     }
 
+    /// Whether the current key has a live accumulator in `namespace` (no clone, no result).
+    pub fn contains_in<S: KeyedStateStore + ?Sized>(
+        &self,
+        store: &mut S,
+        namespace: &N,
+    ) -> Result<bool, StateError> {
+        let a = self.access(store)?;
+        let (ttl, now) = (a.ttl, a.now);
+        Ok(a.map
+            .find_entry(a.key, namespace)
+            .is_some_and(|e| !is_expired(ttl, e.get().2.ts, now)))
+    }
+
     /// Adds `value` to the accumulator of the current key in `namespace`, creating it (also in
     /// place of an expired one) with `create_accumulator`.
     pub fn add_in<S: KeyedStateStore + ?Sized>(

@@ -48,6 +48,21 @@ impl<V: Data, N: Key> ReducingState<V, N> {
         Ok(read_single(a.map, a.key, namespace, a.ttl, a.now).map(|r| r.into_owned()))
     }
 
+    /// Whether the current key has a live value in `namespace` (no clone).
+    pub fn contains_in<S: KeyedStateStore + ?Sized>(
+        &self,
+        store: &mut S,
+        namespace: &N,
+    ) -> Result<bool, StateError> {
+        let a = store
+            .keyed_state_backend()
+            .access::<N, TtlValue<V>, ReduceFn<V>>(self.index)?;
+        let (ttl, now) = (a.ttl, a.now);
+        Ok(a.map
+            .find_entry(a.key, namespace)
+            .is_some_and(|e| !is_expired(ttl, e.get().2.ts, now)))
+    }
+
     /// Reduces `value` into the value of the current key in `namespace` (an expired value
     /// counts as absent).
     pub fn add_in<S: KeyedStateStore + ?Sized>(
