@@ -1,13 +1,16 @@
 //! Eddy's connectors (DESIGN §7): the sources and sinks of the DataStream API.
 //!
-//! Owns: readers for collections, number sequences, text files and sockets, and the
-//! exactly-once file sink ([`file_sink`]), and the Nexmark generator ([`nexmark`]). The plain sinks live in
-//! `eddy_runtime::operators::sink` because they are plain operators, and the two-phase commit
-//! operator in `eddy_runtime::operators::two_phase`; they are re-exported here.
-//! Must not touch: scheduling, the task loop. Later issues add Kafka, Parquet, the data generator, and move sources onto Flink's split-based Source API.
+//! Owns: readers for collections, number sequences, generated data ([`datagen`]), text files
+//! and sockets; the exactly-once file sink ([`file_sink`]); the Nexmark generator
+//! ([`nexmark`]). The plain sinks live in `eddy_runtime::operators::sink` because they are
+//! plain operators, and the two-phase commit operator in `eddy_runtime::operators::two_phase`;
+//! they are re-exported here.
+//! Must not touch: scheduling, the task loop. Later issues add Kafka and Parquet, and move
+//! sources onto Flink's split-based Source API.
 #![warn(missing_docs)]
 
 pub mod collection;
+pub mod datagen;
 pub mod file;
 pub mod file_sink;
 pub mod nexmark;

@@ -10,11 +10,10 @@ pub mod reference;
 pub mod wordcount;
 
 use checksum::{checksum_sink, Checksum, SharedChecksum};
-use eddy::connectors::nexmark::{Event, GeneratorConfig, NexmarkSource};
+use eddy::connectors::nexmark::{nexmark_source, Event, GeneratorConfig, InvalidGeneratorConfig};
 use eddy::prelude::*;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::Arc;
 
 /// The queries Eddy runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -107,20 +106,20 @@ fn finish<T: Data + Hash + Debug>(
 }
 
 /// Adds the generated events (a source of `config` at the environment's parallelism, with
-/// watermarks) and `query` reading them to `env`.
+/// watermarks) and `query` reading them to `env`; a generator setting that cannot work is an
+/// error here, before anything runs.
 pub fn add_query(
     env: &StreamExecutionEnvironment,
     query: Query,
     config: &GeneratorConfig,
     sink: &Sink,
-) -> Option<CollectHandle<String>> {
-    let config = Arc::new(config.clone());
+) -> Result<Option<CollectHandle<String>>, InvalidGeneratorConfig> {
     let source: DataStream<Event> = env
-        .add_source("Nexmark", move || NexmarkSource::new(config.clone()))
+        .add_source("Nexmark", nexmark_source(config.clone())?)
         .uid("nexmark-source")
         .into();
     let events = queries::with_watermarks(&source);
-    match query {
+    Ok(match query {
         Query::Q0 => finish(queries::q0(&events), sink, None),
         Query::Q1 => finish(queries::q1(&events), sink, None),
         Query::Q2 => finish(queries::q2(&events), sink, None),
@@ -130,7 +129,7 @@ pub fn add_query(
         Query::Q7 => finish(queries::q7(&events), sink, None),
         Query::Q8 => finish(queries::q8(&events), sink, None),
         Query::Q11 => finish(queries::q11(&events), sink, None),
-    }
+    })
 }
 
 /// The reference result of `query` over the events of `config` as `Debug` strings (q4: the

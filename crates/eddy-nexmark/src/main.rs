@@ -131,7 +131,7 @@ fn run_one(a: &Args, query: Query) -> Result<(Measurement, Checksum)> {
         env.configure_checkpointing(move |c| c.storage = Some(d));
     }
     let sum = SharedChecksum::default();
-    add_query(&env, query, &a.config, &Sink::Checksum(sum.clone()));
+    add_query(&env, query, &a.config, &Sink::Checksum(sum.clone()))?;
     let cpu0 = cpu_seconds();
     let result = env.execute(&format!("Nexmark {}", query.name()))?;
     let cpu = cpu_seconds() - cpu0;

@@ -1,15 +1,14 @@
 //! Word count for the COST comparison: deterministic generated text (lines of 10 words drawn
-//! from a 10,000-word vocabulary with a per-line seeded `java.util.Random`, splittable like the
-//! Nexmark source), the streaming job Flink users know (tokenize, `key_by` word, rolling count)
-//! and the hand-written single-threaded loop it is measured against. Both end in the checksum of
-//! the final `(word, count)` rows.
+//! from a 10,000-word vocabulary with a per-line seeded `java.util.Random`, read through a
+//! `DataGeneratorSource`), the streaming job Flink users know (tokenize, `key_by` word,
+//! rolling count) and the hand-written single-threaded loop it is measured against. Both end
+//! in the checksum of the final `(word, count)` rows.
 
 use crate::checksum::{checksum_sink, Checksum, SharedChecksum};
+use eddy::connectors::datagen::{DataGeneratorSource, GeneratorFunction};
 use eddy::connectors::nexmark::random::JavaRandom;
 use eddy::core::keygroup::stable_hash;
-use eddy::core::StreamRecord;
 use eddy::prelude::*;
-use eddy::runtime::OperatorError;
 use std::collections::HashMap;
 
 const VOCABULARY: i32 = 10_000;
@@ -32,57 +31,12 @@ pub fn line(n: u64) -> String {
     s
 }
 
-/// Subtask `k` of `p` reads lines `k, k + p, …` of `lines`.
-struct Lines {
-    lines: u64,
-    next: u64,
-    step: u64,
-}
-
-impl SourceReader for Lines {
-    type Out = String;
-    fn open(&mut self, ctx: &SourceContext) -> Result<(), OperatorError> {
-        self.next = ctx.subtask as u64;
-        self.step = ctx.parallelism.max(1) as u64;
-        Ok(())
-    }
-    fn poll_next(
-        &mut self,
-        out: &mut Vec<StreamRecord<String>>,
-        max: usize,
-    ) -> Result<InputStatus, OperatorError> {
-        for _ in 0..max {
-            if self.next >= self.lines {
-                break;
-            }
-            out.push(StreamRecord::new(line(self.next)));
-            self.next += self.step;
-        }
-        Ok(if self.next >= self.lines {
-            InputStatus::EndOfInput
-        } else {
-            InputStatus::MoreAvailable
-        })
-    }
-    fn snapshot_position(&mut self) -> Result<Vec<u8>, OperatorError> {
-        Ok(self.next.to_le_bytes().to_vec())
-    }
-    fn restore_position(&mut self, p: &[u8]) -> Result<(), OperatorError> {
-        let b: [u8; 8] = p
-            .try_into()
-            .map_err(|_| OperatorError::BadInput("word count position is not 8 bytes".into()))?;
-        self.next = u64::from_le_bytes(b);
-        Ok(())
-    }
-}
-
 /// The streaming word count over `lines` lines into `sum` (final count per word).
 pub fn add_word_count(env: &StreamExecutionEnvironment, lines: u64, sum: &SharedChecksum) {
+    let generate: GeneratorFunction<String> = std::sync::Arc::new(line);
     let counts = env
-        .add_source("Lines", move || Lines {
-            lines,
-            next: 0,
-            step: 1,
+        .add_source("Lines", move || {
+            DataGeneratorSource::new(lines, generate.clone())
         })
         .flat_map(|l: String, out: &mut Collector<'_, (String, u64)>| {
             for w in l.split(' ') {

@@ -20,7 +20,9 @@ fn config() -> GeneratorConfig {
 fn engine_rows(query: Query, p: usize) -> Vec<String> {
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(p);
-    let out = add_query(&env, query, &config(), &Sink::Collect).expect("collect sink");
+    let out = add_query(&env, query, &config(), &Sink::Collect)
+        .expect("valid generator settings")
+        .expect("collect sink");
     env.execute(query.name()).expect("job");
     let rows = out.take();
     if query != Query::Q4 {
@@ -52,7 +54,8 @@ fn check(query: Query) {
         let env = StreamExecutionEnvironment::get_execution_environment();
         env.set_parallelism(p);
         let sum = SharedChecksum::default();
-        add_query(&env, query, &config(), &Sink::Checksum(sum.clone()));
+        add_query(&env, query, &config(), &Sink::Checksum(sum.clone()))
+            .expect("valid generator settings");
         env.execute(query.name()).expect("job");
         assert_eq!(
             *sum.lock().unwrap(),

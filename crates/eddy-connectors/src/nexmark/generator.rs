@@ -104,6 +104,18 @@ impl Default for GeneratorConfig {
     }
 }
 
+/// A generator setting that cannot work, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid Nexmark generator setting {field} = {value}: {why}")]
+pub struct InvalidGeneratorConfig {
+    /// The field.
+    pub field: &'static str,
+    /// Its value.
+    pub value: i64,
+    /// What it must be.
+    pub why: &'static str,
+}
+
 /// Which kind event number `n` is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -129,6 +141,41 @@ pub fn kind_of(n: u64) -> EventKind {
 }
 
 impl GeneratorConfig {
+    /// Checks every setting (the generator divides by the ratios and the rate).
+    pub fn validate(&self) -> Result<(), InvalidGeneratorConfig> {
+        let positive = [
+            ("events_per_second", self.events_per_second as i64),
+            ("in_flight_auctions", self.in_flight_auctions),
+            ("active_people", self.active_people),
+            ("hot_auction_ratio", self.hot_auction_ratio as i64),
+            ("hot_sellers_ratio", self.hot_sellers_ratio as i64),
+            ("hot_bidders_ratio", self.hot_bidders_ratio as i64),
+        ];
+        for (field, value) in positive {
+            if value < 1 {
+                return Err(InvalidGeneratorConfig {
+                    field,
+                    value,
+                    why: "must be at least 1",
+                });
+            }
+        }
+        for (field, value) in [
+            ("avg_person_bytes", self.avg_person_bytes),
+            ("avg_auction_bytes", self.avg_auction_bytes),
+            ("avg_bid_bytes", self.avg_bid_bytes),
+        ] {
+            if value < 0 {
+                return Err(InvalidGeneratorConfig {
+                    field,
+                    value: value as i64,
+                    why: "must not be negative",
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Event time of event `n`, ms.
     #[inline]
     pub fn timestamp(&self, n: u64) -> i64 {
@@ -371,6 +418,17 @@ mod tests {
             }
         }
         assert_eq!((people, auctions, bids), (100, 300, 4600));
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_named() {
+        assert_eq!(GeneratorConfig::default().validate(), Ok(()));
+        let bad = GeneratorConfig {
+            hot_bidders_ratio: 0,
+            ..Default::default()
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("hot_bidders_ratio = 0"), "{err}");
     }
 
     #[test]
