@@ -27,8 +27,14 @@ impl Checksum {
     /// Adds one row.
     #[inline]
     pub fn add<T: Hash>(&mut self, row: &T) {
+        self.add_hash(stable_hash(row));
+    }
+
+    /// Adds one row by its `stable_hash`.
+    #[inline]
+    pub fn add_hash(&mut self, hash: u64) {
         self.rows += 1;
-        self.sum = self.sum.wrapping_add(stable_hash(row));
+        self.sum = self.sum.wrapping_add(hash);
     }
 
     /// Adds another checksum (of disjoint rows).

@@ -132,34 +132,46 @@ pub fn add_query(
     })
 }
 
-/// The reference result of `query` over the events of `config` as `Debug` strings (q4: the
-/// final row per category).
-pub fn reference_rows(query: Query, config: &GeneratorConfig) -> Vec<String> {
-    let mut rows = Vec::new();
+/// A reference row, seen through what the callers need of it: its text and its hash.
+pub trait ReferenceRow: Debug {
+    /// `stable_hash` of the row, as the checksum sink computes it.
+    fn row_hash(&self) -> u64;
+}
+
+impl<T: Hash + Debug> ReferenceRow for T {
+    fn row_hash(&self) -> u64 {
+        eddy::core::keygroup::stable_hash(self)
+    }
+}
+
+/// Runs the reference implementation of `query` over the events of `config`, handing every
+/// row to `emit` (q4: the final row per category).
+pub fn for_each_reference_row(
+    query: Query,
+    config: &GeneratorConfig,
+    emit: &mut dyn FnMut(&dyn ReferenceRow),
+) {
     let events = reference::Events(config);
-    // One closure per row type: a macro arm instantiates it at each.
     macro_rules! run {
         ($($q:ident => $f:ident),*) => {
             match query {
-                $(Query::$q => reference::$f(&events, &mut |r| rows.push(format!("{r:?}"))),)*
+                $(Query::$q => reference::$f(&events, &mut |r| emit(&r)),)*
             }
         };
     }
     run!(Q0 => q0, Q1 => q1, Q2 => q2, Q3 => q3, Q4 => q4, Q5 => q5, Q7 => q7, Q8 => q8, Q11 => q11);
+}
+
+/// The reference result of `query` over the events of `config` as `Debug` strings.
+pub fn reference_rows(query: Query, config: &GeneratorConfig) -> Vec<String> {
+    let mut rows = Vec::new();
+    for_each_reference_row(query, config, &mut |r| rows.push(format!("{r:?}")));
     rows
 }
 
 /// The checksum the engine's output of `query` over the events of `config` must have.
 pub fn reference_checksum(query: Query, config: &GeneratorConfig) -> Checksum {
     let mut sum = Checksum::default();
-    let events = reference::Events(config);
-    macro_rules! run {
-        ($($q:ident => $f:ident),*) => {
-            match query {
-                $(Query::$q => reference::$f(&events, &mut |r| sum.add(&r)),)*
-            }
-        };
-    }
-    run!(Q0 => q0, Q1 => q1, Q2 => q2, Q3 => q3, Q4 => q4, Q5 => q5, Q7 => q7, Q8 => q8, Q11 => q11);
+    for_each_reference_row(query, config, &mut |r| sum.add_hash(r.row_hash()));
     sum
 }

@@ -58,30 +58,45 @@ fn parse() -> Result<Args> {
         _ => {}
     }
     while let Some(arg) = it.next() {
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{arg} needs a value\n{USAGE}"))
-        };
+        // The one flag without a value.
+        if arg == "--child" {
+            a.child = true;
+            continue;
+        }
+        let value = it
+            .next()
+            .with_context(|| format!("{arg} needs a value\n{USAGE}"));
         match arg.as_str() {
             "--query" | "--queries" => {
-                a.queries = value()?
+                a.queries = value?
                     .split(',')
                     .map(|q| q.parse().map_err(anyhow::Error::msg))
                     .collect::<Result<_>>()?
             }
-            "--events" => a.config.events = value()?.replace('_', "").parse()?,
-            "--rate" => a.config.events_per_second = value()?.parse()?,
-            "-p" | "--parallelism" => a.parallelism = value()?.parse()?,
-            "--checkpoint-interval-ms" => a.checkpoint_ms = Some(value()?.parse()?),
-            "--json" => a.json = Some(value()?.into()),
-            "--child" => a.child = true,
+            "--events" => a.config.events = number(&arg, value?)?,
+            "--rate" => a.config.events_per_second = number(&arg, value?)?,
+            "-p" | "--parallelism" => a.parallelism = number(&arg, value?)?,
+            "--checkpoint-interval-ms" => a.checkpoint_ms = Some(number(&arg, value?)?),
+            "--json" => a.json = Some(value?.into()),
             other => bail!("unknown argument '{other}'\n{USAGE}"),
         }
     }
     if a.parallelism == 0 {
         bail!("-p must be at least 1");
     }
+    a.config.validate()?;
     Ok(a)
+}
+
+/// Parses the number given to `arg` (`_` separators allowed), naming both when it is none.
+fn number<T: std::str::FromStr>(arg: &str, value: String) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .replace('_', "")
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{arg} {value}: {e}\n{USAGE}"))
 }
 
 /// What one query run measured.

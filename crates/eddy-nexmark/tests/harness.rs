@@ -52,3 +52,21 @@ fn an_unknown_query_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bad_number_names_the_flag_and_bad_settings_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nexmark"))
+        .args(["--query", "q0", "--events", "ten"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--events ten"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_nexmark"))
+        .args(["--query", "q0", "--events", "100", "--rate", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("events_per_second = 0"), "{err}");
+}

@@ -22,6 +22,24 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+/// The element context a broadcast context extends (timestamp, clocks, side outputs).
+macro_rules! deref_to_process_context {
+    ($ctx:ident) => {
+        impl<'a> Deref for $ctx<'a> {
+            type Target = ProcessContext<'a>;
+            fn deref(&self) -> &ProcessContext<'a> {
+                &self.inner
+            }
+        }
+
+        impl<'a> DerefMut for $ctx<'a> {
+            fn deref_mut(&mut self) -> &mut ProcessContext<'a> {
+                &mut self.inner
+            }
+        }
+    };
+}
+
 /// What the non-broadcast side sees: the element's context and read-only broadcast state
 /// (Flink's `ReadOnlyContext`).
 pub struct ReadOnlyBroadcastContext<'a> {
@@ -39,18 +57,7 @@ impl ReadOnlyBroadcastContext<'_> {
     }
 }
 
-impl<'a> Deref for ReadOnlyBroadcastContext<'a> {
-    type Target = ProcessContext<'a>;
-    fn deref(&self) -> &ProcessContext<'a> {
-        &self.inner
-    }
-}
-
-impl<'a> DerefMut for ReadOnlyBroadcastContext<'a> {
-    fn deref_mut(&mut self) -> &mut ProcessContext<'a> {
-        &mut self.inner
-    }
-}
+deref_to_process_context!(ReadOnlyBroadcastContext);
 
 /// What the broadcast side sees: the element's context and writable broadcast state (Flink's
 /// `BroadcastProcessFunction.Context`).
@@ -69,18 +76,7 @@ impl BroadcastContext<'_> {
     }
 }
 
-impl<'a> Deref for BroadcastContext<'a> {
-    type Target = ProcessContext<'a>;
-    fn deref(&self) -> &ProcessContext<'a> {
-        &self.inner
-    }
-}
-
-impl<'a> DerefMut for BroadcastContext<'a> {
-    fn deref_mut(&mut self) -> &mut ProcessContext<'a> {
-        &mut self.inner
-    }
-}
+deref_to_process_context!(BroadcastContext);
 
 /// What the keyed side of a keyed broadcast function sees: the keyed context (current key,
 /// keyed state, timers) plus read-only broadcast state (Flink's

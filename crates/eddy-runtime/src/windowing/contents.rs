@@ -72,6 +72,58 @@ fn not_open() -> OperatorError {
     OperatorError::Internal("window contents used before open".into())
 }
 
+/// The methods of contents holding one state value per window (reduced or aggregated): the
+/// same calls on a `ReducingState` or an `AggregatingState` handle in `self.state`.
+macro_rules! single_value_contents {
+    () => {
+        fn add(
+            &mut self,
+            backend: &mut KeyedStateBackend<K>,
+            ns: &W,
+            value: T,
+            _timestamp: i64,
+        ) -> Result<(), OperatorError> {
+            let s = self.state.ok_or_else(not_open)?;
+            Ok(s.add_in(backend, ns, value)?)
+        }
+        fn contains(
+            &mut self,
+            backend: &mut KeyedStateBackend<K>,
+            ns: &W,
+        ) -> Result<bool, OperatorError> {
+            let s = self.state.ok_or_else(not_open)?;
+            Ok(s.contains_in(backend, ns)?)
+        }
+        fn get(
+            &mut self,
+            backend: &mut KeyedStateBackend<K>,
+            ns: &W,
+            _window: &W,
+            _ctx: &EvictorContext,
+        ) -> Result<Option<Vec<Self::Out>>, OperatorError> {
+            let s = self.state.ok_or_else(not_open)?;
+            Ok(s.get_in(backend, ns)?.map(|v| vec![v]))
+        }
+        fn clear(&mut self, backend: &mut KeyedStateBackend<K>, ns: &W) -> Result<(), StateError> {
+            match self.state {
+                Some(s) => s.clear_in(backend, ns),
+                None => Ok(()),
+            }
+        }
+        fn merge(
+            &mut self,
+            backend: &mut KeyedStateBackend<K>,
+            target: &W,
+            sources: &[W],
+        ) -> Result<(), StateError> {
+            match self.state {
+                Some(s) => s.merge_namespaces(backend, target, sources),
+                None => Ok(()),
+            }
+        }
+    };
+}
+
 /// One reduced value per window (`reduce`).
 pub struct ReduceContents<T, W> {
     f: ReduceFn<T>,
@@ -93,51 +145,7 @@ impl<K: Key, T: Data, W: Window> WindowContents<K, T, W> for ReduceContents<T, W
         self.state = Some(backend.get_reducing_state_ns(&d)?);
         Ok(())
     }
-    fn add(
-        &mut self,
-        backend: &mut KeyedStateBackend<K>,
-        ns: &W,
-        value: T,
-        _timestamp: i64,
-    ) -> Result<(), OperatorError> {
-        let s = self.state.ok_or_else(not_open)?;
-        Ok(s.add_in(backend, ns, value)?)
-    }
-    fn contains(
-        &mut self,
-        backend: &mut KeyedStateBackend<K>,
-        ns: &W,
-    ) -> Result<bool, OperatorError> {
-        let s = self.state.ok_or_else(not_open)?;
-        Ok(s.contains_in(backend, ns)?)
-    }
-    fn get(
-        &mut self,
-        backend: &mut KeyedStateBackend<K>,
-        ns: &W,
-        _window: &W,
-        _ctx: &EvictorContext,
-    ) -> Result<Option<Vec<T>>, OperatorError> {
-        let s = self.state.ok_or_else(not_open)?;
-        Ok(s.get_in(backend, ns)?.map(|v| vec![v]))
-    }
-    fn clear(&mut self, backend: &mut KeyedStateBackend<K>, ns: &W) -> Result<(), StateError> {
-        match self.state {
-            Some(s) => s.clear_in(backend, ns),
-            None => Ok(()),
-        }
-    }
-    fn merge(
-        &mut self,
-        backend: &mut KeyedStateBackend<K>,
-        target: &W,
-        sources: &[W],
-    ) -> Result<(), StateError> {
-        match self.state {
-            Some(s) => s.merge_namespaces(backend, target, sources),
-            None => Ok(()),
-        }
-    }
+    single_value_contents!();
 }
 
 /// One accumulator per window (`aggregate`).
@@ -162,51 +170,7 @@ impl<K: Key, T: Send + 'static, ACC: Data, O: Send + 'static, W: Window> WindowC
         self.state = Some(backend.get_aggregating_state_ns(&d)?);
         Ok(())
     }
-    fn add(
-        &mut self,
-        backend: &mut KeyedStateBackend<K>,
-        ns: &W,
-        value: T,
-        _timestamp: i64,
-    ) -> Result<(), OperatorError> {
-        let s = self.state.ok_or_else(not_open)?;
-        Ok(s.add_in(backend, ns, value)?)
-    }
-    fn contains(
-        &mut self,
-        backend: &mut KeyedStateBackend<K>,
-        ns: &W,
-    ) -> Result<bool, OperatorError> {
-        let s = self.state.ok_or_else(not_open)?;
-        Ok(s.contains_in(backend, ns)?)
-    }
-    fn get(
-        &mut self,
-        backend: &mut KeyedStateBackend<K>,
-        ns: &W,
-        _window: &W,
-        _ctx: &EvictorContext,
-    ) -> Result<Option<Vec<O>>, OperatorError> {
-        let s = self.state.ok_or_else(not_open)?;
-        Ok(s.get_in(backend, ns)?.map(|v| vec![v]))
-    }
-    fn clear(&mut self, backend: &mut KeyedStateBackend<K>, ns: &W) -> Result<(), StateError> {
-        match self.state {
-            Some(s) => s.clear_in(backend, ns),
-            None => Ok(()),
-        }
-    }
-    fn merge(
-        &mut self,
-        backend: &mut KeyedStateBackend<K>,
-        target: &W,
-        sources: &[W],
-    ) -> Result<(), StateError> {
-        match self.state {
-            Some(s) => s.merge_namespaces(backend, target, sources),
-            None => Ok(()),
-        }
-    }
+    single_value_contents!();
 }
 
 /// Every element of the window (`process`/`apply` without pre-aggregation).

@@ -1,7 +1,7 @@
 //! [`AggregatingState`]: one accumulator per key and namespace, fed through an
 //! [`AggregateFunction`].
 
-use super::{define_handle, fold_sources, read_single};
+use super::{contains_live, define_handle, fold_sources, read_single};
 use crate::backend::{Access, KeyedStateStore};
 use crate::error::StateError;
 use crate::functions::AggregateFunction;
@@ -71,10 +71,7 @@ impl<IN: 'static, ACC: Data, OUT: 'static, N: Key> AggregatingState<IN, ACC, OUT
         namespace: &N,
     ) -> Result<bool, StateError> {
         let a = self.access(store)?;
-        let (ttl, now) = (a.ttl, a.now);
-        Ok(a.map
-            .find_entry(a.key, namespace)
-            .is_some_and(|e| !is_expired(ttl, e.get().2.ts, now)))
+        Ok(contains_live(a.map, a.key, namespace, a.ttl, a.now))
     }
 
     /// Adds `value` to the accumulator of the current key in `namespace`, creating it (also in

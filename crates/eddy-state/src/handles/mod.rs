@@ -120,6 +120,19 @@ pub(crate) fn read_single<'a, K: Key, N: Key, V>(
     }
 }
 
+/// Whether `(key, ns)` holds a value that has not expired (no clone, no TTL refresh).
+#[inline]
+pub(crate) fn contains_live<K: Key, N: Key, V>(
+    map: &mut KeyedMap<K, N, TtlValue<V>>,
+    key: &K,
+    ns: &N,
+    ttl: Option<Ttl>,
+    now: i64,
+) -> bool {
+    map.find_entry(key, ns)
+        .is_some_and(|e| !crate::ttl::is_expired(ttl, e.get().2.ts, now))
+}
+
 /// Removes the live single values of `sources` and folds them with `combine`, in order (the
 /// first half of Flink's `mergeNamespaces`; the caller folds the result into the target).
 #[inline]

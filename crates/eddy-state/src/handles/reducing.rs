@@ -1,6 +1,6 @@
 //! [`ReducingState`]: one value per key and namespace that every `add` reduces into.
 
-use super::{define_handle, fold_sources, read_single};
+use super::{contains_live, define_handle, fold_sources, read_single};
 use crate::backend::KeyedStateStore;
 use crate::error::StateError;
 use crate::functions::ReduceFn;
@@ -57,10 +57,7 @@ impl<V: Data, N: Key> ReducingState<V, N> {
         let a = store
             .keyed_state_backend()
             .access::<N, TtlValue<V>, ReduceFn<V>>(self.index)?;
-        let (ttl, now) = (a.ttl, a.now);
-        Ok(a.map
-            .find_entry(a.key, namespace)
-            .is_some_and(|e| !is_expired(ttl, e.get().2.ts, now)))
+        Ok(contains_live(a.map, a.key, namespace, a.ttl, a.now))
     }
 
     /// Reduces `value` into the value of the current key in `namespace` (an expired value
