@@ -118,7 +118,6 @@ macro_rules! tumbling {
                 now: i64,
                 out: &mut Vec<TimeWindow>,
             ) -> FunctionResult {
-                <Self as WindowAssigner<T>>::validate(self)?;
                 let t = if $event { event_timestamp(timestamp)? } else { now };
                 let start = TimeWindow::window_start_with_offset(t, self.offset, self.size);
                 out.push(TimeWindow::new(start, start.saturating_add(self.size)));
@@ -193,7 +192,6 @@ macro_rules! sliding {
                 now: i64,
                 out: &mut Vec<TimeWindow>,
             ) -> FunctionResult {
-                <Self as WindowAssigner<T>>::validate(self)?;
                 let t = if $event { event_timestamp(timestamp)? } else { now };
                 let last_start = TimeWindow::window_start_with_offset(t, self.offset, self.slide);
                 let mut start = last_start;

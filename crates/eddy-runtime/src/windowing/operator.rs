@@ -460,6 +460,11 @@ where
     type Out = O;
 
     fn open(&mut self, ctx: &mut OperatorContext<'_>) -> Result<(), OperatorError> {
+        // Checked when the program is built too; here once more for operators built by hand,
+        // so `assign_windows` need not check per element (a zero size would divide by zero).
+        self.assigner
+            .validate()
+            .map_err(|e| OperatorError::User(e.into()))?;
         if self.assigner.is_merging() && !self.trigger.can_merge() {
             return Err(OperatorError::User(
                 format!(
