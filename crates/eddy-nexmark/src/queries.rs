@@ -164,14 +164,19 @@ pub fn q2(events: &DataStream<Event>) -> DataStream<(i64, i64)> {
 /// arrive before their seller wait in state.
 #[derive(Clone, Default)]
 struct LocalItemSuggestion {
-    person: Option<ValueState<(String, String, String)>>,
-    pending: Option<ListState<i64>>,
+    /// The seller's `(name, city, state)` and the auctions waiting for the seller.
+    state: Option<(ValueState<Seller>, ListState<i64>)>,
 }
+
+/// A seller's `(name, city, state)`.
+type Seller = (String, String, String);
 
 impl KeyedCoProcessFunction<i64, Person, Auction, Q3Row> for LocalItemSuggestion {
     fn open(&mut self, ctx: &mut RuntimeContext<'_, i64>) -> FunctionResult {
-        self.person = Some(ctx.get_state(&ValueStateDescriptor::new("person"))?);
-        self.pending = Some(ctx.get_list_state(&ListStateDescriptor::new("pending"))?);
+        self.state = Some((
+            ctx.get_state(&ValueStateDescriptor::new("person"))?,
+            ctx.get_list_state(&ListStateDescriptor::new("pending"))?,
+        ));
         Ok(())
     }
 
@@ -181,10 +186,7 @@ impl KeyedCoProcessFunction<i64, Person, Auction, Q3Row> for LocalItemSuggestion
         ctx: &mut KeyedContext<'_, i64>,
         out: &mut Collector<'_, Q3Row>,
     ) -> FunctionResult {
-        let (person, pending) = (self.person.as_ref(), self.pending.as_ref());
-        let (Some(person), Some(pending)) = (person, pending) else {
-            return Err("not open".into());
-        };
+        let (person, pending) = self.state.ok_or("not open")?;
         for auction in pending.get(ctx)? {
             out.collect(Q3Row {
                 name: p.name.clone(),
@@ -204,10 +206,7 @@ impl KeyedCoProcessFunction<i64, Person, Auction, Q3Row> for LocalItemSuggestion
         ctx: &mut KeyedContext<'_, i64>,
         out: &mut Collector<'_, Q3Row>,
     ) -> FunctionResult {
-        let (person, pending) = (self.person.as_ref(), self.pending.as_ref());
-        let (Some(person), Some(pending)) = (person, pending) else {
-            return Err("not open".into());
-        };
+        let (person, pending) = self.state.ok_or("not open")?;
         match person.value(ctx)? {
             Some((name, city, state)) => out.collect(Q3Row {
                 name,
@@ -239,16 +238,25 @@ pub fn q3(events: &DataStream<Event>) -> DataStream<Q3Row> {
 /// rises as `(category, auction, max price)`. Bids that arrive before their auction wait.
 #[derive(Clone, Default)]
 struct WinningBids {
-    auction: Option<ValueState<(i64, i64, i64)>>,
-    max: Option<ValueState<i64>>,
-    pending: Option<ListState<(i64, i64)>>,
+    /// The auction's `(category, start, expires)`, its highest bid so far, and the
+    /// `(price, time)` of bids waiting for the auction.
+    state: Option<(
+        ValueState<AuctionSpan>,
+        ValueState<i64>,
+        ListState<(i64, i64)>,
+    )>,
 }
+
+/// An auction's `(category, start, expires)`.
+type AuctionSpan = (i64, i64, i64);
 
 impl KeyedCoProcessFunction<i64, Auction, Bid, (i64, i64, i64)> for WinningBids {
     fn open(&mut self, ctx: &mut RuntimeContext<'_, i64>) -> FunctionResult {
-        self.auction = Some(ctx.get_state(&ValueStateDescriptor::new("auction"))?);
-        self.max = Some(ctx.get_state(&ValueStateDescriptor::new("max"))?);
-        self.pending = Some(ctx.get_list_state(&ListStateDescriptor::new("pending"))?);
+        self.state = Some((
+            ctx.get_state(&ValueStateDescriptor::new("auction"))?,
+            ctx.get_state(&ValueStateDescriptor::new("max"))?,
+            ctx.get_list_state(&ListStateDescriptor::new("pending"))?,
+        ));
         Ok(())
     }
 
@@ -258,13 +266,7 @@ impl KeyedCoProcessFunction<i64, Auction, Bid, (i64, i64, i64)> for WinningBids 
         ctx: &mut KeyedContext<'_, i64>,
         out: &mut Collector<'_, (i64, i64, i64)>,
     ) -> FunctionResult {
-        let (Some(auction), Some(max), Some(pending)) = (
-            self.auction.as_ref(),
-            self.max.as_ref(),
-            self.pending.as_ref(),
-        ) else {
-            return Err("not open".into());
-        };
+        let (auction, max, pending) = self.state.ok_or("not open")?;
         auction.update(ctx, (a.category, a.date_time, a.expires))?;
         let best = pending
             .get(ctx)?
@@ -286,13 +288,7 @@ impl KeyedCoProcessFunction<i64, Auction, Bid, (i64, i64, i64)> for WinningBids 
         ctx: &mut KeyedContext<'_, i64>,
         out: &mut Collector<'_, (i64, i64, i64)>,
     ) -> FunctionResult {
-        let (Some(auction), Some(max), Some(pending)) = (
-            self.auction.as_ref(),
-            self.max.as_ref(),
-            self.pending.as_ref(),
-        ) else {
-            return Err("not open".into());
-        };
+        let (auction, max, pending) = self.state.ok_or("not open")?;
         match auction.value(ctx)? {
             Some((category, start, expires)) => {
                 if (start..=expires).contains(&b.date_time)
@@ -312,14 +308,16 @@ impl KeyedCoProcessFunction<i64, Auction, Bid, (i64, i64, i64)> for WinningBids 
 /// emitted on every change as `(category, average)`.
 #[derive(Clone, Default)]
 struct CategoryAverage {
-    maxima: Option<MapState<i64, i64>>,
-    totals: Option<ValueState<(i64, i64)>>,
+    /// Each auction's current highest bid, and the category's `(sum, count)` of them.
+    state: Option<(MapState<i64, i64>, ValueState<(i64, i64)>)>,
 }
 
 impl KeyedProcessFunction<i64, (i64, i64, i64), (i64, i64)> for CategoryAverage {
     fn open(&mut self, ctx: &mut RuntimeContext<'_, i64>) -> FunctionResult {
-        self.maxima = Some(ctx.get_map_state(&MapStateDescriptor::new("maxima"))?);
-        self.totals = Some(ctx.get_state(&ValueStateDescriptor::new("totals"))?);
+        self.state = Some((
+            ctx.get_map_state(&MapStateDescriptor::new("maxima"))?,
+            ctx.get_state(&ValueStateDescriptor::new("totals"))?,
+        ));
         Ok(())
     }
 
@@ -329,9 +327,7 @@ impl KeyedProcessFunction<i64, (i64, i64, i64), (i64, i64)> for CategoryAverage 
         ctx: &mut KeyedContext<'_, i64>,
         out: &mut Collector<'_, (i64, i64)>,
     ) -> FunctionResult {
-        let (Some(maxima), Some(totals)) = (self.maxima.as_ref(), self.totals.as_ref()) else {
-            return Err("not open".into());
-        };
+        let (maxima, totals) = self.state.ok_or("not open")?;
         let (mut sum, mut count) = totals.value(ctx)?.unwrap_or((0, 0));
         match maxima.get(ctx, &auction)? {
             Some(old) => sum += price - old,
