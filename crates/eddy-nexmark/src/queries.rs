@@ -240,12 +240,15 @@ pub fn q3(events: &DataStream<Event>) -> DataStream<Q3Row> {
 struct WinningBids {
     /// The auction's `(category, start, expires)`, its highest bid so far, and the
     /// `(price, time)` of bids waiting for the auction.
-    state: Option<(
-        ValueState<AuctionSpan>,
-        ValueState<i64>,
-        ListState<(i64, i64)>,
-    )>,
+    state: Option<WinningBidsState>,
 }
+
+/// [`WinningBids`]' state handles.
+type WinningBidsState = (
+    ValueState<AuctionSpan>,
+    ValueState<i64>,
+    ListState<(i64, i64)>,
+);
 
 /// An auction's `(category, start, expires)`.
 type AuctionSpan = (i64, i64, i64);
@@ -309,8 +312,11 @@ impl KeyedCoProcessFunction<i64, Auction, Bid, (i64, i64, i64)> for WinningBids 
 #[derive(Clone, Default)]
 struct CategoryAverage {
     /// Each auction's current highest bid, and the category's `(sum, count)` of them.
-    state: Option<(MapState<i64, i64>, ValueState<(i64, i64)>)>,
+    state: Option<CategoryAverageState>,
 }
+
+/// [`CategoryAverage`]'s state handles.
+type CategoryAverageState = (MapState<i64, i64>, ValueState<(i64, i64)>);
 
 impl KeyedProcessFunction<i64, (i64, i64, i64), (i64, i64)> for CategoryAverage {
     fn open(&mut self, ctx: &mut RuntimeContext<'_, i64>) -> FunctionResult {
