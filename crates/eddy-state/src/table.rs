@@ -90,18 +90,33 @@ impl<K: Key, N: Key, E> KeyedMap<K, N, E> {
     /// functions can consume it) and reusing the slot instead of hashing twice.
     #[inline]
     pub(crate) fn upsert_with(&mut self, key: &K, ns: &N, f: impl FnOnce(Option<E>) -> E) {
+        self.upsert_returning(key, ns, |old| (f(old), ()))
+    }
+
+    /// [`upsert_with`](Self::upsert_with) where `f` also returns something for the caller.
+    #[inline]
+    pub(crate) fn upsert_returning<R>(
+        &mut self,
+        key: &K,
+        ns: &N,
+        f: impl FnOnce(Option<E>) -> (E, R),
+    ) -> R {
         let hash = hash_kn(key, ns);
         match self.table.find_entry(hash, |e| e.0 == *key && e.1 == *ns) {
             Ok(occupied) => {
                 let ((k, n, old), vacant) = occupied.remove();
-                vacant.insert((k, n, f(Some(old))));
+                let (new, r) = f(Some(old));
+                vacant.insert((k, n, new));
+                r
             }
             Err(absent) => {
+                let (new, r) = f(None);
                 absent
                     .into_table()
-                    .insert_unique(hash, (key.clone(), ns.clone(), f(None)), |e| {
+                    .insert_unique(hash, (key.clone(), ns.clone(), new), |e| {
                         hash_kn(&e.0, &e.1)
                     });
+                r
             }
         }
     }

@@ -47,19 +47,15 @@ impl<V: Data> ValueState<V, ()> {
             .keyed_state_backend()
             .access::<(), TtlValue<V>, Option<V>>(self.index)?;
         let (ttl, now, default) = (a.ttl, a.now, a.func);
-        let mut result = None;
-        a.map.upsert_with(a.key, &(), |old| {
+        Ok(a.map.upsert_returning(a.key, &(), |old| {
             let old = match (old, ttl) {
                 (Some(o), Some(t)) if t.expired(o.ts, now) && !t.return_expired => None,
                 (Some(o), _) => Some(o.value),
                 (None, _) => None,
             };
             let new = f(old.or_else(|| default.clone()));
-            result = Some(new.clone());
-            TtlValue::new(new, now)
-        });
-        // `upsert_with` calls its function exactly once.
-        Ok(result.expect("upsert_with calls its function exactly once"))
+            (TtlValue::new(new.clone(), now), new)
+        }))
     }
 }
 
