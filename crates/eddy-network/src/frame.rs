@@ -1,0 +1,78 @@
+//! The wire format of a data connection: `[u32 length][u8 kind][body]`, little endian, where
+//! the length counts kind and body. Every frame but `Hello` names its channel.
+
+use crate::environment::ChannelId;
+use std::io::{self, Read};
+
+pub(crate) const HELLO: u8 = 1;
+pub(crate) const PARTITION_REQUEST: u8 = 2;
+pub(crate) const ADD_CREDIT: u8 = 3;
+pub(crate) const BUFFER: u8 = 4;
+pub(crate) const EVENT: u8 = 5;
+
+pub(crate) const ID_LEN: usize = 16 + 8 + 4 + 4 + 4;
+
+/// Frames bigger than this are refused: a segment is at most a few MiB.
+const MAX_FRAME: usize = 256 << 20;
+
+pub(crate) fn encode_id(id: &ChannelId, out: &mut Vec<u8>) {
+    out.extend_from_slice(&id.job.to_le_bytes());
+    out.extend_from_slice(&id.attempt.to_le_bytes());
+    out.extend_from_slice(&id.edge.to_le_bytes());
+    out.extend_from_slice(&id.producer.to_le_bytes());
+    out.extend_from_slice(&id.consumer.to_le_bytes());
+}
+
+pub(crate) fn decode_id(b: &[u8]) -> io::Result<ChannelId> {
+    if b.len() < ID_LEN {
+        return Err(invalid("frame too short for a channel id"));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let mut job = [0u8; 16];
+    job.copy_from_slice(&b[..16]);
+    let mut attempt = [0u8; 8];
+    attempt.copy_from_slice(&b[16..24]);
+    Ok(ChannelId {
+        job: u128::from_le_bytes(job),
+        attempt: u64::from_le_bytes(attempt),
+        edge: u32_at(24),
+        producer: u32_at(28),
+        consumer: u32_at(32),
+    })
+}
+
+/// The head of a frame whose body (`body_len` bytes after the head) follows separately.
+pub(crate) fn head(kind: u8, id: Option<&ChannelId>, extra: &[u8], body_len: usize) -> Vec<u8> {
+    let id_len = if id.is_some() { ID_LEN } else { 0 };
+    let len = 1 + id_len + extra.len() + body_len;
+    let mut out = Vec::with_capacity(4 + 1 + id_len + extra.len());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.push(kind);
+    if let Some(id) = id {
+        encode_id(id, &mut out);
+    }
+    out.extend_from_slice(extra);
+    out
+}
+
+/// Reads one frame into `buf` (kind and body); `Ok(false)` on a clean end of stream.
+pub(crate) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len == 0 || len > MAX_FRAME {
+        return Err(invalid(&format!("bad frame length {len}")));
+    }
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(buf)?;
+    Ok(true)
+}
+
+pub(crate) fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
+}
