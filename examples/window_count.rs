@@ -34,6 +34,7 @@
 use eddy::core::StreamRecord;
 use eddy::prelude::*;
 use eddy::runtime::OperatorError;
+use eddy_cli::JobDefinition;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -70,13 +71,21 @@ struct Args {
 /// The job's name: `--restore latest` looks for checkpoints of jobs with this name.
 const JOB_NAME: &str = "Window Count";
 
-const USAGE: &str = "usage: window_count --input <csv> --output <dir> (--size-ms S [--slide-ms L] | --gap-ms G) [--lateness-ms A] [--out-of-orderness-ms O] [--parallelism N] [--checkpoint-dir DIR --checkpoint-interval-ms I] [--restore PATH|latest] [--records-per-second R]";
+/// The job, as the `eddy` binary and application mode know it.
+pub const JOB: JobDefinition = JobDefinition {
+    name: "window_count",
+    about: "event-time windows over a CSV of key,timestamp_ms,value (exactly-once with --checkpoint-dir)",
+    usage: ARGS_USAGE,
+    build,
+};
 
-fn parse_args() -> Result<Args, String> {
+const ARGS_USAGE: &str = "--input <csv> --output <dir> (--size-ms S [--slide-ms L] | --gap-ms G) [--lateness-ms A] [--out-of-orderness-ms O] [--parallelism N] [--checkpoint-dir DIR --checkpoint-interval-ms I] [--restore PATH|latest] [--records-per-second R]";
+
+fn parse_args(argv: &[String]) -> Result<Args, String> {
     let (mut input, mut output, mut size, mut slide, mut gap) = (None, None, None, None, None);
     let (mut lateness, mut ooo, mut p) = (0u64, 0u64, 1usize);
     let (mut checkpoint_dir, mut interval, mut restore, mut rps) = (None, None, None, None);
-    let mut it = std::env::args().skip(1);
+    let mut it = argv.iter().cloned();
     while let Some(flag) = it.next() {
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let int = |min: u64| -> Result<u64, String> {
@@ -381,15 +390,9 @@ where
     (results, (*late).clone())
 }
 
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("window_count: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let env = StreamExecutionEnvironment::get_execution_environment();
+/// Builds the job's pipeline on `env`; returns the job's name.
+pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String, String> {
+    let args = parse_args(argv)?;
     env.set_parallelism(args.parallelism);
     if let Some(dir) = &args.checkpoint_dir {
         env.enable_checkpointing(Duration::from_millis(args.checkpoint_interval_ms));
@@ -404,16 +407,9 @@ fn main() -> ExitCode {
         });
     }
     if let Some(spec) = &args.restore {
-        match restore_path(spec, args.checkpoint_dir.as_ref()) {
-            Ok(Some(path)) => {
-                eprintln!("window_count: restoring from {path}");
-                env.restore_from(path, false);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("window_count: {e}\n{USAGE}");
-                return ExitCode::from(2);
-            }
+        if let Some(path) = restore_path(spec, args.checkpoint_dir.as_ref())? {
+            eprintln!("window_count: restoring from {path}");
+            env.restore_from(path, false);
         }
     }
     let (lines, source_name) = match &args.input {
@@ -505,28 +501,9 @@ fn main() -> ExitCode {
             late.print_with_identifier("late");
         }
     }
-    let mut client = match env.execute_async(JOB_NAME) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("window_count: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = client.wait();
-    // Failures the job recovered from in this process (Flink's exception history).
-    for f in client.failures() {
-        let recovered = match (f.restored_checkpoint, f.recovered_after) {
-            (Some(c), Some(d)) => format!("restored checkpoint {c}, running again after {d:?}"),
-            (None, Some(d)) => format!("restarted from the beginning, running again after {d:?}"),
-            _ => "not restarted".to_string(),
-        };
-        eprintln!("window_count: failure: {} ({recovered})", f.cause);
-    }
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("window_count: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok(JOB_NAME.to_string())
+}
+
+fn main() -> ExitCode {
+    eddy_cli::example_main(&JOB)
 }

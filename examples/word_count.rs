@@ -7,10 +7,23 @@
 //! skips words left empty, counts per word with a keyed `reduce`, and writes every update as a
 //! line `word count` with `write_as_text` (one file per sink subtask). The last line for a word
 //! is its final count. Without `--input` it counts a built-in text and prints the counts.
+//!
+//! The same job is built into the `eddy` binary (`eddy run word_count --input F --output D -p 4`
+//! runs it on a cluster), and this program is itself an application-mode binary:
+//! `word_count jobmanager`, `word_count taskmanager`, `word_count run word_count …`.
 
 use eddy::prelude::*;
+use eddy_cli::JobDefinition;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// The job, as the `eddy` binary and application mode know it.
+pub const JOB: JobDefinition = JobDefinition {
+    name: "word_count",
+    about: "streaming word count of text files (or a built-in text)",
+    usage: "[--input <file or dir>] [--output <dir>] [--parallelism N]",
+    build,
+};
 
 const DEMO_TEXT: &[&str] = &[
     "To be, or not to be, that is the question:",
@@ -26,13 +39,13 @@ struct Args {
     parallelism: Option<usize>,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut args = Args {
         input: None,
         output: None,
         parallelism: None,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = argv.iter().cloned();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
@@ -56,15 +69,9 @@ fn normalize(word: &str) -> Option<String> {
     (!w.is_empty()).then(|| w.to_lowercase())
 }
 
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("word_count: {e}\nusage: word_count --input <file or dir> --output <dir> [--parallelism N]");
-            return ExitCode::from(2);
-        }
-    };
-    let env = StreamExecutionEnvironment::get_execution_environment();
+/// Builds the job's pipeline on `env`; returns the job's name.
+pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String, String> {
+    let args = parse_args(argv)?;
     if let Some(p) = args.parallelism {
         env.set_parallelism(p);
     }
@@ -92,14 +99,9 @@ fn main() -> ExitCode {
             counts.print();
         }
     }
-    match env.execute("Streaming WordCount") {
-        Ok(r) => {
-            eprintln!("job {} finished in {:?}", r.job_id, r.net_runtime);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("word_count: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok("Streaming WordCount".into())
+}
+
+fn main() -> ExitCode {
+    eddy_cli::example_main(&JOB)
 }

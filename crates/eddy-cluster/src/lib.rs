@@ -1,17 +1,27 @@
-//! Eddy's cluster side (DESIGN §1, §2): the ExecutionGraph and the embedded MiniCluster.
+//! Eddy's cluster side (DESIGN §1, §2, §8): the ExecutionGraph, the JobMaster, the embedded
+//! MiniCluster, and the processes of a distributed cluster.
 //!
-//! Owns: expanding a JobGraph into subtasks and channels ([`execution_graph`]), slot accounting,
-//! deploying tasks as threads and supervising them ([`minicluster`]). Must not touch: operator
-//! code or the state layout. The Dispatcher/ResourceManager/JobMaster processes of the
-//! distributed cluster come in a later issue and reuse the ExecutionGraph.
+//! Owns: expanding a JobGraph into subtasks and channels ([`execution_graph`]); the JobMaster's
+//! supervision, checkpoint coordination and failover loop ([`jobmaster`]), shared by the
+//! [`minicluster`] (tasks as threads of this process) and the distributed cluster: the
+//! [`dispatcher`] and [`resource_manager`] of the jobmanager, the [`taskexecutor`] of a
+//! taskmanager, what a deployment carries ([`deployment`]) and the gRPC control plane
+//! between them ([`rpc`]). Must not touch: operator code or the state layout.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod deployment;
+pub mod dispatcher;
 pub mod execution_graph;
+pub mod jobmaster;
 pub mod minicluster;
+pub mod resource_manager;
 pub mod restart;
+pub mod rpc;
+pub mod taskexecutor;
 
 pub use minicluster::{
-    JobClient, JobExecutionError, JobExecutionResult, JobFailure, MiniCluster, SubtaskWatermarks,
+    JobClient, JobExecutionError, JobExecutionResult, JobFailure, JobStatus, MiniCluster,
+    SubtaskWatermarks,
 };
 pub use restart::RestartBackoff;

@@ -15,117 +15,31 @@
 //! latest completed checkpoint (falling back to older retained ones if one cannot be read);
 //! failures and restarts are recorded for the REST API.
 
-use crate::checkpoint::restore::{self, LoadedCheckpoint, RestoreError};
-use crate::checkpoint::{
-    CheckpointCoordinator, CheckpointStatsSnapshot, CompletedCheckpoint, CoordinatorAction, JobEnd,
-    OperatorInfo,
-};
+use crate::checkpoint::{CheckpointCoordinator, CheckpointStatsSnapshot};
 use crate::execution_graph::ExecutionGraph;
-use crate::restart::RestartBackoff;
-use eddy_core::jobgraph::{JobGraph, OperatorKind};
+use crate::jobmaster::{
+    job_master, prepare, source_tasks, DeployedAttempt, Deployer, JmEvent, JobMasterCtx, JobShared,
+    PreparedJob, RestoreSpec,
+};
 use eddy_core::{CoreError, JobId};
 use eddy_runtime::chain::{SystemClock, TaskEnv, WatermarkGauge};
 use eddy_runtime::channel::{CancelToken, OutputMetrics, TaskWaker};
-use eddy_runtime::checkpoint::metadata::operator_state_key;
-use eddy_runtime::checkpoint::storage::storage_for_url;
 use eddy_runtime::checkpoint::{
-    CheckpointId, CheckpointMail, CheckpointResponder, SnapshotKind, SubtaskKey,
+    CheckpointBarrier, CheckpointId, CheckpointMail, CheckpointResponder, SnapshotKind, SubtaskKey,
     TaskAcknowledgement, TaskCheckpointing, TaskMailbox, TaskRestore, Uploader,
 };
 use eddy_runtime::error::panic_message;
 use eddy_runtime::factory::{ChainContext, Erased, JobProgram};
 use eddy_runtime::{OperatorError, TaskError};
 use parking_lot::Mutex;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use thiserror::Error;
+use std::time::Instant;
 
-/// What a finished job reports (Flink's `JobExecutionResult`).
-#[derive(Clone, Debug)]
-pub struct JobExecutionResult {
-    /// The job's id.
-    pub job_id: JobId,
-    /// The job's name.
-    pub job_name: String,
-    /// Wall time from deployment to the last task finishing.
-    pub net_runtime: Duration,
-}
-
-/// Why a job did not finish.
-#[derive(Debug, Error)]
-pub enum JobExecutionError {
-    /// The program is not a valid job (found before anything ran).
-    #[error("invalid job: {0}")]
-    InvalidJob(#[from] CoreError),
-    /// An operator's one-time initialization failed (found before anything ran).
-    #[error("job initialization failed in operator '{operator}': {cause}")]
-    Initialization {
-        /// The operator.
-        operator: String,
-        /// Why.
-        cause: OperatorError,
-    },
-    /// The cluster has fewer slots than the job needs.
-    #[error("not enough task slots: the job needs {needed}, the cluster has {available}")]
-    NotEnoughSlots {
-        /// Slots the job needs.
-        needed: usize,
-        /// Slots available.
-        available: usize,
-    },
-    /// A task failed while running.
-    #[error("job failed: {0}")]
-    TaskFailed(TaskError),
-    /// A task thread died outside the operator code (a bug in Eddy).
-    #[error("task '{task}' crashed: {message}")]
-    TaskCrashed {
-        /// The task.
-        task: String,
-        /// The panic message.
-        message: String,
-    },
-    /// The job's checkpoint or savepoint settings are unusable (found before anything ran).
-    #[error("invalid checkpoint configuration: {0}")]
-    CheckpointConfig(String),
-    /// The checkpoint or savepoint to start from cannot be restored.
-    #[error(transparent)]
-    Restore(#[from] RestoreError),
-    /// Checkpoints failed more often in a row than tolerated.
-    #[error("job failed: {0}")]
-    CheckpointFailure(String),
-    /// The job failed and the restart strategy allows no more restarts.
-    #[error("recovery is suppressed by the restart strategy {strategy}: {cause}")]
-    RecoverySuppressed {
-        /// The restart strategy.
-        strategy: String,
-        /// The last failure.
-        cause: Box<JobExecutionError>,
-    },
-    /// The JobMaster thread died (a bug in Eddy).
-    #[error("the job master crashed: {0}")]
-    JobMasterCrashed(String),
-}
-
-/// A failure of a job attempt, as Flink's exception history shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobFailure {
-    /// When it happened (ms since the epoch).
-    pub timestamp: i64,
-    /// The root cause.
-    pub cause: String,
-    /// Whether the job was restarted after it.
-    pub restarted: bool,
-    /// The checkpoint the restart restored, if any.
-    pub restored_checkpoint: Option<CheckpointId>,
-    /// For a restart: how long from the failure reaching the JobMaster until every task of
-    /// the new attempt had restored its state and was running again (restart delay included);
-    /// `None` until then.
-    pub recovered_after: Option<Duration>,
-}
+pub use crate::jobmaster::{JobExecutionError, JobExecutionResult, JobFailure, JobStatus};
 
 /// The embedded cluster.
 #[derive(Clone, Debug, Default)]
@@ -147,42 +61,6 @@ pub struct SubtaskWatermarks {
     pub input_watermark: i64,
     /// The watermark the task's chain last emitted (`i64::MIN` before any).
     pub output_watermark: i64,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-type SavepointReply = mpsc::Sender<Result<String, String>>;
-
-/// What reaches the JobMaster: task ends, checkpoint messages, client commands.
-enum JmEvent {
-    TaskDone {
-        attempt: u64,
-        result: Result<(), TaskError>,
-    },
-    Ack(TaskAcknowledgement),
-    Decline {
-        id: CheckpointId,
-        task: SubtaskKey,
-        reason: String,
-    },
-    SourceFinished {
-        attempt: u64,
-        task: SubtaskKey,
-    },
-    TaskRunning {
-        attempt: u64,
-    },
-    Cancel,
-    Savepoint {
-        kind: SnapshotKind,
-        dir: Option<std::path::PathBuf>,
-        reply: SavepointReply,
-    },
 }
 
 /// The in-process transport from tasks to the coordinator.
@@ -209,14 +87,6 @@ impl CheckpointResponder for ChannelResponder {
             attempt: self.attempt,
         });
     }
-}
-
-/// What the JobClient can read while the job runs.
-#[derive(Default)]
-struct JobShared {
-    gauges: Vec<(String, usize, Arc<WatermarkGauge>)>,
-    stats: CheckpointStatsSnapshot,
-    failures: Vec<JobFailure>,
 }
 
 /// A handle to a job running on the MiniCluster (Flink's `JobClient`). Dropping it without
@@ -324,8 +194,8 @@ impl Drop for JobClient {
     }
 }
 
-/// One deployment (attempt) of a job's tasks.
-struct Deployment {
+/// One deployment (attempt) of a job's tasks: threads of this process.
+struct LocalDeployment {
     cancel: Arc<CancelToken>,
     handles: Vec<(String, JoinHandle<()>)>,
     mailboxes: Vec<Arc<TaskMailbox>>,
@@ -333,16 +203,35 @@ struct Deployment {
     running: usize,
 }
 
-impl Deployment {
+impl DeployedAttempt for LocalDeployment {
+    fn task_count(&self) -> usize {
+        self.running
+    }
+    fn trigger_sources(&self, b: &CheckpointBarrier) {
+        for m in &self.sources {
+            m.deliver(CheckpointMail::Trigger(b.clone()));
+        }
+    }
     fn deliver_all(&self, mail: CheckpointMail) {
         for m in &self.mailboxes {
             m.deliver(mail.clone());
         }
     }
+    fn cancel(&self) {
+        self.cancel.cancel();
+    }
+    fn all_stopped(&self) -> bool {
+        self.handles.iter().all(|(_, h)| h.is_finished())
+    }
+    fn finish(&mut self) {
+        for (_, h) in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
 }
 
-/// Everything the JobMaster needs across attempts.
-struct JobMasterCtx {
+/// Deploys attempts as threads of this process.
+struct LocalDeployer {
     program: JobProgram,
     eg: ExecutionGraph,
     events_tx: mpsc::Sender<JmEvent>,
@@ -351,40 +240,29 @@ struct JobMasterCtx {
     operator_files: std::collections::BTreeMap<eddy_core::OperatorId, String>,
 }
 
-fn file_safe(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn source_tasks(g: &JobGraph, eg: &ExecutionGraph) -> BTreeSet<SubtaskKey> {
-    eg.subtasks
-        .iter()
-        .filter(|st| {
-            g.operator(g.vertices[st.vertex].head)
-                .is_some_and(|o| o.kind == OperatorKind::Source)
-        })
-        .map(|st| SubtaskKey {
-            vertex: st.vertex,
-            subtask: st.subtask,
-        })
-        .collect()
-}
-
-impl JobMasterCtx {
-    /// Builds and starts every task of attempt `attempt`.
+impl Deployer for LocalDeployer {
     fn deploy(
+        &mut self,
+        attempt: u64,
+        restore: &RestoreSpec,
+        coordinator: &CheckpointCoordinator,
+    ) -> Result<Box<dyn DeployedAttempt>, JobExecutionError> {
+        Ok(Box::new(self.deploy_local(
+            attempt,
+            &restore.states,
+            coordinator,
+        )?))
+    }
+}
+
+impl LocalDeployer {
+    /// Builds and starts every task of attempt `attempt`.
+    fn deploy_local(
         &self,
         attempt: u64,
         restore: &HashMap<(usize, usize), TaskRestore>,
         coordinator: &CheckpointCoordinator,
-    ) -> Result<Deployment, JobExecutionError> {
+    ) -> Result<LocalDeployment, JobExecutionError> {
         let program = &self.program;
         let g = &program.job_graph;
         let eg = &self.eg;
@@ -517,6 +395,7 @@ impl JobMasterCtx {
                     }
                     let _ = tx.send(JmEvent::TaskDone {
                         attempt,
+                        task: None,
                         result: res,
                     });
                 })
@@ -535,7 +414,7 @@ impl JobMasterCtx {
                 }
             }
         }
-        Ok(Deployment {
+        Ok(LocalDeployment {
             cancel,
             running: handles.len(),
             handles,
@@ -543,13 +422,6 @@ impl JobMasterCtx {
             sources: source_mailboxes,
         })
     }
-}
-
-/// How one attempt ended.
-enum AttemptEnd {
-    Finished,
-    Cancelled(Option<TaskError>),
-    Failed(JobExecutionError),
 }
 
 impl MiniCluster {
@@ -574,77 +446,15 @@ impl MiniCluster {
                     cause,
                 })?;
         }
-        let eg = ExecutionGraph::build(g)?;
-        if let Some(available) = self.slots {
-            if eg.required_slots > available {
-                return Err(JobExecutionError::NotEnoughSlots {
-                    needed: eg.required_slots,
-                    available,
-                });
-            }
-        }
-        let cfg = g.config.checkpoint.clone();
-        let storage = storage_for_url(cfg.storage.as_deref())
-            .map_err(|e| JobExecutionError::CheckpointConfig(e.to_string()))?;
-        let operators: Vec<OperatorInfo> = g
-            .operators
-            .iter()
-            .map(|o| OperatorInfo {
-                id: o.id,
-                uid: o.uid.clone(),
-                name: o.name.clone(),
-                parallelism: o.parallelism,
-                max_parallelism: o.max_parallelism,
-            })
-            .collect();
-        let operator_files = g
-            .operators
-            .iter()
-            .map(|o| {
-                (
-                    o.id,
-                    format!(
-                        "op-{}",
-                        file_safe(&operator_state_key(o.uid.as_deref(), o.id))
-                    ),
-                )
-            })
-            .collect();
-        let tasks: BTreeSet<SubtaskKey> = eg
-            .subtasks
-            .iter()
-            .map(|st| SubtaskKey {
-                vertex: st.vertex,
-                subtask: st.subtask,
-            })
-            .collect();
-        let mut coordinator = CheckpointCoordinator::new(
-            cfg,
-            g.job_id,
-            g.job_name.clone(),
-            storage,
-            tasks,
-            source_tasks(g, &eg),
-            operators,
-            1,
-        );
-        // The state to start from is read and matched to the job before anything runs.
-        let mut initial = HashMap::new();
-        if let Some(sp) = g
-            .config
-            .savepoint_restore
-            .as_ref()
-            .filter(|s| !s.path.is_empty())
-        {
-            let c = restore::open_path(&sp.path)?;
-            let loaded = restore::load(&c)?;
-            initial = restore::assign(&loaded, g, sp.allow_non_restored_state)?;
-            tracing::info!(path = %c.location, checkpoint = c.metadata.checkpoint_id, "restoring job");
-            coordinator.add_restored(c, now_ms());
-        }
+        let PreparedJob {
+            eg,
+            coordinator,
+            initial,
+            operator_files,
+        } = prepare(g, self.slots)?;
         let (tx, rx) = mpsc::channel::<JmEvent>();
         let shared = Arc::new(Mutex::new(JobShared::default()));
-        let ctx = JobMasterCtx {
+        let deployer = LocalDeployer {
             eg,
             events_tx: tx.clone(),
             shared: shared.clone(),
@@ -652,14 +462,20 @@ impl MiniCluster {
             operator_files,
             program,
         };
-        let first = ctx.deploy(1, &initial, &coordinator)?;
-        let job_id = ctx.program.job_graph.job_id;
-        let job_name = ctx.program.job_graph.job_name.clone();
+        let first = deployer.deploy_local(1, &initial.states, &coordinator)?;
+        let job_id = deployer.program.job_graph.job_id;
+        let job_name = deployer.program.job_graph.job_name.clone();
+        let uploader = deployer.uploader.clone();
+        let mut ctx = JobMasterCtx {
+            graph: deployer.program.job_graph.clone(),
+            shared: shared.clone(),
+            deployer: Box::new(deployer),
+        };
         let master = std::thread::Builder::new()
             .name(format!("jobmaster-{}", &job_id.to_string()[..8]))
             .spawn(move || {
-                let r = job_master(&ctx, coordinator, first, &rx, started);
-                ctx.uploader.shutdown();
+                let r = job_master(&mut ctx, coordinator, Box::new(first), &rx, started);
+                uploader.shutdown();
                 r
             })
             .map_err(|e| JobExecutionError::JobMasterCrashed(e.to_string()))?;
@@ -671,346 +487,4 @@ impl MiniCluster {
             master: Some(master),
         })
     }
-}
-
-/// Runs the job's attempts until it finishes, is cancelled, or fails for good.
-fn job_master(
-    ctx: &JobMasterCtx,
-    mut coordinator: CheckpointCoordinator,
-    first: Deployment,
-    rx: &mpsc::Receiver<JmEvent>,
-    started: Instant,
-) -> Result<JobExecutionResult, JobExecutionError> {
-    let g = &ctx.program.job_graph;
-    let mut backoff = RestartBackoff::new(&g.config.effective_restart_strategy());
-    let mut replies: HashMap<u64, SavepointReply> = HashMap::new();
-    let mut attempt = 1u64;
-    let mut deployment = first;
-    let mut recovering_since: Option<Instant> = None;
-    loop {
-        let end = run_attempt(
-            ctx,
-            &mut coordinator,
-            &deployment,
-            (attempt, recovering_since.take()),
-            rx,
-            &mut replies,
-        );
-        // Stop what is left of the attempt and wait for every task thread.
-        deployment.cancel.cancel();
-        let cancel_requested = drain_attempt(&mut coordinator, &deployment, rx);
-        for (_, h) in deployment.handles.drain(..) {
-            let _ = h.join();
-        }
-        let end = match end {
-            // A cancel that came while the failed attempt wound down wins over a restart.
-            AttemptEnd::Failed(_) if cancel_requested => AttemptEnd::Cancelled(None),
-            end => end,
-        };
-        let failure = match end {
-            AttemptEnd::Finished => {
-                coordinator.on_job_end(JobEnd::Finished);
-                publish(ctx, &coordinator);
-                return Ok(JobExecutionResult {
-                    job_id: g.job_id,
-                    job_name: g.job_name.clone(),
-                    net_runtime: started.elapsed(),
-                });
-            }
-            AttemptEnd::Cancelled(e) => {
-                coordinator.on_job_end(JobEnd::Cancelled);
-                publish(ctx, &coordinator);
-                let e = e.unwrap_or_else(|| {
-                    TaskError::new(g.job_name.clone(), 0, "-", OperatorError::Cancelled)
-                });
-                return Err(JobExecutionError::TaskFailed(e));
-            }
-            AttemptEnd::Failed(e) => e,
-        };
-        let now = now_ms();
-        let failed_at = Instant::now();
-        let delay = backoff.on_failure(now);
-        let record = |restarted: bool, restored: Option<CheckpointId>| {
-            ctx.shared.lock().failures.push(JobFailure {
-                timestamp: now,
-                cause: failure.to_string(),
-                restarted,
-                restored_checkpoint: restored,
-                recovered_after: None,
-            });
-        };
-        let Some(delay) = delay else {
-            record(false, None);
-            coordinator.on_job_end(JobEnd::Failed);
-            publish(ctx, &coordinator);
-            if matches!(
-                g.config.effective_restart_strategy(),
-                eddy_core::RestartStrategyConfig::None
-            ) && attempt == 1
-            {
-                return Err(failure);
-            }
-            return Err(JobExecutionError::RecoverySuppressed {
-                strategy: backoff.describe(),
-                cause: Box::new(failure),
-            });
-        };
-        tracing::warn!(job = %g.job_id, attempt, "job failed, restarting in {delay:?}: {failure}");
-        // Wait out the restart delay; a cancel meanwhile ends the job.
-        let deadline = Instant::now() + delay;
-        let mut cancelled = false;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(JmEvent::Cancel) => {
-                    cancelled = true;
-                    break;
-                }
-                Ok(JmEvent::Savepoint { reply, .. }) => {
-                    let _ = reply.send(Err("the job is restarting".into()));
-                }
-                Ok(JmEvent::Ack(a)) => {
-                    coordinator.acknowledge(a, now_ms());
-                }
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        if cancelled {
-            record(false, None);
-            coordinator.on_job_end(JobEnd::Cancelled);
-            publish(ctx, &coordinator);
-            return Err(JobExecutionError::TaskFailed(TaskError::new(
-                g.job_name.clone(),
-                0,
-                "-",
-                OperatorError::Cancelled,
-            )));
-        }
-        for a in coordinator.reset_for_restart(now_ms()) {
-            if let CoordinatorAction::SavepointDone { request, result } = a {
-                if let Some(r) = replies.remove(&request) {
-                    let _ = r.send(result);
-                }
-            }
-        }
-        // The latest completed checkpoint that can be read; older retained ones otherwise.
-        let mut restore_state = HashMap::new();
-        let mut restored_id = None;
-        let candidates: Vec<CompletedCheckpoint> =
-            coordinator.completed_checkpoints().cloned().collect();
-        let allow = g
-            .config
-            .savepoint_restore
-            .as_ref()
-            .is_some_and(|s| s.allow_non_restored_state);
-        for c in candidates {
-            match restore::load(&c).and_then(|l: LoadedCheckpoint| restore::assign(&l, g, allow)) {
-                Ok(s) => {
-                    restore_state = s;
-                    restored_id = Some(c.metadata.checkpoint_id);
-                    coordinator.record_restore(&c, now_ms());
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(
-                        "cannot restore checkpoint {}, trying an older one: {e}",
-                        c.metadata.checkpoint_id
-                    );
-                    ctx.shared.lock().failures.push(JobFailure {
-                        timestamp: now_ms(),
-                        cause: e.to_string(),
-                        restarted: false,
-                        restored_checkpoint: None,
-                        recovered_after: None,
-                    });
-                }
-            }
-        }
-        record(true, restored_id);
-        recovering_since = Some(failed_at);
-        attempt += 1;
-        deployment = match ctx.deploy(attempt, &restore_state, &coordinator) {
-            Ok(d) => d,
-            Err(e) => {
-                coordinator.on_job_end(JobEnd::Failed);
-                return Err(e);
-            }
-        };
-        publish(ctx, &coordinator);
-    }
-}
-
-fn publish(ctx: &JobMasterCtx, coordinator: &CheckpointCoordinator) {
-    ctx.shared.lock().stats = coordinator.stats();
-}
-
-/// Delivers the coordinator's actions; returns a job failure if one says so.
-fn apply_actions(
-    actions: Vec<CoordinatorAction>,
-    d: &Deployment,
-    replies: &mut HashMap<u64, SavepointReply>,
-) -> Option<String> {
-    let mut fail = None;
-    for a in actions {
-        match a {
-            CoordinatorAction::TriggerSources(b) => {
-                for m in &d.sources {
-                    m.deliver(CheckpointMail::Trigger(b.clone()));
-                }
-            }
-            CoordinatorAction::NotifyComplete(id) => d.deliver_all(CheckpointMail::Complete(id)),
-            CoordinatorAction::NotifyAborted(id) => d.deliver_all(CheckpointMail::Abort(id)),
-            CoordinatorAction::FailJob(reason) => {
-                fail.get_or_insert(reason);
-            }
-            CoordinatorAction::SavepointDone { request, result } => {
-                if let Some(r) = replies.remove(&request) {
-                    let _ = r.send(result);
-                }
-            }
-        }
-    }
-    fail
-}
-
-fn run_attempt(
-    ctx: &JobMasterCtx,
-    coordinator: &mut CheckpointCoordinator,
-    d: &Deployment,
-    (attempt, mut recovering_since): (u64, Option<Instant>),
-    rx: &mpsc::Receiver<JmEvent>,
-    replies: &mut HashMap<u64, SavepointReply>,
-) -> AttemptEnd {
-    let g = &ctx.program.job_graph;
-    let mut finished = 0usize;
-    let mut running = 0usize;
-    let mut cancelling = false;
-    let mut cancel_echo: Option<TaskError> = None;
-    loop {
-        let now = now_ms();
-        let wait = (coordinator.next_tick(now) - now).clamp(1, 1000) as u64;
-        let ev = match rx.recv_timeout(Duration::from_millis(wait)) {
-            Ok(ev) => Some(ev),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return AttemptEnd::Failed(JobExecutionError::JobMasterCrashed(
-                    "event channel closed".into(),
-                ))
-            }
-        };
-        let now = now_ms();
-        let actions = match ev {
-            None => {
-                if cancelling {
-                    Vec::new()
-                } else {
-                    coordinator.tick(now)
-                }
-            }
-            Some(JmEvent::TaskDone { attempt: a, .. }) if a != attempt => Vec::new(),
-            Some(JmEvent::TaskDone { result, .. }) => {
-                match result {
-                    // A root cause (not only the echo of a cancellation) ends the attempt now.
-                    Err(e) if !cancelling && !e.is_cancellation() => {
-                        return AttemptEnd::Failed(JobExecutionError::TaskFailed(e))
-                    }
-                    // Echoes of a cancellation: the root cause may still be on its way.
-                    Err(e) => {
-                        cancel_echo.get_or_insert(e);
-                    }
-                    Ok(()) => {}
-                }
-                finished += 1;
-                if finished == d.running {
-                    return match (cancelling, cancel_echo) {
-                        (true, echo) => AttemptEnd::Cancelled(echo),
-                        (false, Some(echo)) => {
-                            AttemptEnd::Failed(JobExecutionError::TaskFailed(echo))
-                        }
-                        (false, None) => AttemptEnd::Finished,
-                    };
-                }
-                Vec::new()
-            }
-            Some(JmEvent::Ack(a)) => coordinator.acknowledge(a, now),
-            Some(JmEvent::Decline { id, task, reason }) => {
-                coordinator.decline(id, task, &reason, now)
-            }
-            Some(JmEvent::SourceFinished { attempt: a, task }) if a == attempt => {
-                coordinator.source_finished(task, now)
-            }
-            Some(JmEvent::SourceFinished { .. }) => Vec::new(),
-            Some(JmEvent::TaskRunning { attempt: a }) if a == attempt => {
-                running += 1;
-                if running == d.running {
-                    if let Some(since) = recovering_since.take() {
-                        let mut shared = ctx.shared.lock();
-                        if let Some(f) = shared.failures.iter_mut().rev().find(|f| f.restarted) {
-                            f.recovered_after = Some(since.elapsed());
-                        }
-                    }
-                }
-                Vec::new()
-            }
-            Some(JmEvent::TaskRunning { .. }) => Vec::new(),
-            Some(JmEvent::Cancel) => {
-                cancelling = true;
-                d.cancel.cancel();
-                Vec::new()
-            }
-            Some(JmEvent::Savepoint { kind, dir, reply }) => {
-                let target = dir.or_else(|| {
-                    g.config
-                        .checkpoint
-                        .savepoint_dir
-                        .as_deref()
-                        .and_then(|u| eddy_runtime::checkpoint::storage::path_of_url(u).ok())
-                });
-                match target {
-                    None => {
-                        let _ = reply.send(Err(
-                            "no savepoint directory given and state.savepoints.dir is not set"
-                                .into(),
-                        ));
-                        Vec::new()
-                    }
-                    Some(t) => {
-                        let (request, actions) = coordinator.trigger_savepoint(now, kind, &t);
-                        replies.insert(request, reply);
-                        actions
-                    }
-                }
-            }
-        };
-        if let Some(reason) = apply_actions(actions, d, replies) {
-            publish(ctx, coordinator);
-            return AttemptEnd::Failed(JobExecutionError::CheckpointFailure(reason));
-        }
-        publish(ctx, coordinator);
-    }
-}
-
-/// After an attempt ended: waits until every task thread of it has stopped, handling what
-/// arrives meanwhile. Returns whether the user asked to cancel the job.
-fn drain_attempt(
-    coordinator: &mut CheckpointCoordinator,
-    d: &Deployment,
-    rx: &mpsc::Receiver<JmEvent>,
-) -> bool {
-    let mut cancel_requested = false;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while d.handles.iter().any(|(_, h)| !h.is_finished()) && Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(JmEvent::Ack(a)) => {
-                coordinator.acknowledge(a, now_ms());
-            }
-            Ok(JmEvent::Savepoint { reply, .. }) => {
-                let _ = reply.send(Err("the job is ending".into()));
-            }
-            Ok(JmEvent::Cancel) => cancel_requested = true,
-            Ok(_) | Err(_) => {}
-        }
-    }
-    cancel_requested
 }

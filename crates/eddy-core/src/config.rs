@@ -511,6 +511,14 @@ impl ExecutionConfig {
                     None => {}
                 }
             }
+            _ if crate::cluster_config::CLUSTER_KEYS.contains(&key) => {
+                return Err(CoreError::InvalidConfig {
+                    key: key.to_string(),
+                    reason: "a cluster setting, not a job setting: set it in the configuration \
+                             of the jobmanager or taskmanager"
+                        .into(),
+                });
+            }
             _ => {
                 let hint = nearest_key(key)
                     .map(|k| format!("; did you mean '{k}'?"))
@@ -714,6 +722,7 @@ fn split_unit(v: &str) -> (&str, &str) {
 pub fn nearest_key(key: &str) -> Option<&'static str> {
     KNOWN_KEYS
         .iter()
+        .chain(crate::cluster_config::CLUSTER_KEYS)
         .map(|k| (edit_distance(key, k), *k))
         .min()
         .filter(|(d, _)| *d <= key.len().max(4) / 3)

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpointing;
+pub mod cluster_config;
 pub mod config;
 pub mod element;
 pub mod error;

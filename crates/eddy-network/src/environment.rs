@@ -208,6 +208,12 @@ impl OutputChannel {
         self.id
     }
 
+    /// Whether the channel was cancelled or failed: sends fail from now on.
+    pub fn is_closed(&self) -> bool {
+        let st = self.state.lock();
+        st.cancelled || st.failed.is_some()
+    }
+
     /// Credits granted and not yet used.
     pub fn credit(&self) -> u32 {
         self.state.lock().credit

@@ -34,6 +34,9 @@ pub enum ChannelElement<T> {
     EndOfData,
     /// The producer finished; nothing follows.
     EndOfPartition,
+    /// The channel broke (a remote producer's connection was lost): the consumer fails with
+    /// this reason. Nothing follows.
+    Failure(String),
 }
 
 /// Wakes a task's mailbox loop when input, mail or cancellation arrives.
@@ -138,9 +141,13 @@ pub struct OutputMetrics {
     pub records_out: AtomicU64,
 }
 
+/// Called when the consumer takes a buffer of a channel: a remote channel returns the credit.
+pub type CreditListener = Box<dyn Fn() + Send + Sync>;
+
 struct GateState<T> {
     queues: Vec<VecDeque<ChannelElement<T>>>,
     buffers_queued: Vec<usize>,
+    listeners: Vec<Option<CreditListener>>,
     cancelled: bool,
     /// The most buffers any one channel ever held: lets tests assert the memory bound.
     high_water: usize,
@@ -167,14 +174,22 @@ pub struct InputGate<T> {
     next: usize,
 }
 
-/// The producer side of one channel.
+/// The producer side of one channel: a queue of the consumer's gate in this process, or a
+/// remote channel whose records are serialized into network buffers.
 pub struct ChannelWriter<T> {
-    inner: Arc<GateInner<T>>,
-    channel: usize,
+    target: Target<T>,
     metrics: Option<Arc<OutputMetrics>>,
 }
 
-impl<T: Send + 'static> InputGate<T> {
+enum Target<T> {
+    Local {
+        inner: Arc<GateInner<T>>,
+        channel: usize,
+    },
+    Remote(crate::remote::RemoteWriter<T>),
+}
+
+impl<T: eddy_core::Data> InputGate<T> {
     /// A gate with `channels` input channels of `capacity` buffers each; returns the gate and
     /// one writer per channel.
     pub fn new(
@@ -186,6 +201,7 @@ impl<T: Send + 'static> InputGate<T> {
             state: Mutex::new(GateState {
                 queues: (0..channels).map(|_| VecDeque::new()).collect(),
                 buffers_queued: vec![0; channels],
+                listeners: (0..channels).map(|_| None).collect(),
                 cancelled: false,
                 high_water: 0,
             }),
@@ -195,8 +211,10 @@ impl<T: Send + 'static> InputGate<T> {
         });
         let writers = (0..channels)
             .map(|channel| ChannelWriter {
-                inner: inner.clone(),
-                channel,
+                target: Target::Local {
+                    inner: inner.clone(),
+                    channel,
+                },
                 metrics: None,
             })
             .collect();
@@ -236,6 +254,9 @@ impl<T: Send + 'static> InputGate<T> {
                         // A producer may wait for exactly this credit.
                         self.inner.space.notify_all();
                     }
+                    if let Some(l) = &st.listeners[ch] {
+                        l();
+                    }
                 }
                 self.next = (ch + 1) % n;
                 return Some((ch, e));
@@ -245,11 +266,33 @@ impl<T: Send + 'static> InputGate<T> {
     }
 }
 
-/// Why a send did not go through: the job is being cancelled. The element is handed back.
+/// Why a send did not go through.
 #[derive(Debug)]
-pub struct SendError<T>(pub ChannelElement<T>);
+pub enum SendError<T> {
+    /// The job is being cancelled. The element is handed back (unless a remote channel had
+    /// already begun sending it).
+    Cancelled(Option<ChannelElement<T>>),
+    /// The channel broke (a remote connection was lost); names the peer and why.
+    Failed(String),
+}
 
-impl<T: Send + 'static> ChannelWriter<T> {
+impl<T: eddy_core::Data> ChannelWriter<T> {
+    /// A writer of a remote channel (see [`crate::remote`]).
+    pub(crate) fn remote(w: crate::remote::RemoteWriter<T>) -> Self {
+        ChannelWriter {
+            target: Target::Remote(w),
+            metrics: None,
+        }
+    }
+
+    /// Sets what happens when the consumer takes a buffer of this channel (a local channel
+    /// only: remote channels feed a local gate through such a writer).
+    pub fn set_credit_listener(&self, l: CreditListener) {
+        if let Target::Local { inner, channel } = &self.target {
+            inner.state.lock().listeners[*channel] = Some(l);
+        }
+    }
+
     /// Attaches the producer's counters.
     pub fn with_metrics(mut self, m: Arc<OutputMetrics>) -> Self {
         self.metrics = Some(m);
@@ -257,16 +300,18 @@ impl<T: Send + 'static> ChannelWriter<T> {
     }
 
     /// Sends an element, blocking while the channel has no credit for a buffer.
-    pub fn send(&self, e: ChannelElement<T>) -> Result<(), SendError<T>> {
-        let mut st = self.inner.state.lock();
+    pub fn send(&mut self, e: ChannelElement<T>) -> Result<(), SendError<T>> {
+        let (inner, channel) = match &mut self.target {
+            Target::Local { inner, channel } => (inner, *channel),
+            Target::Remote(r) => return r.send(e, self.metrics.as_deref()),
+        };
+        let mut st = inner.state.lock();
         if let ChannelElement::Buffer(b) = &e {
-            if st.buffers_queued[self.channel] >= self.inner.capacity && !st.cancelled {
+            if st.buffers_queued[channel] >= inner.capacity && !st.cancelled {
                 let started = Instant::now();
-                while st.buffers_queued[self.channel] >= self.inner.capacity && !st.cancelled {
+                while st.buffers_queued[channel] >= inner.capacity && !st.cancelled {
                     // Bounded wait: a lost wake-up must not hang a task forever.
-                    self.inner
-                        .space
-                        .wait_for(&mut st, Duration::from_millis(100));
+                    inner.space.wait_for(&mut st, Duration::from_millis(100));
                 }
                 if let Some(m) = &self.metrics {
                     m.back_pressured_nanos
@@ -279,18 +324,18 @@ impl<T: Send + 'static> ChannelWriter<T> {
             }
         }
         if st.cancelled {
-            return Err(SendError(e));
+            return Err(SendError::Cancelled(Some(e)));
         }
         if matches!(e, ChannelElement::Buffer(_)) {
-            st.buffers_queued[self.channel] += 1;
-            let q = st.buffers_queued[self.channel];
+            st.buffers_queued[channel] += 1;
+            let q = st.buffers_queued[channel];
             if q > st.high_water {
                 st.high_water = q;
             }
         }
-        st.queues[self.channel].push_back(e);
+        st.queues[channel].push_back(e);
         drop(st);
-        self.inner.waker.wake();
+        inner.waker.wake();
         Ok(())
     }
 }
@@ -303,7 +348,7 @@ mod tests {
     fn producer_blocks_at_capacity_and_order_is_kept() {
         let waker = TaskWaker::new();
         let (mut gate, mut writers) = InputGate::<u32>::new(1, 2, waker.clone());
-        let w = writers.remove(0);
+        let mut w = writers.remove(0);
         let producer = std::thread::spawn(move || {
             for i in 0..100u32 {
                 w.send(ChannelElement::Buffer(vec![StreamRecord::new(i)]))
@@ -329,7 +374,7 @@ mod tests {
     fn cancel_releases_blocked_producer() {
         let waker = TaskWaker::new();
         let (gate, mut writers) = InputGate::<u32>::new(1, 1, waker);
-        let w = writers.remove(0);
+        let mut w = writers.remove(0);
         w.send(ChannelElement::Buffer(vec![])).unwrap();
         let h = gate.cancel_handle();
         let t = std::thread::spawn(move || w.send(ChannelElement::Buffer(vec![])).is_err());

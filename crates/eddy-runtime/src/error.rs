@@ -32,6 +32,12 @@ pub enum OperatorError {
     /// Input data is malformed (names the file and line where known).
     #[error("bad input: {0}")]
     BadInput(String),
+    /// The failure as a taskmanager reported it to the jobmanager (already described).
+    #[error("{0}")]
+    Remote(String),
+    /// Data could not cross the network (a connection to another taskmanager broke).
+    #[error("network: {0}")]
+    Network(String),
     /// The task was cancelled because another task failed or the job was stopped.
     #[error("cancelled")]
     Cancelled,

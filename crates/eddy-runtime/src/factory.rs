@@ -57,6 +57,10 @@ pub trait OperatorFactory: Send + Sync {
         waker: Arc<TaskWaker>,
     ) -> Result<ErasedGate, TaskError>;
 
+    /// The typed remote-channel halves of input `input` (0 or 1), for channels whose producer
+    /// runs on another taskmanager.
+    fn input_codec(&self, input: usize) -> Result<crate::remote::RemoteCodec, TaskError>;
+
     /// Builds this operator (and, through the context, the rest of the chain after it) as a
     /// chain element: a `Box<dyn Input<In>>`, erased.
     fn build_chained(
@@ -71,6 +75,10 @@ pub trait OperatorFactory: Send + Sync {
         ctx: &mut ChainContext<'_>,
         id: OperatorId,
     ) -> Result<Box<dyn StreamTask>, TaskError>;
+
+    /// The operator's Rust type: part of the job graph fingerprint, so a taskmanager whose
+    /// binary builds different code for the same graph is caught.
+    fn type_name(&self) -> &'static str;
 
     /// Called once per job before any task is deployed (Flink's `InitializeOnMaster`), e.g. to
     /// prepare an output directory. Errors here fail the job before it starts.
@@ -121,6 +129,29 @@ pub struct JobProgram {
     pub edge_partitioners: HashMap<usize, Arc<dyn Any + Send + Sync>>,
     /// Side output builders by (operator, tag id).
     pub side_outputs: HashMap<(OperatorId, String), Arc<dyn SideOutputBuilder>>,
+}
+
+impl JobProgram {
+    /// The job graph fingerprint (DESIGN §1): a stable hash of the topology, the operators'
+    /// names, uids, parallelism and Rust types, and the job's configuration; everything but the
+    /// job id. Two processes that build the same program from the same arguments agree on it.
+    pub fn fingerprint(&self) -> String {
+        let mut g = self.job_graph.clone();
+        g.job_id = eddy_core::JobId(0);
+        let mut text = serde_json::to_string(&g).unwrap_or_default();
+        let mut ids: Vec<&OperatorId> = self.factories.keys().collect();
+        ids.sort();
+        for id in ids {
+            text.push_str(&format!("|{id}:{}", self.factories[id].type_name()));
+        }
+        // Two independent 64-bit FNV-1a lanes: 128 bits, stable across builds and platforms.
+        let (mut a, mut b) = (0xcbf2_9ce4_8422_2325u64, 0x8422_2325_cbf2_9ce4u64);
+        for byte in text.bytes() {
+            a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+            b = (b ^ u64::from(byte).rotate_left(3)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{a:016x}{b:016x}")
+    }
 }
 
 /// Everything needed to build one subtask's chain.
@@ -342,6 +373,10 @@ impl<Op: OneInputOperator> OperatorFactory for OneInputFactory<Op> {
         Ok(erased_gate::<Op::In>(channels, capacity, waker))
     }
 
+    fn input_codec(&self, _input: usize) -> Result<crate::remote::RemoteCodec, TaskError> {
+        Ok(crate::remote::codec::<Op::In>())
+    }
+
     fn build_chained(
         &self,
         ctx: &mut ChainContext<'_>,
@@ -369,6 +404,10 @@ impl<Op: OneInputOperator> OperatorFactory for OneInputFactory<Op> {
 
     fn initialize_global(&self) -> Result<(), OperatorError> {
         self.init.as_ref().map_or(Ok(()), |f| f())
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Op>()
     }
 }
 
@@ -421,6 +460,10 @@ impl<R: SourceReader> OperatorFactory for SourceFactory<R> {
         Err(internal(0, "a source has no inputs"))
     }
 
+    fn input_codec(&self, _input: usize) -> Result<crate::remote::RemoteCodec, TaskError> {
+        Err(internal(0, "a source has no inputs"))
+    }
+
     fn build_chained(
         &self,
         _ctx: &mut ChainContext<'_>,
@@ -453,6 +496,10 @@ impl<R: SourceReader> OperatorFactory for SourceFactory<R> {
     fn initialize_global(&self) -> Result<(), OperatorError> {
         self.init.as_ref().map_or(Ok(()), |f| f())
     }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<R>()
+    }
 }
 
 /// Factory of a two-input operator.
@@ -484,6 +531,14 @@ impl<Op: TwoInputOperator> OperatorFactory for TwoInputFactory<Op> {
         })
     }
 
+    fn input_codec(&self, input: usize) -> Result<crate::remote::RemoteCodec, TaskError> {
+        Ok(if input == 0 {
+            crate::remote::codec::<Op::In1>()
+        } else {
+            crate::remote::codec::<Op::In2>()
+        })
+    }
+
     fn build_chained(
         &self,
         _ctx: &mut ChainContext<'_>,
@@ -504,5 +559,9 @@ impl<Op: TwoInputOperator> OperatorFactory for TwoInputFactory<Op> {
         let label = ctx.label(id)?;
         let driver = TwoInputDriver::new((self.make)(), out, label.clone(), maxp, range, id);
         Ok(Box::new(TwoInputStreamTask::new(g1, g2, driver, label)))
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Op>()
     }
 }

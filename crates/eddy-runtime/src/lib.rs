@@ -21,6 +21,7 @@ pub mod functions;
 pub mod operator_state;
 pub mod operators;
 pub mod output;
+pub mod remote;
 pub mod source;
 pub mod task;
 pub mod valve;

@@ -62,8 +62,11 @@ pub struct RecordWriter<T> {
     scratch: Vec<u32>,
 }
 
-fn cancelled<T>(_: crate::channel::SendError<T>) -> OperatorError {
-    OperatorError::Cancelled
+fn cancelled<T>(e: crate::channel::SendError<T>) -> OperatorError {
+    match e {
+        crate::channel::SendError::Cancelled(_) => OperatorError::Cancelled,
+        crate::channel::SendError::Failed(reason) => OperatorError::Network(reason),
+    }
 }
 
 impl<T: Data> RecordWriter<T> {
@@ -183,7 +186,7 @@ impl<T: Data> RecordWriter<T> {
     /// Flushes, then sends the watermark on every channel (after the records before it).
     pub fn emit_watermark(&mut self, wm: Watermark) -> Result<(), OperatorError> {
         self.flush()?;
-        for c in &self.channels {
+        for c in &mut self.channels {
             c.send(ChannelElement::Watermark(wm)).map_err(cancelled)?;
         }
         Ok(())
@@ -192,7 +195,7 @@ impl<T: Data> RecordWriter<T> {
     /// Flushes, then sends the watermark status on every channel.
     pub fn emit_watermark_status(&mut self, status: WatermarkStatus) -> Result<(), OperatorError> {
         self.flush()?;
-        for c in &self.channels {
+        for c in &mut self.channels {
             c.send(ChannelElement::WatermarkStatus(status))
                 .map_err(cancelled)?;
         }
@@ -202,7 +205,7 @@ impl<T: Data> RecordWriter<T> {
     /// Flushes, then sends `e` (an event) on every channel.
     fn broadcast_event(&mut self, e: impl Fn() -> ChannelElement<T>) -> Result<(), OperatorError> {
         self.flush()?;
-        for c in &self.channels {
+        for c in &mut self.channels {
             c.send(e()).map_err(cancelled)?;
         }
         Ok(())

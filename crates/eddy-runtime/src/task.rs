@@ -691,6 +691,9 @@ impl<T: Data> OneInputStreamTask<T> {
                         self.chain.finish()?;
                     }
                 }
+                Some((_, ChannelElement::Failure(reason))) => {
+                    return Err(self.label.error(OperatorError::Network(reason)));
+                }
                 Some((ch, ChannelElement::EndOfPartition)) => {
                     let out = valve.input_end(ch);
                     self.forward(env, out)?;
@@ -902,6 +905,9 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
                 let o = handler.on_channel_ended(offset + ch);
                 cps.on_outcome(o, &mut self.driver)?;
                 out
+            }
+            ChannelElement::Failure(reason) => {
+                return Err(self.label.error(OperatorError::Network(reason)));
             }
             ChannelElement::Buffer(_) => ValveOutput::default(),
         };

@@ -93,7 +93,7 @@ pub struct SubtaskCheckpointMetrics {
 }
 
 /// A subtask's acknowledgement: its state handles by operator.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskAcknowledgement {
     /// The checkpoint.
     pub checkpoint_id: CheckpointId,
@@ -120,7 +120,7 @@ pub trait CheckpointResponder: Send + Sync {
 }
 
 /// Messages to a task's mailbox from the coordinator side.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum CheckpointMail {
     /// Sources only: take a snapshot and emit this barrier.
     Trigger(CheckpointBarrier),

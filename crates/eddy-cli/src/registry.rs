@@ -1,0 +1,95 @@
+//! The jobs a binary carries (DESIGN §1, application mode): each a name and a function that
+//! builds the job's pipeline on a `StreamExecutionEnvironment` from its arguments. The same
+//! function runs in the client (plan, local runs), in the jobmanager and in every taskmanager,
+//! so it must be deterministic for the same arguments.
+
+use eddy::cluster::deployment::{JobSubmission, ProgramBuilder};
+use eddy::core::config::ExecutionConfig;
+use eddy::datastream::StreamExecutionEnvironment;
+use eddy::runtime::factory::JobProgram;
+
+/// Builds a job's pipeline from its arguments; returns the job's name (what `execute` would
+/// get) or a message saying what is wrong with the arguments.
+pub type BuildFn = fn(&StreamExecutionEnvironment, &[String]) -> Result<String, String>;
+
+/// One job of a binary.
+#[derive(Clone, Copy, Debug)]
+pub struct JobDefinition {
+    /// The name `eddy run` takes (e.g. `word_count`).
+    pub name: &'static str,
+    /// One line on what it does.
+    pub about: &'static str,
+    /// Its arguments, for usage messages.
+    pub usage: &'static str,
+    /// The builder.
+    pub build: BuildFn,
+}
+
+/// The jobs of a binary.
+#[derive(Clone, Debug, Default)]
+pub struct JobRegistry {
+    jobs: Vec<JobDefinition>,
+}
+
+impl JobRegistry {
+    /// A registry of these jobs.
+    pub fn new(jobs: &[JobDefinition]) -> Self {
+        JobRegistry {
+            jobs: jobs.to_vec(),
+        }
+    }
+
+    /// Adds a job.
+    pub fn register(mut self, job: JobDefinition) -> Self {
+        self.jobs.push(job);
+        self
+    }
+
+    /// The job called `name`.
+    pub fn get(&self, name: &str) -> Result<&JobDefinition, String> {
+        self.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
+            format!(
+                "unknown job '{name}'; this binary has: {}",
+                self.names().join(", ")
+            )
+        })
+    }
+
+    /// Every job.
+    pub fn jobs(&self) -> &[JobDefinition] {
+        &self.jobs
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.jobs.iter().map(|j| j.name.to_string()).collect()
+    }
+
+    /// An environment with `settings` applied and the job's pipeline built on it; returns the
+    /// environment and the job's name.
+    pub fn build_env(
+        &self,
+        entry: &str,
+        args: &[String],
+        settings: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(StreamExecutionEnvironment, String), String> {
+        let def = self.get(entry)?;
+        let mut config = ExecutionConfig::default();
+        config.apply(settings).map_err(|e| e.to_string())?;
+        let env = StreamExecutionEnvironment::with_config(config);
+        let name = (def.build)(&env, args)
+            .map_err(|e| format!("{entry}: {e}\nusage: {entry} {}", def.usage))?;
+        Ok((env, name))
+    }
+}
+
+impl ProgramBuilder for JobRegistry {
+    fn build(&self, s: &JobSubmission) -> Result<JobProgram, String> {
+        let (env, name) = self.build_env(&s.entry, &s.args, &s.settings)?;
+        env.get_program(&name)
+            .map_err(|e| format!("invalid job: {e}"))
+    }
+
+    fn job_names(&self) -> Vec<String> {
+        self.names()
+    }
+}

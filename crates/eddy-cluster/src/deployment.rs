@@ -1,0 +1,113 @@
+//! What crosses from the jobmanager to taskmanagers to run a job (DESIGN §1, application
+//! mode): not code, but the name of a job built into the binary, its arguments and settings.
+//! Every process rebuilds the same [`JobProgram`] through its [`ProgramBuilder`] and checks the
+//! job graph fingerprint, so a taskmanager running a different binary refuses the task with a
+//! clear error instead of computing something else.
+
+use eddy_core::jobgraph::JobGraph;
+use eddy_core::JobId;
+use eddy_runtime::factory::JobProgram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A job as the client submits it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSubmission {
+    /// The job's id (assigned by the dispatcher).
+    pub job_id: JobId,
+    /// The name of the job in the binary's registry (e.g. `word_count`).
+    pub entry: String,
+    /// The job's own arguments.
+    pub args: Vec<String>,
+    /// Job settings (`parallelism.default`, `execution.checkpointing.interval`, …) on top of
+    /// the cluster's configuration.
+    pub settings: BTreeMap<String, String>,
+    /// The fingerprint of the graph the dispatcher built; filled in by the dispatcher.
+    #[serde(default)]
+    pub fingerprint: String,
+}
+
+/// Builds the program of a submitted job; the binary's job registry implements it.
+pub trait ProgramBuilder: Send + Sync {
+    /// Builds the program (the same in every process for the same submission). The error says
+    /// what is wrong (unknown job, bad arguments).
+    fn build(&self, submission: &JobSubmission) -> Result<JobProgram, String>;
+
+    /// Names of the jobs this binary carries, for error messages.
+    fn job_names(&self) -> Vec<String>;
+}
+
+/// Builds the program and checks it against the fingerprint the dispatcher computed.
+pub fn build_checked(
+    builder: &dyn ProgramBuilder,
+    submission: &JobSubmission,
+) -> Result<JobProgram, String> {
+    let mut program = builder.build(submission)?;
+    program.job_graph.job_id = submission.job_id;
+    let fp = program.fingerprint();
+    if !submission.fingerprint.is_empty() && fp != submission.fingerprint {
+        return Err(format!(
+            "job graph fingerprint mismatch for job '{}' ({}): this binary builds {fp}, the \
+             jobmanager built {}. Jobmanager and taskmanagers must run the same binary.",
+            submission.entry, submission.job_id, submission.fingerprint
+        ));
+    }
+    Ok(program)
+}
+
+/// A taskmanager, as deployments name it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskManagerLocation {
+    /// Its resource id.
+    pub resource_id: String,
+    /// Its data port (network stack), `host:port`.
+    pub data_address: String,
+}
+
+/// The tasks of one attempt that one taskmanager runs, and where everything else runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskDeployment {
+    /// The job.
+    pub submission: JobSubmission,
+    /// The attempt (1 for the first deployment, +1 per restart).
+    pub attempt: u64,
+    /// The subtasks to run here: (vertex index, subtask index).
+    pub tasks: Vec<(usize, usize)>,
+    /// The slot indices of this taskmanager the job uses.
+    pub slots: Vec<usize>,
+    /// For every vertex and subtask: the index into `taskmanagers` that runs it.
+    pub placement: Vec<Vec<usize>>,
+    /// Every taskmanager of the attempt.
+    pub taskmanagers: Vec<TaskManagerLocation>,
+    /// The checkpoint or savepoint directory to restore from.
+    pub restore_from: Option<String>,
+    /// Whether state of operators no longer in the job may be skipped.
+    pub allow_non_restored_state: bool,
+}
+
+/// The slot (0-based, job-wide) of every subtask: subtask `i` of every vertex of a slot
+/// sharing group shares the group's slot `i`; groups get consecutive ranges.
+pub fn slot_of_subtasks(g: &JobGraph) -> Vec<Vec<usize>> {
+    let mut offsets: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut next = 0;
+    for v in &g.vertices {
+        if !offsets.contains_key(v.slot_sharing_group.as_str()) {
+            let size = g
+                .vertices
+                .iter()
+                .filter(|w| w.slot_sharing_group == v.slot_sharing_group)
+                .map(|w| w.parallelism)
+                .max()
+                .unwrap_or(0);
+            offsets.insert(&v.slot_sharing_group, next);
+            next += size;
+        }
+    }
+    g.vertices
+        .iter()
+        .map(|v| {
+            let base = offsets[v.slot_sharing_group.as_str()];
+            (0..v.parallelism).map(|s| base + s).collect()
+        })
+        .collect()
+}

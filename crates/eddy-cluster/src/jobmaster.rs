@@ -1,0 +1,799 @@
+//! The JobMaster's supervision loop (DESIGN §6), shared by the MiniCluster and the
+//! distributed jobmanager: it runs a job's attempts, drives the [`CheckpointCoordinator`],
+//! and on a failure cancels the attempt, asks the restart strategy, and deploys a new attempt
+//! from the latest completed checkpoint (falling back to older retained ones if one cannot be
+//! read). How tasks are deployed and reached is behind [`Deployer`] and [`DeployedAttempt`]:
+//! threads in this process for the MiniCluster, TaskExecutors over RPC for a cluster.
+
+use crate::checkpoint::restore::{self, LoadedCheckpoint, RestoreError};
+use crate::checkpoint::{
+    CheckpointCoordinator, CheckpointStatsSnapshot, CompletedCheckpoint, CoordinatorAction, JobEnd,
+    OperatorInfo,
+};
+use crate::execution_graph::ExecutionGraph;
+use crate::restart::RestartBackoff;
+use eddy_core::jobgraph::{JobGraph, OperatorKind};
+use eddy_core::{CoreError, JobId};
+use eddy_runtime::checkpoint::metadata::operator_state_key;
+use eddy_runtime::checkpoint::storage::storage_for_url;
+use eddy_runtime::checkpoint::{
+    CheckpointBarrier, CheckpointId, CheckpointMail, SnapshotKind, SubtaskKey, TaskAcknowledgement,
+    TaskRestore,
+};
+use eddy_runtime::{OperatorError, TaskError};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+
+/// What a finished job reports (Flink's `JobExecutionResult`).
+#[derive(Clone, Debug)]
+pub struct JobExecutionResult {
+    /// The job's id.
+    pub job_id: JobId,
+    /// The job's name.
+    pub job_name: String,
+    /// Wall time from deployment to the last task finishing.
+    pub net_runtime: Duration,
+}
+
+/// Why a job did not finish.
+#[derive(Debug, Error)]
+pub enum JobExecutionError {
+    /// The program is not a valid job (found before anything ran).
+    #[error("invalid job: {0}")]
+    InvalidJob(#[from] CoreError),
+    /// An operator's one-time initialization failed (found before anything ran).
+    #[error("job initialization failed in operator '{operator}': {cause}")]
+    Initialization {
+        /// The operator.
+        operator: String,
+        /// Why.
+        cause: OperatorError,
+    },
+    /// The cluster has fewer slots than the job needs.
+    #[error("not enough slots: needed {needed}, available {available}")]
+    NotEnoughSlots {
+        /// Slots the job needs.
+        needed: usize,
+        /// Slots available.
+        available: usize,
+    },
+    /// A task failed while running.
+    #[error("job failed: {0}")]
+    TaskFailed(TaskError),
+    /// A task thread died outside the operator code (a bug in Eddy).
+    #[error("task '{task}' crashed: {message}")]
+    TaskCrashed {
+        /// The task.
+        task: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The job's checkpoint or savepoint settings are unusable (found before anything ran).
+    #[error("invalid checkpoint configuration: {0}")]
+    CheckpointConfig(String),
+    /// The checkpoint or savepoint to start from cannot be restored.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// Checkpoints failed more often in a row than tolerated.
+    #[error("job failed: {0}")]
+    CheckpointFailure(String),
+    /// The job failed and the restart strategy allows no more restarts.
+    #[error("recovery is suppressed by the restart strategy {strategy}: {cause}")]
+    RecoverySuppressed {
+        /// The restart strategy.
+        strategy: String,
+        /// The last failure.
+        cause: Box<JobExecutionError>,
+    },
+    /// A taskmanager running tasks of the job was lost.
+    #[error("taskmanager {resource_id} was lost: {reason}")]
+    TaskManagerLost {
+        /// The taskmanager.
+        resource_id: String,
+        /// Why it is considered lost (heartbeat timeout, disconnect).
+        reason: String,
+    },
+    /// Tasks could not be deployed to a taskmanager.
+    #[error("deploying the job failed: {0}")]
+    Deployment(String),
+    /// The JobMaster thread died (a bug in Eddy).
+    #[error("the job master crashed: {0}")]
+    JobMasterCrashed(String),
+}
+
+/// A failure of a job attempt, as Flink's exception history shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobFailure {
+    /// When it happened (ms since the epoch).
+    pub timestamp: i64,
+    /// The root cause.
+    pub cause: String,
+    /// Whether the job was restarted after it.
+    pub restarted: bool,
+    /// The checkpoint the restart restored, if any.
+    pub restored_checkpoint: Option<CheckpointId>,
+    /// For a restart: how long from the failure reaching the JobMaster until every task of
+    /// the new attempt had restored its state and was running again (restart delay included);
+    /// `None` until then.
+    pub recovered_after: Option<Duration>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) type SavepointReply = mpsc::Sender<Result<String, String>>;
+
+/// What reaches the JobMaster: task ends, checkpoint messages, client commands.
+pub(crate) enum JmEvent {
+    TaskDone {
+        attempt: u64,
+        /// Which task (known when it ran on a taskmanager).
+        task: Option<SubtaskKey>,
+        result: Result<(), TaskError>,
+    },
+    Ack(TaskAcknowledgement),
+    Decline {
+        id: CheckpointId,
+        task: SubtaskKey,
+        reason: String,
+    },
+    SourceFinished {
+        attempt: u64,
+        task: SubtaskKey,
+    },
+    TaskRunning {
+        attempt: u64,
+    },
+    Cancel,
+    Savepoint {
+        kind: SnapshotKind,
+        dir: Option<std::path::PathBuf>,
+        reply: SavepointReply,
+    },
+    /// A taskmanager stopped answering heartbeats (or disconnected).
+    TaskManagerLost {
+        resource_id: String,
+        reason: String,
+    },
+}
+
+/// A job's status, with Flink's names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    /// Accepted, waiting for its first deployment (e.g. for slots).
+    #[default]
+    Created,
+    /// Deployed.
+    Running,
+    /// Failed; a new attempt is on its way.
+    Restarting,
+    /// Every task finished.
+    Finished,
+    /// Cancelled by the user.
+    Canceled,
+    /// Failed for good.
+    Failed,
+}
+
+impl JobStatus {
+    /// Whether the job ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Finished | JobStatus::Canceled | JobStatus::Failed
+        )
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            JobStatus::Created => "CREATED",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Restarting => "RESTARTING",
+            JobStatus::Finished => "FINISHED",
+            JobStatus::Canceled => "CANCELED",
+            JobStatus::Failed => "FAILED",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What a new attempt starts from.
+pub(crate) struct RestoreSpec {
+    /// Per subtask (vertex index, subtask): its state, read and matched by the JobMaster.
+    pub states: HashMap<(usize, usize), TaskRestore>,
+    /// The checkpoint it came from.
+    pub checkpoint: Option<CompletedCheckpoint>,
+}
+
+/// Deploys attempts of one job.
+pub(crate) trait Deployer: Send {
+    /// Deploys every task of attempt `attempt` and starts them.
+    fn deploy(
+        &mut self,
+        attempt: u64,
+        restore: &RestoreSpec,
+        coordinator: &CheckpointCoordinator,
+    ) -> Result<Box<dyn DeployedAttempt>, JobExecutionError>;
+}
+
+/// The tasks of one deployed attempt, as the JobMaster reaches them.
+pub(crate) trait DeployedAttempt: Send {
+    /// Tasks in the attempt.
+    fn task_count(&self) -> usize;
+    /// Delivers a checkpoint trigger to every source task.
+    fn trigger_sources(&self, barrier: &CheckpointBarrier);
+    /// Delivers checkpoint mail to every task.
+    fn deliver_all(&self, mail: CheckpointMail);
+    /// Cancels every task.
+    fn cancel(&self);
+    /// A task of this attempt stopped.
+    fn on_task_done(&mut self, _task: Option<SubtaskKey>) {}
+    /// A taskmanager was lost: returns how many still running tasks of this attempt it had.
+    fn on_taskmanager_lost(&mut self, _resource_id: &str) -> usize {
+        0
+    }
+    /// Whether every task stopped.
+    fn all_stopped(&self) -> bool;
+    /// Releases what the attempt held once it stopped (joins threads, frees slots).
+    fn finish(&mut self);
+}
+
+/// What the JobMaster needs across attempts.
+pub(crate) struct JobMasterCtx {
+    pub graph: JobGraph,
+    pub shared: Arc<Mutex<JobShared>>,
+    pub deployer: Box<dyn Deployer>,
+}
+
+/// What clients can read while the job runs.
+#[derive(Default)]
+pub(crate) struct JobShared {
+    pub gauges: Vec<(String, usize, Arc<eddy_runtime::chain::WatermarkGauge>)>,
+    pub stats: CheckpointStatsSnapshot,
+    pub failures: Vec<JobFailure>,
+    pub status: JobStatus,
+    /// Status transitions with their time (ms since the epoch), oldest first.
+    pub transitions: Vec<(JobStatus, i64)>,
+}
+
+impl JobShared {
+    pub(crate) fn set_status(&mut self, s: JobStatus) {
+        if self.status != s || self.transitions.is_empty() {
+            self.status = s;
+            self.transitions.push((s, now_ms()));
+        }
+    }
+}
+
+pub(crate) fn file_safe(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn source_tasks(g: &JobGraph, eg: &ExecutionGraph) -> BTreeSet<SubtaskKey> {
+    eg.subtasks
+        .iter()
+        .filter(|st| {
+            g.operator(g.vertices[st.vertex].head)
+                .is_some_and(|o| o.kind == OperatorKind::Source)
+        })
+        .map(|st| SubtaskKey {
+            vertex: st.vertex,
+            subtask: st.subtask,
+        })
+        .collect()
+}
+
+/// The name each operator's state files get: `op-<uid or id>`, made file-safe.
+pub(crate) fn operator_files(g: &JobGraph) -> BTreeMap<eddy_core::OperatorId, String> {
+    g.operators
+        .iter()
+        .map(|o| {
+            (
+                o.id,
+                format!(
+                    "op-{}",
+                    file_safe(&operator_state_key(o.uid.as_deref(), o.id))
+                ),
+            )
+        })
+        .collect()
+}
+
+/// What every deployment needs before the first attempt: the ExecutionGraph, the checkpoint
+/// coordinator, the state to start from (a savepoint, read and matched to the job before
+/// anything runs) and the operators' state file names.
+pub(crate) struct PreparedJob {
+    pub eg: ExecutionGraph,
+    pub coordinator: CheckpointCoordinator,
+    pub initial: RestoreSpec,
+    pub operator_files: BTreeMap<eddy_core::OperatorId, String>,
+}
+
+/// Checks the job's checkpoint settings and start savepoint and sets up its coordinator.
+pub(crate) fn prepare(
+    g: &JobGraph,
+    slots: Option<usize>,
+) -> Result<PreparedJob, JobExecutionError> {
+    let eg = ExecutionGraph::build(g)?;
+    if let Some(available) = slots {
+        if eg.required_slots > available {
+            return Err(JobExecutionError::NotEnoughSlots {
+                needed: eg.required_slots,
+                available,
+            });
+        }
+    }
+    let cfg = g.config.checkpoint.clone();
+    let storage = storage_for_url(cfg.storage.as_deref())
+        .map_err(|e| JobExecutionError::CheckpointConfig(e.to_string()))?;
+    let operators: Vec<OperatorInfo> = g
+        .operators
+        .iter()
+        .map(|o| OperatorInfo {
+            id: o.id,
+            uid: o.uid.clone(),
+            name: o.name.clone(),
+            parallelism: o.parallelism,
+            max_parallelism: o.max_parallelism,
+        })
+        .collect();
+    let operator_files = operator_files(g);
+    let tasks: BTreeSet<SubtaskKey> = eg
+        .subtasks
+        .iter()
+        .map(|st| SubtaskKey {
+            vertex: st.vertex,
+            subtask: st.subtask,
+        })
+        .collect();
+    let mut coordinator = CheckpointCoordinator::new(
+        cfg,
+        g.job_id,
+        g.job_name.clone(),
+        storage,
+        tasks,
+        source_tasks(g, &eg),
+        operators,
+        1,
+    );
+    // The state to start from is read and matched to the job before anything runs.
+    let mut initial = HashMap::new();
+    let mut initial_checkpoint = None;
+    if let Some(sp) = g
+        .config
+        .savepoint_restore
+        .as_ref()
+        .filter(|s| !s.path.is_empty())
+    {
+        let c = restore::open_path(&sp.path)?;
+        let loaded = restore::load(&c)?;
+        initial = restore::assign(&loaded, g, sp.allow_non_restored_state)?;
+        tracing::info!(path = %c.location, checkpoint = c.metadata.checkpoint_id, "restoring job");
+        initial_checkpoint = Some(c.clone());
+        coordinator.add_restored(c, now_ms());
+    }
+    Ok(PreparedJob {
+        eg,
+        coordinator,
+        initial: RestoreSpec {
+            states: initial,
+            checkpoint: initial_checkpoint,
+        },
+        operator_files,
+    })
+}
+
+/// How one attempt ended.
+enum AttemptEnd {
+    Finished,
+    Cancelled(Option<TaskError>),
+    Failed(JobExecutionError),
+}
+
+/// Runs the job's attempts until it finishes, is cancelled, or fails for good.
+pub(crate) fn job_master(
+    ctx: &mut JobMasterCtx,
+    mut coordinator: CheckpointCoordinator,
+    first: Box<dyn DeployedAttempt>,
+    rx: &mpsc::Receiver<JmEvent>,
+    started: Instant,
+) -> Result<JobExecutionResult, JobExecutionError> {
+    let r = job_master_loop(ctx, &mut coordinator, first, rx, started);
+    let status = match &r {
+        Ok(_) => JobStatus::Finished,
+        Err(JobExecutionError::TaskFailed(e)) if e.is_cancellation() => JobStatus::Canceled,
+        Err(_) => JobStatus::Failed,
+    };
+    ctx.shared.lock().set_status(status);
+    r
+}
+
+fn job_master_loop(
+    ctx: &mut JobMasterCtx,
+    coordinator: &mut CheckpointCoordinator,
+    first: Box<dyn DeployedAttempt>,
+    rx: &mpsc::Receiver<JmEvent>,
+    started: Instant,
+) -> Result<JobExecutionResult, JobExecutionError> {
+    let g = ctx.graph.clone();
+    let g = &g;
+    ctx.shared.lock().set_status(JobStatus::Running);
+    let mut backoff = RestartBackoff::new(&g.config.effective_restart_strategy());
+    let mut replies: HashMap<u64, SavepointReply> = HashMap::new();
+    let mut attempt = 1u64;
+    let mut deployment = first;
+    let mut recovering_since: Option<Instant> = None;
+    loop {
+        let end = run_attempt(
+            ctx,
+            coordinator,
+            deployment.as_mut(),
+            (attempt, recovering_since.take()),
+            rx,
+            &mut replies,
+        );
+        // Stop what is left of the attempt and wait for every task.
+        deployment.cancel();
+        let cancel_requested = drain_attempt(coordinator, deployment.as_mut(), attempt, rx);
+        deployment.finish();
+        let end = match end {
+            // A cancel that came while the failed attempt wound down wins over a restart.
+            AttemptEnd::Failed(_) if cancel_requested => AttemptEnd::Cancelled(None),
+            end => end,
+        };
+        let failure = match end {
+            AttemptEnd::Finished => {
+                coordinator.on_job_end(JobEnd::Finished);
+                publish(ctx, coordinator);
+                return Ok(JobExecutionResult {
+                    job_id: g.job_id,
+                    job_name: g.job_name.clone(),
+                    net_runtime: started.elapsed(),
+                });
+            }
+            AttemptEnd::Cancelled(e) => {
+                coordinator.on_job_end(JobEnd::Cancelled);
+                publish(ctx, coordinator);
+                let e = e.unwrap_or_else(|| {
+                    TaskError::new(g.job_name.clone(), 0, "-", OperatorError::Cancelled)
+                });
+                return Err(JobExecutionError::TaskFailed(e));
+            }
+            AttemptEnd::Failed(e) => e,
+        };
+        let now = now_ms();
+        let failed_at = Instant::now();
+        let delay = backoff.on_failure(now);
+        let record = |restarted: bool, restored: Option<CheckpointId>| {
+            ctx.shared.lock().failures.push(JobFailure {
+                timestamp: now,
+                cause: failure.to_string(),
+                restarted,
+                restored_checkpoint: restored,
+                recovered_after: None,
+            });
+        };
+        let Some(delay) = delay else {
+            record(false, None);
+            coordinator.on_job_end(JobEnd::Failed);
+            publish(ctx, coordinator);
+            if matches!(
+                g.config.effective_restart_strategy(),
+                eddy_core::RestartStrategyConfig::None
+            ) && attempt == 1
+            {
+                return Err(failure);
+            }
+            return Err(JobExecutionError::RecoverySuppressed {
+                strategy: backoff.describe(),
+                cause: Box::new(failure),
+            });
+        };
+        tracing::warn!(job = %g.job_id, attempt, "job failed, restarting in {delay:?}: {failure}");
+        ctx.shared.lock().set_status(JobStatus::Restarting);
+        // Wait out the restart delay; a cancel meanwhile ends the job.
+        let deadline = Instant::now() + delay;
+        let mut cancelled = false;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(JmEvent::Cancel) => {
+                    cancelled = true;
+                    break;
+                }
+                Ok(JmEvent::Savepoint { reply, .. }) => {
+                    let _ = reply.send(Err("the job is restarting".into()));
+                }
+                Ok(JmEvent::Ack(a)) => {
+                    coordinator.acknowledge(a, now_ms());
+                }
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if cancelled {
+            record(false, None);
+            coordinator.on_job_end(JobEnd::Cancelled);
+            publish(ctx, coordinator);
+            return Err(JobExecutionError::TaskFailed(TaskError::new(
+                g.job_name.clone(),
+                0,
+                "-",
+                OperatorError::Cancelled,
+            )));
+        }
+        for a in coordinator.reset_for_restart(now_ms()) {
+            if let CoordinatorAction::SavepointDone { request, result } = a {
+                if let Some(r) = replies.remove(&request) {
+                    let _ = r.send(result);
+                }
+            }
+        }
+        // The latest completed checkpoint that can be read; older retained ones otherwise.
+        let mut restore_state = HashMap::new();
+        let mut restored_id = None;
+        let mut restored_from = None;
+        let candidates: Vec<CompletedCheckpoint> =
+            coordinator.completed_checkpoints().cloned().collect();
+        let allow = g
+            .config
+            .savepoint_restore
+            .as_ref()
+            .is_some_and(|s| s.allow_non_restored_state);
+        for c in candidates {
+            match restore::load(&c).and_then(|l: LoadedCheckpoint| restore::assign(&l, g, allow)) {
+                Ok(s) => {
+                    restore_state = s;
+                    restored_id = Some(c.metadata.checkpoint_id);
+                    restored_from = Some(c.clone());
+                    coordinator.record_restore(&c, now_ms());
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "cannot restore checkpoint {}, trying an older one: {e}",
+                        c.metadata.checkpoint_id
+                    );
+                    ctx.shared.lock().failures.push(JobFailure {
+                        timestamp: now_ms(),
+                        cause: e.to_string(),
+                        restarted: false,
+                        restored_checkpoint: None,
+                        recovered_after: None,
+                    });
+                }
+            }
+        }
+        record(true, restored_id);
+        recovering_since = Some(failed_at);
+        attempt += 1;
+        let spec = RestoreSpec {
+            states: restore_state,
+            checkpoint: restored_from,
+        };
+        deployment = match ctx.deployer.deploy(attempt, &spec, coordinator) {
+            Ok(d) => {
+                ctx.shared.lock().set_status(JobStatus::Running);
+                d
+            }
+            Err(e) => {
+                coordinator.on_job_end(JobEnd::Failed);
+                return Err(e);
+            }
+        };
+        publish(ctx, coordinator);
+    }
+}
+
+pub(crate) fn publish(ctx: &JobMasterCtx, coordinator: &CheckpointCoordinator) {
+    ctx.shared.lock().stats = coordinator.stats();
+}
+
+/// Delivers the coordinator's actions; returns a job failure if one says so.
+fn apply_actions(
+    actions: Vec<CoordinatorAction>,
+    d: &dyn DeployedAttempt,
+    replies: &mut HashMap<u64, SavepointReply>,
+) -> Option<String> {
+    let mut fail = None;
+    for a in actions {
+        match a {
+            CoordinatorAction::TriggerSources(b) => d.trigger_sources(&b),
+            CoordinatorAction::NotifyComplete(id) => d.deliver_all(CheckpointMail::Complete(id)),
+            CoordinatorAction::NotifyAborted(id) => d.deliver_all(CheckpointMail::Abort(id)),
+            CoordinatorAction::FailJob(reason) => {
+                fail.get_or_insert(reason);
+            }
+            CoordinatorAction::SavepointDone { request, result } => {
+                if let Some(r) = replies.remove(&request) {
+                    let _ = r.send(result);
+                }
+            }
+        }
+    }
+    fail
+}
+
+fn run_attempt(
+    ctx: &JobMasterCtx,
+    coordinator: &mut CheckpointCoordinator,
+    d: &mut dyn DeployedAttempt,
+    (attempt, mut recovering_since): (u64, Option<Instant>),
+    rx: &mpsc::Receiver<JmEvent>,
+    replies: &mut HashMap<u64, SavepointReply>,
+) -> AttemptEnd {
+    let g = &ctx.graph;
+    let mut finished = 0usize;
+    let mut running = 0usize;
+    let mut cancelling = false;
+    let mut cancel_echo: Option<TaskError> = None;
+    loop {
+        let now = now_ms();
+        let wait = (coordinator.next_tick(now) - now).clamp(1, 1000) as u64;
+        let ev = match rx.recv_timeout(Duration::from_millis(wait)) {
+            Ok(ev) => Some(ev),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return AttemptEnd::Failed(JobExecutionError::JobMasterCrashed(
+                    "event channel closed".into(),
+                ))
+            }
+        };
+        let now = now_ms();
+        let actions = match ev {
+            None => {
+                if cancelling {
+                    Vec::new()
+                } else {
+                    coordinator.tick(now)
+                }
+            }
+            Some(JmEvent::TaskDone { attempt: a, .. }) if a != attempt => Vec::new(),
+            Some(JmEvent::TaskDone { result, task, .. }) => {
+                d.on_task_done(task);
+                match result {
+                    // A root cause (not only the echo of a cancellation) ends the attempt now.
+                    Err(e) if !cancelling && !e.is_cancellation() => {
+                        return AttemptEnd::Failed(JobExecutionError::TaskFailed(e))
+                    }
+                    // Echoes of a cancellation: the root cause may still be on its way.
+                    Err(e) => {
+                        cancel_echo.get_or_insert(e);
+                    }
+                    Ok(()) => {}
+                }
+                finished += 1;
+                if finished == d.task_count() {
+                    return match (cancelling, cancel_echo) {
+                        (true, echo) => AttemptEnd::Cancelled(echo),
+                        (false, Some(echo)) => {
+                            AttemptEnd::Failed(JobExecutionError::TaskFailed(echo))
+                        }
+                        (false, None) => AttemptEnd::Finished,
+                    };
+                }
+                Vec::new()
+            }
+            Some(JmEvent::Ack(a)) => coordinator.acknowledge(a, now),
+            Some(JmEvent::Decline { id, task, reason }) => {
+                coordinator.decline(id, task, &reason, now)
+            }
+            Some(JmEvent::SourceFinished { attempt: a, task }) if a == attempt => {
+                coordinator.source_finished(task, now)
+            }
+            Some(JmEvent::SourceFinished { .. }) => Vec::new(),
+            Some(JmEvent::TaskRunning { attempt: a }) if a == attempt => {
+                running += 1;
+                if running == d.task_count() {
+                    if let Some(since) = recovering_since.take() {
+                        let mut shared = ctx.shared.lock();
+                        if let Some(f) = shared.failures.iter_mut().rev().find(|f| f.restarted) {
+                            f.recovered_after = Some(since.elapsed());
+                        }
+                    }
+                }
+                Vec::new()
+            }
+            Some(JmEvent::TaskRunning { .. }) => Vec::new(),
+            Some(JmEvent::Cancel) => {
+                cancelling = true;
+                d.cancel();
+                Vec::new()
+            }
+            Some(JmEvent::TaskManagerLost {
+                resource_id,
+                reason,
+            }) => {
+                let lost = d.on_taskmanager_lost(&resource_id);
+                if lost > 0 && !cancelling {
+                    return AttemptEnd::Failed(JobExecutionError::TaskManagerLost {
+                        resource_id,
+                        reason,
+                    });
+                }
+                finished += lost;
+                if lost > 0 && finished >= d.task_count() {
+                    return AttemptEnd::Cancelled(cancel_echo);
+                }
+                Vec::new()
+            }
+            Some(JmEvent::Savepoint { kind, dir, reply }) => {
+                let target = dir.or_else(|| {
+                    g.config
+                        .checkpoint
+                        .savepoint_dir
+                        .as_deref()
+                        .and_then(|u| eddy_runtime::checkpoint::storage::path_of_url(u).ok())
+                });
+                match target {
+                    None => {
+                        let _ = reply.send(Err(
+                            "no savepoint directory given and state.savepoints.dir is not set"
+                                .into(),
+                        ));
+                        Vec::new()
+                    }
+                    Some(t) => {
+                        let (request, actions) = coordinator.trigger_savepoint(now, kind, &t);
+                        replies.insert(request, reply);
+                        actions
+                    }
+                }
+            }
+        };
+        if let Some(reason) = apply_actions(actions, &*d, replies) {
+            publish(ctx, coordinator);
+            return AttemptEnd::Failed(JobExecutionError::CheckpointFailure(reason));
+        }
+        publish(ctx, coordinator);
+    }
+}
+
+/// After an attempt ended: waits until every task thread of it has stopped, handling what
+/// arrives meanwhile. Returns whether the user asked to cancel the job.
+fn drain_attempt(
+    coordinator: &mut CheckpointCoordinator,
+    d: &mut dyn DeployedAttempt,
+    attempt: u64,
+    rx: &mpsc::Receiver<JmEvent>,
+) -> bool {
+    let mut cancel_requested = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !d.all_stopped() && Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(JmEvent::TaskDone {
+                attempt: a, task, ..
+            }) if a == attempt => d.on_task_done(task),
+            Ok(JmEvent::TaskManagerLost { resource_id, .. }) => {
+                d.on_taskmanager_lost(&resource_id);
+            }
+            Ok(JmEvent::Ack(a)) => {
+                coordinator.acknowledge(a, now_ms());
+            }
+            Ok(JmEvent::Savepoint { reply, .. }) => {
+                let _ = reply.send(Err("the job is ending".into()));
+            }
+            Ok(JmEvent::Cancel) => cancel_requested = true,
+            Ok(_) | Err(_) => {}
+        }
+    }
+    cancel_requested
+}

@@ -1,0 +1,832 @@
+//! The control plane over gRPC (DESIGN §8): the jobmanager's ResourceManager and JobMaster
+//! services, the taskmanager's TaskExecutor service, the clients between them, heartbeats both
+//! ways, and the two process entry points ([`start_jobmanager`], [`start_taskmanager`]).
+//!
+//! Heartbeats: the jobmanager asks every taskmanager for a heartbeat each `heartbeat.interval`
+//! (the answer is its slot report and memory model); a taskmanager that has not answered for
+//! `heartbeat.timeout` is removed and its jobs fail over. A taskmanager that has not heard a
+//! heartbeat for `heartbeat.timeout` considers the jobmanager lost, cancels its tasks and
+//! registers again (the jobmanager may come back).
+//!
+//! Commands to one taskmanager (checkpoint mail, cancel, free slots) go through one queue per
+//! taskmanager, so they arrive in the order the JobMaster sent them.
+
+use crate::deployment::{ProgramBuilder, TaskDeployment};
+use crate::dispatcher::Dispatcher;
+use crate::jobmaster::JmEvent;
+use crate::resource_manager::{ResourceManager, TaskManagerRecord};
+use crate::taskexecutor::{
+    ExecutionState, JobMasterGateway, TaskExecutor, TaskExecutorReport, TaskFailureReport,
+};
+use eddy_core::cluster_config::ClusterConfig;
+use eddy_core::JobId;
+use eddy_network::{NetworkBufferPool, NetworkEnvironment};
+use eddy_rpc::tonic::transport::server::TcpIncoming;
+use eddy_rpc::tonic::transport::{Channel, Endpoint, Server};
+use eddy_rpc::tonic::{self, Request, Response, Status};
+use eddy_rpc::v1;
+use eddy_rpc::v1::job_master_client::JobMasterClient;
+use eddy_rpc::v1::resource_manager_client::ResourceManagerClient;
+use eddy_rpc::v1::task_executor_client::TaskExecutorClient;
+use eddy_runtime::checkpoint::{CheckpointId, CheckpointMail, SubtaskKey, TaskAcknowledgement};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Errors starting a cluster process.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A port could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The jobmanager's address is unusable.
+    #[error("invalid jobmanager address '{0}'")]
+    Address(String),
+}
+
+fn parse_job(id: &str) -> Result<JobId, Status> {
+    u128::from_str_radix(id, 16)
+        .map(JobId)
+        .map_err(|_| Status::invalid_argument(format!("invalid job id '{id}'")))
+}
+
+fn endpoint(address: &str) -> Result<Endpoint, String> {
+    Endpoint::from_shared(format!("http://{address}"))
+        .map(|e| {
+            e.connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(60))
+        })
+        .map_err(|e| format!("invalid address '{address}': {e}"))
+}
+
+fn report_to_proto(r: &TaskExecutorReport) -> v1::TaskExecutorStatus {
+    v1::TaskExecutorStatus {
+        resource_id: r.resource_id.clone(),
+        slots: r
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, j)| v1::SlotStatus {
+                index: i as u32,
+                job_id: j.map(|j| j.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+        network_buffers_total: r.network_buffers_total as u32,
+        network_buffers_available: r.network_buffers_available as u32,
+        network_segment_size: r.network_segment_size as u32,
+        managed_memory_per_slot: r.managed_memory_per_slot,
+        rss_bytes: r.rss_bytes,
+        running_tasks: r.running_tasks as u32,
+        network_bytes_received: r.network_bytes.0,
+        network_bytes_sent: r.network_bytes.1,
+    }
+}
+
+fn report_from_proto(s: &v1::TaskExecutorStatus) -> TaskExecutorReport {
+    TaskExecutorReport {
+        resource_id: s.resource_id.clone(),
+        slots: s
+            .slots
+            .iter()
+            .map(|x| u128::from_str_radix(&x.job_id, 16).ok().map(JobId))
+            .collect(),
+        network_buffers_total: s.network_buffers_total as usize,
+        network_buffers_available: s.network_buffers_available as usize,
+        network_segment_size: s.network_segment_size as usize,
+        managed_memory_per_slot: s.managed_memory_per_slot,
+        rss_bytes: s.rss_bytes,
+        running_tasks: s.running_tasks as usize,
+        network_bytes: (s.network_bytes_received, s.network_bytes_sent),
+    }
+}
+
+// ---------------------------------------------------------------- jobmanager side
+
+enum Command {
+    Mail(JobId, u64, CheckpointMail),
+    Cancel(JobId, u64),
+    Free(JobId, u64),
+}
+
+struct Link {
+    client: TaskExecutorClient<Channel>,
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+/// The jobmanager's connections to taskmanagers.
+pub(crate) struct TmLinks {
+    rt: tokio::runtime::Handle,
+    links: Mutex<HashMap<String, Link>>,
+}
+
+impl TmLinks {
+    fn new(rt: tokio::runtime::Handle) -> Self {
+        TmLinks {
+            rt,
+            links: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn add(&self, rid: &str, address: &str) -> Result<(), String> {
+        let channel = {
+            let _guard = self.rt.enter();
+            endpoint(address)?.connect_lazy()
+        };
+        let client = TaskExecutorClient::new(channel);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
+        let mut c = client.clone();
+        let name = rid.to_string();
+        self.rt.spawn(async move {
+            while let Some(cmd) = rx.recv().await {
+                let res = match cmd {
+                    Command::Mail(job, attempt, mail) => {
+                        let mail = serde_json::to_vec(&mail).unwrap_or_default();
+                        c.checkpoint_mail(v1::CheckpointMailRequest {
+                            job_id: job.to_string(),
+                            attempt,
+                            mail,
+                        })
+                        .await
+                        .map(|_| ())
+                    }
+                    Command::Cancel(job, attempt) => c
+                        .cancel_tasks(v1::CancelTasksRequest {
+                            job_id: job.to_string(),
+                            attempt,
+                        })
+                        .await
+                        .map(|_| ()),
+                    Command::Free(job, attempt) => c
+                        .free_slots(v1::FreeSlotsRequest {
+                            job_id: job.to_string(),
+                            attempt,
+                        })
+                        .await
+                        .map(|_| ()),
+                };
+                if let Err(e) = res {
+                    tracing::debug!("command to taskmanager {name} failed: {e}");
+                }
+            }
+        });
+        self.links
+            .lock()
+            .insert(rid.to_string(), Link { client, tx });
+        Ok(())
+    }
+
+    fn remove(&self, rid: &str) {
+        self.links.lock().remove(rid);
+    }
+
+    fn client(&self, rid: &str) -> Option<TaskExecutorClient<Channel>> {
+        self.links.lock().get(rid).map(|l| l.client.clone())
+    }
+
+    fn command(&self, rid: &str, c: Command) {
+        if let Some(l) = self.links.lock().get(rid) {
+            let _ = l.tx.send(c);
+        }
+    }
+
+    /// Deploys tasks (blocking the calling JobMaster thread until the taskmanager answers).
+    pub(crate) fn submit(&self, rid: &str, d: &TaskDeployment) -> Result<(), String> {
+        let mut c = self
+            .client(rid)
+            .ok_or_else(|| format!("taskmanager {rid} is not registered"))?;
+        let deployment = serde_json::to_vec(d).map_err(|e| e.to_string())?;
+        let r = self
+            .rt
+            .block_on(c.submit_tasks(v1::SubmitTasksRequest { deployment }))
+            .map_err(|e| e.message().to_string())?
+            .into_inner();
+        if r.accepted {
+            Ok(())
+        } else {
+            Err(r.reason)
+        }
+    }
+
+    pub(crate) fn mail(&self, rid: &str, job: JobId, attempt: u64, mail: CheckpointMail) {
+        self.command(rid, Command::Mail(job, attempt, mail));
+    }
+
+    pub(crate) fn cancel(&self, rid: &str, job: JobId, attempt: u64) {
+        self.command(rid, Command::Cancel(job, attempt));
+    }
+
+    pub(crate) fn free(&self, rid: &str, job: JobId, attempt: u64) {
+        self.command(rid, Command::Free(job, attempt));
+    }
+}
+
+struct RmService {
+    rm: Arc<ResourceManager>,
+    links: Arc<TmLinks>,
+    dispatcher: Arc<Dispatcher>,
+}
+
+#[tonic::async_trait]
+impl v1::resource_manager_server::ResourceManager for RmService {
+    async fn register_task_executor(
+        &self,
+        req: Request<v1::RegisterTaskExecutorRequest>,
+    ) -> Result<Response<v1::RegisterTaskExecutorResponse>, Status> {
+        let r = req.into_inner();
+        let report = r.status.as_ref().map(report_from_proto).unwrap_or_default();
+        let cfg = self.dispatcher.config();
+        if let Err(e) = self.links.add(&r.resource_id, &r.rpc_address) {
+            return Ok(Response::new(v1::RegisterTaskExecutorResponse {
+                accepted: false,
+                reason: e,
+                ..Default::default()
+            }));
+        }
+        let old = self.rm.register(TaskManagerRecord {
+            resource_id: r.resource_id.clone(),
+            rpc_address: r.rpc_address.clone(),
+            data_address: r.data_address.clone(),
+            slots: vec![None; report.slots.len()],
+            registered_ms: crate::jobmaster::now_ms(),
+            last_heartbeat: Instant::now(),
+            report,
+        });
+        tracing::info!(
+            "taskmanager {} registered (rpc {}, data {})",
+            r.resource_id,
+            r.rpc_address,
+            r.data_address
+        );
+        if old.is_some() {
+            self.dispatcher
+                .taskmanager_lost(&r.resource_id, "it registered again (restarted)");
+        }
+        Ok(Response::new(v1::RegisterTaskExecutorResponse {
+            accepted: true,
+            reason: String::new(),
+            heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+            heartbeat_timeout_ms: cfg.heartbeat_timeout_ms,
+        }))
+    }
+
+    async fn disconnect_task_executor(
+        &self,
+        req: Request<v1::DisconnectRequest>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let r = req.into_inner();
+        if self.rm.remove(&r.resource_id).is_some() {
+            self.links.remove(&r.resource_id);
+            self.dispatcher
+                .taskmanager_lost(&r.resource_id, &format!("it disconnected: {}", r.reason));
+        }
+        Ok(Response::new(v1::Empty {}))
+    }
+}
+
+struct JmService {
+    dispatcher: Arc<Dispatcher>,
+}
+
+fn execution_state(s: i32) -> ExecutionState {
+    match v1::ExecutionState::try_from(s).unwrap_or(v1::ExecutionState::Failed) {
+        v1::ExecutionState::Created => ExecutionState::Created,
+        v1::ExecutionState::Scheduled => ExecutionState::Scheduled,
+        v1::ExecutionState::Deploying => ExecutionState::Deploying,
+        v1::ExecutionState::Initializing => ExecutionState::Initializing,
+        v1::ExecutionState::Running => ExecutionState::Running,
+        v1::ExecutionState::Finished => ExecutionState::Finished,
+        v1::ExecutionState::Canceling => ExecutionState::Canceling,
+        v1::ExecutionState::Canceled => ExecutionState::Canceled,
+        v1::ExecutionState::Failed => ExecutionState::Failed,
+    }
+}
+
+fn execution_state_proto(s: ExecutionState) -> v1::ExecutionState {
+    match s {
+        ExecutionState::Created => v1::ExecutionState::Created,
+        ExecutionState::Scheduled => v1::ExecutionState::Scheduled,
+        ExecutionState::Deploying => v1::ExecutionState::Deploying,
+        ExecutionState::Initializing => v1::ExecutionState::Initializing,
+        ExecutionState::Running => v1::ExecutionState::Running,
+        ExecutionState::Finished => v1::ExecutionState::Finished,
+        ExecutionState::Canceling => v1::ExecutionState::Canceling,
+        ExecutionState::Canceled => v1::ExecutionState::Canceled,
+        ExecutionState::Failed => v1::ExecutionState::Failed,
+    }
+}
+
+fn key(vertex: u32, subtask: u32) -> SubtaskKey {
+    SubtaskKey {
+        vertex: vertex as usize,
+        subtask: subtask as usize,
+    }
+}
+
+#[tonic::async_trait]
+impl v1::job_master_server::JobMaster for JmService {
+    async fn update_task_execution_state(
+        &self,
+        req: Request<v1::TaskExecutionState>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let r = req.into_inner();
+        let state = execution_state(r.state);
+        let failure = (!r.cause.is_empty()).then(|| TaskFailureReport {
+            operator: r.operator.clone(),
+            subtask_display: r.subtask_display.clone(),
+            cause: r.cause.clone(),
+        });
+        self.dispatcher.on_task_state(
+            parse_job(&r.job_id)?,
+            r.attempt,
+            key(r.vertex, r.subtask),
+            state,
+            failure,
+        );
+        Ok(Response::new(v1::Empty {}))
+    }
+
+    async fn acknowledge_checkpoint(
+        &self,
+        req: Request<v1::AcknowledgeCheckpointRequest>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let r = req.into_inner();
+        let ack: TaskAcknowledgement = serde_json::from_slice(&r.acknowledgement)
+            .map_err(|e| Status::invalid_argument(format!("bad acknowledgement: {e}")))?;
+        self.dispatcher
+            .to_job(parse_job(&r.job_id)?, JmEvent::Ack(ack));
+        Ok(Response::new(v1::Empty {}))
+    }
+
+    async fn decline_checkpoint(
+        &self,
+        req: Request<v1::DeclineCheckpointRequest>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let r = req.into_inner();
+        self.dispatcher.to_job(
+            parse_job(&r.job_id)?,
+            JmEvent::Decline {
+                id: r.checkpoint_id,
+                task: key(r.vertex, r.subtask),
+                reason: r.reason,
+            },
+        );
+        Ok(Response::new(v1::Empty {}))
+    }
+
+    async fn source_finished(
+        &self,
+        req: Request<v1::SourceFinishedRequest>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let r = req.into_inner();
+        self.dispatcher.to_job(
+            parse_job(&r.job_id)?,
+            JmEvent::SourceFinished {
+                attempt: r.attempt,
+                task: key(r.vertex, r.subtask),
+            },
+        );
+        Ok(Response::new(v1::Empty {}))
+    }
+}
+
+/// A running jobmanager: its Dispatcher (for the REST API) and RPC address.
+pub struct JobManagerHandle {
+    /// The Dispatcher.
+    pub dispatcher: Arc<Dispatcher>,
+    /// Where its RPC services listen.
+    pub rpc_address: SocketAddr,
+}
+
+/// Starts a jobmanager's RPC services and heartbeats on the current tokio runtime.
+/// `job_defaults` are the job settings of its configuration.
+pub async fn start_jobmanager(
+    config: ClusterConfig,
+    job_defaults: BTreeMap<String, String>,
+    builder: Arc<dyn ProgramBuilder>,
+) -> Result<JobManagerHandle, ClusterError> {
+    let bind = format!(
+        "{}:{}",
+        config.jobmanager_bind_host, config.jobmanager_rpc_port
+    );
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|source| ClusterError::Bind {
+            address: bind.clone(),
+            source,
+        })?;
+    let rpc_address = listener.local_addr().map_err(|source| ClusterError::Bind {
+        address: bind.clone(),
+        source,
+    })?;
+    let rm = Arc::new(ResourceManager::new());
+    let links = Arc::new(TmLinks::new(tokio::runtime::Handle::current()));
+    let dispatcher = Arc::new(Dispatcher::new(
+        rm.clone(),
+        links.clone(),
+        builder,
+        config.clone(),
+        job_defaults,
+    ));
+    let router = Server::builder()
+        .add_service(v1::resource_manager_server::ResourceManagerServer::new(
+            RmService {
+                rm: rm.clone(),
+                links: links.clone(),
+                dispatcher: dispatcher.clone(),
+            },
+        ))
+        .add_service(v1::job_master_server::JobMasterServer::new(JmService {
+            dispatcher: dispatcher.clone(),
+        }));
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(async move {
+        if let Err(e) = router.serve_with_incoming(incoming).await {
+            tracing::error!("jobmanager RPC server stopped: {e}");
+        }
+    });
+    tokio::spawn(heartbeat_taskmanagers(
+        rm,
+        links,
+        dispatcher.clone(),
+        config.clone(),
+    ));
+    tracing::info!("jobmanager RPC listening on {rpc_address}");
+    Ok(JobManagerHandle {
+        dispatcher,
+        rpc_address,
+    })
+}
+
+/// Asks every taskmanager for a heartbeat each interval; removes the silent ones.
+async fn heartbeat_taskmanagers(
+    rm: Arc<ResourceManager>,
+    links: Arc<TmLinks>,
+    dispatcher: Arc<Dispatcher>,
+    config: ClusterConfig,
+) {
+    let interval = Duration::from_millis(config.heartbeat_interval_ms);
+    let timeout = Duration::from_millis(config.heartbeat_timeout_ms);
+    let session = format!("{:032x}", JobId::generate().0);
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        for t in rm.taskmanagers() {
+            let Some(mut c) = links.client(&t.resource_id) else {
+                continue;
+            };
+            let rm = rm.clone();
+            let session = session.clone();
+            tokio::spawn(async move {
+                let req = v1::HeartbeatRequest { session };
+                if let Ok(Ok(r)) = tokio::time::timeout(interval, c.heartbeat(req)).await {
+                    rm.heartbeat(&t.resource_id, report_from_proto(&r.into_inner()));
+                }
+            });
+        }
+        for rid in rm.overdue(timeout) {
+            if rm.remove(&rid).is_some() {
+                links.remove(&rid);
+                dispatcher.taskmanager_lost(
+                    &rid,
+                    &format!("no heartbeat for {} ms", config.heartbeat_timeout_ms),
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- taskmanager side
+
+enum Report {
+    State(
+        JobId,
+        u64,
+        SubtaskKey,
+        ExecutionState,
+        Option<TaskFailureReport>,
+    ),
+    Ack(JobId, u64, TaskAcknowledgement),
+    Decline(JobId, u64, CheckpointId, SubtaskKey, String),
+    SourceFinished(JobId, u64, SubtaskKey),
+}
+
+/// Sends task reports to the jobmanager, in order, from a background task.
+struct RpcGateway {
+    tx: mpsc::UnboundedSender<Report>,
+}
+
+impl JobMasterGateway for RpcGateway {
+    fn task_state(
+        &self,
+        job: JobId,
+        attempt: u64,
+        task: SubtaskKey,
+        state: ExecutionState,
+        failure: Option<TaskFailureReport>,
+    ) {
+        let _ = self
+            .tx
+            .send(Report::State(job, attempt, task, state, failure));
+    }
+    fn acknowledge(&self, job: JobId, attempt: u64, ack: TaskAcknowledgement) {
+        let _ = self.tx.send(Report::Ack(job, attempt, ack));
+    }
+    fn decline(
+        &self,
+        job: JobId,
+        attempt: u64,
+        id: CheckpointId,
+        task: SubtaskKey,
+        reason: String,
+    ) {
+        let _ = self
+            .tx
+            .send(Report::Decline(job, attempt, id, task, reason));
+    }
+    fn source_finished(&self, job: JobId, attempt: u64, task: SubtaskKey) {
+        let _ = self.tx.send(Report::SourceFinished(job, attempt, task));
+    }
+}
+
+async fn send_reports(mut rx: mpsc::UnboundedReceiver<Report>, mut jm: JobMasterClient<Channel>) {
+    while let Some(r) = rx.recv().await {
+        let res = match r {
+            Report::State(job, attempt, task, state, failure) => {
+                let f = failure.unwrap_or(TaskFailureReport {
+                    operator: String::new(),
+                    subtask_display: String::new(),
+                    cause: String::new(),
+                });
+                jm.update_task_execution_state(v1::TaskExecutionState {
+                    job_id: job.to_string(),
+                    attempt,
+                    vertex: task.vertex as u32,
+                    subtask: task.subtask as u32,
+                    state: execution_state_proto(state) as i32,
+                    operator: f.operator,
+                    subtask_display: f.subtask_display,
+                    cause: f.cause,
+                })
+                .await
+                .map(|_| ())
+            }
+            Report::Ack(job, attempt, ack) => {
+                let acknowledgement = serde_json::to_vec(&ack).unwrap_or_default();
+                jm.acknowledge_checkpoint(v1::AcknowledgeCheckpointRequest {
+                    job_id: job.to_string(),
+                    attempt,
+                    acknowledgement,
+                })
+                .await
+                .map(|_| ())
+            }
+            Report::Decline(job, attempt, id, task, reason) => jm
+                .decline_checkpoint(v1::DeclineCheckpointRequest {
+                    job_id: job.to_string(),
+                    attempt,
+                    checkpoint_id: id,
+                    vertex: task.vertex as u32,
+                    subtask: task.subtask as u32,
+                    reason,
+                })
+                .await
+                .map(|_| ()),
+            Report::SourceFinished(job, attempt, task) => jm
+                .source_finished(v1::SourceFinishedRequest {
+                    job_id: job.to_string(),
+                    attempt,
+                    vertex: task.vertex as u32,
+                    subtask: task.subtask as u32,
+                })
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = res {
+            tracing::warn!("report to the jobmanager failed: {}", e.message());
+        }
+    }
+}
+
+struct TeService {
+    executor: Arc<TaskExecutor>,
+    last_heartbeat: Arc<Mutex<Instant>>,
+}
+
+#[tonic::async_trait]
+impl v1::task_executor_server::TaskExecutor for TeService {
+    async fn submit_tasks(
+        &self,
+        req: Request<v1::SubmitTasksRequest>,
+    ) -> Result<Response<v1::SubmitTasksResponse>, Status> {
+        let d: TaskDeployment = serde_json::from_slice(&req.into_inner().deployment)
+            .map_err(|e| Status::invalid_argument(format!("bad deployment: {e}")))?;
+        let ex = self.executor.clone();
+        let res = tokio::task::spawn_blocking(move || ex.submit(d))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(match res {
+            Ok(()) => v1::SubmitTasksResponse {
+                accepted: true,
+                reason: String::new(),
+            },
+            Err(reason) => v1::SubmitTasksResponse {
+                accepted: false,
+                reason,
+            },
+        }))
+    }
+
+    async fn cancel_tasks(
+        &self,
+        req: Request<v1::CancelTasksRequest>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let r = req.into_inner();
+        self.executor.cancel(parse_job(&r.job_id)?, r.attempt);
+        Ok(Response::new(v1::Empty {}))
+    }
+
+    async fn checkpoint_mail(
+        &self,
+        req: Request<v1::CheckpointMailRequest>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let r = req.into_inner();
+        let mail: CheckpointMail = serde_json::from_slice(&r.mail)
+            .map_err(|e| Status::invalid_argument(format!("bad checkpoint mail: {e}")))?;
+        self.executor
+            .deliver(parse_job(&r.job_id)?, r.attempt, mail);
+        Ok(Response::new(v1::Empty {}))
+    }
+
+    async fn free_slots(
+        &self,
+        req: Request<v1::FreeSlotsRequest>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let r = req.into_inner();
+        let job = parse_job(&r.job_id)?;
+        let ex = self.executor.clone();
+        tokio::task::spawn_blocking(move || ex.free_slots(job, r.attempt))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(v1::Empty {}))
+    }
+
+    async fn heartbeat(
+        &self,
+        _req: Request<v1::HeartbeatRequest>,
+    ) -> Result<Response<v1::TaskExecutorStatus>, Status> {
+        *self.last_heartbeat.lock() = Instant::now();
+        Ok(Response::new(report_to_proto(&self.executor.report())))
+    }
+}
+
+/// A running taskmanager.
+pub struct TaskManagerHandle {
+    /// Its TaskExecutor.
+    pub executor: Arc<TaskExecutor>,
+    /// Where its TaskExecutor service listens.
+    pub rpc_address: SocketAddr,
+}
+
+/// Starts a taskmanager on the current tokio runtime: data port, TaskExecutor service, and
+/// registration with the jobmanager (retried until it succeeds, and again whenever the
+/// jobmanager is lost). `segment_size` is the network buffer size.
+pub async fn start_taskmanager(
+    config: ClusterConfig,
+    segment_size: usize,
+    builder: Arc<dyn ProgramBuilder>,
+) -> Result<TaskManagerHandle, ClusterError> {
+    let host = config.taskmanager_host.clone();
+    let data_bind = format!("{host}:{}", config.taskmanager_data_port);
+    let pool = NetworkBufferPool::new(config.network_buffer_count(segment_size), segment_size);
+    let net = Arc::new(
+        NetworkEnvironment::start(&data_bind, pool).map_err(|source| ClusterError::Bind {
+            address: data_bind.clone(),
+            source,
+        })?,
+    );
+    let rpc_bind = format!("{host}:{}", config.taskmanager_rpc_port);
+    let listener = tokio::net::TcpListener::bind(&rpc_bind)
+        .await
+        .map_err(|source| ClusterError::Bind {
+            address: rpc_bind.clone(),
+            source,
+        })?;
+    let rpc_address = listener.local_addr().map_err(|source| ClusterError::Bind {
+        address: rpc_bind.clone(),
+        source,
+    })?;
+    let resource_id = config.taskmanager_resource_id.clone().unwrap_or_else(|| {
+        format!(
+            "taskmanager-{}-{}",
+            rpc_address.port(),
+            &format!("{:032x}", JobId::generate().0)[..6]
+        )
+    });
+    let jm_address = format!(
+        "{}:{}",
+        config.jobmanager_rpc_address, config.jobmanager_rpc_port
+    );
+    let jm_channel = endpoint(&jm_address)
+        .map_err(ClusterError::Address)?
+        .connect_lazy();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(send_reports(rx, JobMasterClient::new(jm_channel.clone())));
+    let executor = Arc::new(TaskExecutor::new(
+        resource_id.clone(),
+        config.slots,
+        config.managed_memory_per_slot(),
+        net.clone(),
+        builder,
+        Arc::new(RpcGateway { tx }),
+    ));
+    let last_heartbeat = Arc::new(Mutex::new(Instant::now()));
+    let service = v1::task_executor_server::TaskExecutorServer::new(TeService {
+        executor: executor.clone(),
+        last_heartbeat: last_heartbeat.clone(),
+    });
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(async move {
+        if let Err(e) = Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await
+        {
+            tracing::error!("taskexecutor RPC server stopped: {e}");
+        }
+    });
+    let registration = v1::RegisterTaskExecutorRequest {
+        resource_id: resource_id.clone(),
+        rpc_address: rpc_address.to_string(),
+        data_address: net.address().to_string(),
+        binary_id: String::new(),
+        status: None,
+    };
+    tokio::spawn(stay_registered(
+        ResourceManagerClient::new(jm_channel),
+        registration,
+        executor.clone(),
+        last_heartbeat,
+        jm_address,
+    ));
+    tracing::info!(
+        "taskmanager {resource_id}: rpc {rpc_address}, data {}",
+        net.address()
+    );
+    Ok(TaskManagerHandle {
+        executor,
+        rpc_address,
+    })
+}
+
+/// Registers with the ResourceManager, then watches the jobmanager's heartbeats; when they stop
+/// for the timeout, cancels every task and registers again.
+async fn stay_registered(
+    mut rm: ResourceManagerClient<Channel>,
+    mut registration: v1::RegisterTaskExecutorRequest,
+    executor: Arc<TaskExecutor>,
+    last_heartbeat: Arc<Mutex<Instant>>,
+    jm_address: String,
+) {
+    loop {
+        registration.status = Some(report_to_proto(&executor.report()));
+        let timeout = match rm.register_task_executor(registration.clone()).await {
+            Ok(r) if r.get_ref().accepted => {
+                tracing::info!("registered at the jobmanager {jm_address}");
+                Duration::from_millis(r.get_ref().heartbeat_timeout_ms.max(1))
+            }
+            Ok(r) => {
+                tracing::warn!(
+                    "the jobmanager refused the registration: {}",
+                    r.get_ref().reason
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!("jobmanager {jm_address} not reachable yet: {}", e.message());
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        *last_heartbeat.lock() = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(200).min(timeout / 4)).await;
+            if last_heartbeat.lock().elapsed() > timeout {
+                break;
+            }
+        }
+        tracing::warn!(
+            "no heartbeat from the jobmanager for {timeout:?}: cancelling tasks, registering again"
+        );
+        let ex = executor.clone();
+        let _ = tokio::task::spawn_blocking(move || ex.cancel_all()).await;
+    }
+}

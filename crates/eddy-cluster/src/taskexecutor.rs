@@ -1,0 +1,609 @@
+//! The TaskExecutor: a taskmanager's slots and tasks (DESIGN §1, §3). It receives
+//! [`TaskDeployment`]s, rebuilds the job's program, wires each subtask's inputs and outputs —
+//! in-memory channels when producer and consumer run here, remote channels of the network
+//! stack otherwise — and runs every subtask on its own thread, reporting task states and
+//! checkpoint acknowledgements to the JobMaster through a [`JobMasterGateway`].
+//!
+//! Transport-free: the gRPC service in [`crate::rpc`] calls into it, and the gateway it reports
+//! to is an RPC client there. A job's tasks of an older attempt are cancelled before a newer
+//! attempt is deployed, and channels carry the attempt, so data of attempts never mixes.
+
+use crate::deployment::{build_checked, ProgramBuilder, TaskDeployment};
+use crate::execution_graph::ExecutionGraph;
+use crate::jobmaster::{operator_files, source_tasks};
+use eddy_core::jobgraph::JobGraph;
+use eddy_core::JobId;
+use eddy_network::{ChannelId, NetworkEnvironment};
+use eddy_runtime::chain::{SystemClock, TaskEnv, WatermarkGauge};
+use eddy_runtime::channel::{CancelToken, OutputMetrics, TaskWaker};
+use eddy_runtime::checkpoint::storage::storage_for_url;
+use eddy_runtime::checkpoint::{
+    CheckpointId, CheckpointMail, CheckpointResponder, SubtaskKey, TaskAcknowledgement,
+    TaskCheckpointing, TaskMailbox, TaskRestore, Uploader,
+};
+use eddy_runtime::error::panic_message;
+use eddy_runtime::factory::{ChainContext, Erased};
+use eddy_runtime::remote::CancelOutput;
+use eddy_runtime::{OperatorError, TaskError};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A task's state, with Flink's names (`ExecutionState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionState {
+    /// In the ExecutionGraph, not yet scheduled.
+    Created,
+    /// Waiting for its slot.
+    Scheduled,
+    /// Sent to its taskmanager.
+    Deploying,
+    /// Restoring state and opening operators.
+    Initializing,
+    /// Processing.
+    Running,
+    /// Done.
+    Finished,
+    /// Being cancelled.
+    Canceling,
+    /// Cancelled.
+    Canceled,
+    /// Failed.
+    Failed,
+}
+
+impl ExecutionState {
+    /// Whether the task stopped.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ExecutionState::Finished | ExecutionState::Canceled | ExecutionState::Failed
+        )
+    }
+}
+
+/// How a task's end is reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFailureReport {
+    /// The operator that failed.
+    pub operator: String,
+    /// `i/p`.
+    pub subtask_display: String,
+    /// The cause.
+    pub cause: String,
+}
+
+/// Where a TaskExecutor reports to (the JobMaster of each job). Calls never block on the
+/// JobMaster.
+pub trait JobMasterGateway: Send + Sync {
+    /// A task changed state; `failure` is set for FAILED (and for CANCELED, as the echo).
+    fn task_state(
+        &self,
+        job: JobId,
+        attempt: u64,
+        task: SubtaskKey,
+        state: ExecutionState,
+        failure: Option<TaskFailureReport>,
+    );
+    /// A checkpoint acknowledgement.
+    fn acknowledge(&self, job: JobId, attempt: u64, ack: TaskAcknowledgement);
+    /// A declined checkpoint.
+    fn decline(&self, job: JobId, attempt: u64, id: CheckpointId, task: SubtaskKey, reason: String);
+    /// A source read all its input.
+    fn source_finished(&self, job: JobId, attempt: u64, task: SubtaskKey);
+}
+
+struct Responder {
+    gateway: Arc<dyn JobMasterGateway>,
+    job: JobId,
+    attempt: u64,
+}
+
+impl CheckpointResponder for Responder {
+    fn acknowledge(&self, ack: TaskAcknowledgement) {
+        self.gateway.acknowledge(self.job, self.attempt, ack);
+    }
+    fn decline(&self, id: CheckpointId, task: SubtaskKey, reason: String) {
+        self.gateway
+            .decline(self.job, self.attempt, id, task, reason);
+    }
+    fn source_finished(&self, task: SubtaskKey) {
+        self.gateway.source_finished(self.job, self.attempt, task);
+    }
+    fn task_running(&self, task: SubtaskKey) {
+        self.gateway
+            .task_state(self.job, self.attempt, task, ExecutionState::Running, None);
+    }
+}
+
+/// One job's tasks on this taskmanager (one attempt).
+struct JobTasks {
+    attempt: u64,
+    cancel: Arc<CancelToken>,
+    mailboxes: Vec<(SubtaskKey, Arc<TaskMailbox>)>,
+    sources: BTreeSet<SubtaskKey>,
+    handles: Vec<JoinHandle<()>>,
+    slots: Vec<usize>,
+    uploader: Arc<Uploader>,
+}
+
+/// What the TaskExecutor reports about itself (slot report and memory model).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskExecutorReport {
+    /// Its resource id.
+    pub resource_id: String,
+    /// Per slot: the job it runs, if any.
+    pub slots: Vec<Option<JobId>>,
+    /// Network buffers in the pool.
+    pub network_buffers_total: usize,
+    /// Network buffers not in use.
+    pub network_buffers_available: usize,
+    /// Bytes per network buffer.
+    pub network_segment_size: usize,
+    /// Managed memory per slot, in bytes.
+    pub managed_memory_per_slot: u64,
+    /// Resident set size of the process, in bytes.
+    pub rss_bytes: u64,
+    /// Running task threads.
+    pub running_tasks: usize,
+    /// Bytes received and sent by the network stack.
+    pub network_bytes: (u64, u64),
+}
+
+/// A taskmanager's slots and tasks.
+pub struct TaskExecutor {
+    resource_id: String,
+    slots: usize,
+    managed_per_slot: u64,
+    net: Arc<NetworkEnvironment>,
+    builder: Arc<dyn ProgramBuilder>,
+    gateway: Arc<dyn JobMasterGateway>,
+    jobs: Mutex<HashMap<JobId, JobTasks>>,
+}
+
+impl TaskExecutor {
+    /// A TaskExecutor with `slots` slots, moving data through `net`.
+    pub fn new(
+        resource_id: String,
+        slots: usize,
+        managed_per_slot: u64,
+        net: Arc<NetworkEnvironment>,
+        builder: Arc<dyn ProgramBuilder>,
+        gateway: Arc<dyn JobMasterGateway>,
+    ) -> Self {
+        TaskExecutor {
+            resource_id,
+            slots,
+            managed_per_slot,
+            net,
+            builder,
+            gateway,
+            jobs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Its resource id.
+    pub fn resource_id(&self) -> &str {
+        &self.resource_id
+    }
+
+    /// Its network stack.
+    pub fn network(&self) -> &Arc<NetworkEnvironment> {
+        &self.net
+    }
+
+    /// The slot report and memory model.
+    pub fn report(&self) -> TaskExecutorReport {
+        let mut slots = vec![None; self.slots];
+        let mut running = 0;
+        for (job, t) in self.jobs.lock().iter() {
+            for s in &t.slots {
+                if let Some(slot) = slots.get_mut(*s) {
+                    *slot = Some(*job);
+                }
+            }
+            running += t.handles.iter().filter(|h| !h.is_finished()).count();
+        }
+        let pool = self.net.pool();
+        TaskExecutorReport {
+            resource_id: self.resource_id.clone(),
+            slots,
+            network_buffers_total: pool.total(),
+            network_buffers_available: pool.available(),
+            network_segment_size: pool.segment_size(),
+            managed_memory_per_slot: self.managed_per_slot,
+            rss_bytes: rss_bytes(),
+            running_tasks: running,
+            network_bytes: self.net.bytes_transferred(),
+        }
+    }
+
+    /// Deploys and starts the tasks of `d`. Fails (starting nothing) if the binary builds a
+    /// different job graph, the slots are taken, or a channel cannot be set up.
+    pub fn submit(&self, d: TaskDeployment) -> Result<(), String> {
+        let job = d.submission.job_id;
+        // An older attempt of the job still here is cancelled first.
+        self.cancel(job, d.attempt.saturating_sub(1));
+        self.wait_stopped(job, Duration::from_secs(30));
+        {
+            let jobs = self.jobs.lock();
+            for s in &d.slots {
+                if *s >= self.slots {
+                    return Err(format!(
+                        "slot {s} does not exist on taskmanager {} ({} slots)",
+                        self.resource_id, self.slots
+                    ));
+                }
+                if let Some((other, _)) =
+                    jobs.iter().find(|(j, t)| **j != job && t.slots.contains(s))
+                {
+                    return Err(format!(
+                        "slot {s} of taskmanager {} is taken by job {other}",
+                        self.resource_id
+                    ));
+                }
+            }
+        }
+        let program = build_checked(self.builder.as_ref(), &d.submission)?;
+        let tasks = self.build_and_start(&d, &program)?;
+        self.jobs.lock().insert(job, tasks);
+        Ok(())
+    }
+
+    fn build_and_start(
+        &self,
+        d: &TaskDeployment,
+        program: &eddy_runtime::factory::JobProgram,
+    ) -> Result<JobTasks, String> {
+        let g = &program.job_graph;
+        let job = g.job_id;
+        let eg = ExecutionGraph::build(g).map_err(|e| e.to_string())?;
+        let me = d
+            .taskmanagers
+            .iter()
+            .position(|t| t.resource_id == self.resource_id)
+            .ok_or_else(|| format!("taskmanager {} is not in the deployment", self.resource_id))?;
+        let location = |vertex: usize, subtask: usize| -> Result<usize, String> {
+            d.placement
+                .get(vertex)
+                .and_then(|v| v.get(subtask))
+                .copied()
+                .ok_or_else(|| format!("no placement for subtask {subtask} of vertex {vertex}"))
+        };
+        let vertex_of = |op| g.vertices.iter().position(|v| v.operators.contains(&op));
+        let mine: BTreeSet<(usize, usize)> = d.tasks.iter().copied().collect();
+        let restore = self.restore_state(d, g)?;
+        let storage = storage_for_url(g.config.checkpoint.storage.as_deref())
+            .map_err(|e| format!("checkpoint storage: {e}"))?;
+        let files = operator_files(g);
+        let sources = source_tasks(g, &eg);
+        let cancel = CancelToken::new();
+        let capacity = g.config.buffers_per_channel;
+        let responder: Arc<dyn CheckpointResponder> = Arc::new(Responder {
+            gateway: self.gateway.clone(),
+            job,
+            attempt: d.attempt,
+        });
+        let uploader = Uploader::new(2);
+        let channel_id = |edge: usize, producer: usize, consumer: usize| ChannelId {
+            job: job.0,
+            attempt: d.attempt,
+            edge: edge as u32,
+            producer: producer as u32,
+            consumer: consumer as u32,
+        };
+        let fail = |cancel: &CancelToken, msg: String| {
+            cancel.cancel();
+            self.net.release(job.0, d.attempt);
+            msg
+        };
+        // Gates of every local subtask first; local producers then find their writers, remote
+        // producers are asked for their channels.
+        let mut local_writers: HashMap<(usize, usize), Vec<(usize, Erased)>> = HashMap::new();
+        let mut built: Vec<(usize, Vec<Option<Erased>>, Arc<TaskWaker>)> = Vec::new();
+        for (i, st) in eg.subtasks.iter().enumerate() {
+            if !mine.contains(&(st.vertex, st.subtask)) {
+                continue;
+            }
+            let v = &g.vertices[st.vertex];
+            let factory = program
+                .factories
+                .get(&v.head)
+                .ok_or_else(|| format!("no code for operator {}", v.head))?;
+            let waker = TaskWaker::new();
+            cancel.register_waker(waker.clone());
+            let mut gates = Vec::new();
+            for (input, chans) in st.input_channels.iter().enumerate() {
+                let eg = factory
+                    .create_input_gate(input, chans.len(), capacity, waker.clone())
+                    .map_err(|e| fail(&cancel, e.to_string()))?;
+                cancel.register_gate(eg.cancel);
+                let codec = factory
+                    .input_codec(input)
+                    .map_err(|e| fail(&cancel, e.to_string()))?;
+                for (ch, w) in chans.iter().zip(eg.writers) {
+                    let up = vertex_of(g.edges[ch.edge].source)
+                        .ok_or_else(|| fail(&cancel, "edge source in no vertex".into()))?;
+                    let at = location(up, ch.producer).map_err(|e| fail(&cancel, e))?;
+                    if at == me {
+                        local_writers
+                            .entry((ch.edge, ch.producer))
+                            .or_default()
+                            .push((ch.consumer, w));
+                    } else {
+                        (codec.connect_inbound)(
+                            w,
+                            &self.net,
+                            channel_id(ch.edge, ch.producer, ch.consumer),
+                            &d.taskmanagers[at].data_address,
+                            capacity as u32,
+                        )
+                        .map_err(|e| fail(&cancel, e))?;
+                    }
+                }
+                gates.push(Some(eg.gate));
+            }
+            built.push((i, gates, waker));
+        }
+        let mut tasks = Vec::new();
+        let mut mailboxes = Vec::new();
+        let mut my_sources = BTreeSet::new();
+        for (i, gates, waker) in built {
+            let st = &eg.subtasks[i];
+            let v = &g.vertices[st.vertex];
+            let mut my_writers: HashMap<usize, Vec<Erased>> = HashMap::new();
+            for (ei, e) in g.edges.iter().enumerate() {
+                if e.chained || !v.operators.contains(&e.source) {
+                    continue;
+                }
+                let down = vertex_of(e.target)
+                    .ok_or_else(|| fail(&cancel, "edge target in no vertex".into()))?;
+                let consumer_factory = program
+                    .factories
+                    .get(&g.vertices[down].head)
+                    .ok_or_else(|| fail(&cancel, format!("no code for edge {ei}")))?;
+                let codec = consumer_factory
+                    .input_codec(e.target_input)
+                    .map_err(|e| fail(&cancel, e.to_string()))?;
+                let mut consumers: Vec<usize> = eg
+                    .subtasks
+                    .iter()
+                    .filter(|c| c.vertex == down)
+                    .flat_map(|c| c.input_channels.iter().flatten())
+                    .filter(|ch| ch.edge == ei && ch.producer == st.subtask)
+                    .map(|ch| ch.consumer)
+                    .collect();
+                consumers.sort_unstable();
+                let mut local = local_writers.remove(&(ei, st.subtask)).unwrap_or_default();
+                let mut ws = Vec::with_capacity(consumers.len());
+                for c in consumers {
+                    let at = location(down, c).map_err(|e| fail(&cancel, e))?;
+                    if at == me {
+                        let pos = local
+                            .iter()
+                            .position(|(lc, _)| *lc == c)
+                            .ok_or_else(|| fail(&cancel, format!("no local channel to {c}")))?;
+                        ws.push(local.swap_remove(pos).1);
+                    } else {
+                        let out = self.net.output_channel(channel_id(ei, st.subtask, c));
+                        cancel.register_gate(Arc::new(CancelOutput(out.clone())));
+                        ws.push((codec.writer)(out, self.net.pool().clone()));
+                    }
+                }
+                my_writers.insert(ei, ws);
+            }
+            let mut ctx = ChainContext {
+                program,
+                subtask: st.subtask,
+                gates,
+                writers: my_writers,
+                metrics: Arc::new(OutputMetrics::default()),
+            };
+            let factory = program
+                .factories
+                .get(&v.head)
+                .ok_or_else(|| fail(&cancel, format!("no code for operator {}", v.head)))?;
+            let task = factory
+                .build_task(&mut ctx, v.head)
+                .map_err(|e| fail(&cancel, e.to_string()))?;
+            let key = SubtaskKey {
+                vertex: st.vertex,
+                subtask: st.subtask,
+            };
+            let mailbox = Arc::new(TaskMailbox::new(waker.clone()));
+            mailboxes.push((key, mailbox.clone()));
+            if sources.contains(&key) {
+                my_sources.insert(key);
+            }
+            let checkpointing = Arc::new(TaskCheckpointing {
+                mode: g.config.checkpoint.mode,
+                task: key,
+                job_id: job,
+                responder: responder.clone(),
+                storage: storage.clone(),
+                uploader: uploader.clone(),
+                mailbox,
+                operator_files: files.clone(),
+                periodic: g.config.checkpoint.is_enabled(),
+            });
+            let env = TaskEnv {
+                job_name: g.job_name.clone(),
+                task_name: v.name.clone(),
+                subtask: st.subtask,
+                parallelism: v.parallelism,
+                clock: Arc::new(SystemClock),
+                cancel: cancel.clone(),
+                buffer_timeout_ms: g.config.buffer_timeout_ms,
+                auto_watermark_interval_ms: g.config.auto_watermark_interval_ms,
+                watermarks: Arc::new(WatermarkGauge::default()),
+                checkpointing: Some(checkpointing),
+                restore: restore.get(&(st.vertex, st.subtask)).cloned().map(Arc::new),
+            };
+            tasks.push((key, task, env, waker));
+        }
+        let mut handles = Vec::new();
+        for (key, mut task, env, waker) in tasks {
+            let gateway = self.gateway.clone();
+            let attempt = d.attempt;
+            let name = format!(
+                "{} ({}/{})",
+                env.task_name,
+                env.subtask + 1,
+                env.parallelism
+            );
+            gateway.task_state(job, attempt, key, ExecutionState::Initializing, None);
+            let h = std::thread::Builder::new()
+                .name(name.chars().take(60).collect())
+                .spawn(move || {
+                    let res = match catch_unwind(AssertUnwindSafe(|| task.run(&env, &waker))) {
+                        Ok(r) => r,
+                        Err(p) => Err(TaskError::new(
+                            name,
+                            env.subtask,
+                            format!("{}/{}", env.subtask + 1, env.parallelism),
+                            OperatorError::Panic(panic_message(p.as_ref())),
+                        )),
+                    };
+                    let (state, failure) = match res {
+                        Ok(()) => (ExecutionState::Finished, None),
+                        Err(e) => {
+                            env.cancel.cancel();
+                            let state = if e.is_cancellation() {
+                                ExecutionState::Canceled
+                            } else {
+                                ExecutionState::Failed
+                            };
+                            (
+                                state,
+                                Some(TaskFailureReport {
+                                    operator: e.operator.clone(),
+                                    subtask_display: e.subtask_display.clone(),
+                                    cause: e.cause.to_string(),
+                                }),
+                            )
+                        }
+                    };
+                    gateway.task_state(job, attempt, key, state, failure);
+                })
+                .map_err(|e| fail(&cancel, format!("could not start a task thread: {e}")))?;
+            handles.push(h);
+        }
+        tracing::info!(job = %job, attempt = d.attempt, tasks = handles.len(), "deployed tasks");
+        Ok(JobTasks {
+            attempt: d.attempt,
+            cancel,
+            mailboxes,
+            sources: my_sources,
+            handles,
+            slots: d.slots.clone(),
+            uploader,
+        })
+    }
+
+    /// Reads the checkpoint to restore from and keeps the state of this taskmanager's tasks.
+    fn restore_state(
+        &self,
+        d: &TaskDeployment,
+        g: &JobGraph,
+    ) -> Result<HashMap<(usize, usize), TaskRestore>, String> {
+        let Some(path) = &d.restore_from else {
+            return Ok(HashMap::new());
+        };
+        let c = crate::checkpoint::restore::open_path(path).map_err(|e| e.to_string())?;
+        let loaded = crate::checkpoint::restore::load(&c).map_err(|e| e.to_string())?;
+        let mut all = crate::checkpoint::restore::assign(&loaded, g, d.allow_non_restored_state)
+            .map_err(|e| e.to_string())?;
+        all.retain(|k, _| d.tasks.contains(k));
+        Ok(all)
+    }
+
+    /// Cancels the job's tasks of attempts up to `attempt` (all, with `u64::MAX`).
+    pub fn cancel(&self, job: JobId, attempt: u64) {
+        let jobs = self.jobs.lock();
+        if let Some(t) = jobs.get(&job) {
+            if t.attempt <= attempt {
+                t.cancel.cancel();
+                self.net.release(job.0, t.attempt);
+            }
+        }
+    }
+
+    fn wait_stopped(&self, job: JobId, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let done = {
+                let jobs = self.jobs.lock();
+                match jobs.get(&job) {
+                    None => true,
+                    Some(t) => {
+                        !t.cancel.is_cancelled() || t.handles.iter().all(|h| h.is_finished())
+                    }
+                }
+            };
+            if done || std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut jobs = self.jobs.lock();
+        if jobs
+            .get(&job)
+            .is_some_and(|t| t.handles.iter().all(|h| h.is_finished()))
+        {
+            if let Some(t) = jobs.remove(&job) {
+                t.uploader.shutdown();
+            }
+        }
+    }
+
+    /// Delivers checkpoint mail of `attempt`: triggers go to source tasks, the rest to all.
+    pub fn deliver(&self, job: JobId, attempt: u64, mail: CheckpointMail) {
+        let jobs = self.jobs.lock();
+        let Some(t) = jobs.get(&job).filter(|t| t.attempt == attempt) else {
+            return;
+        };
+        for (key, m) in &t.mailboxes {
+            if matches!(mail, CheckpointMail::Trigger(_)) && !t.sources.contains(key) {
+                continue;
+            }
+            m.deliver(mail.clone());
+        }
+    }
+
+    /// Frees the job's slots once its tasks of `attempt` or older stopped (cancelling them
+    /// if needed); a newer attempt keeps its slots.
+    pub fn free_slots(&self, job: JobId, attempt: u64) {
+        if self
+            .jobs
+            .lock()
+            .get(&job)
+            .is_some_and(|t| t.attempt > attempt)
+        {
+            return;
+        }
+        self.cancel(job, attempt);
+        self.wait_stopped(job, Duration::from_secs(30));
+    }
+
+    /// Cancels everything (the jobmanager is gone).
+    pub fn cancel_all(&self) {
+        let jobs: Vec<JobId> = self.jobs.lock().keys().copied().collect();
+        for j in jobs {
+            self.free_slots(j, u64::MAX);
+        }
+    }
+}
+
+/// The process's resident set size (Linux `/proc/self/statm`; 0 elsewhere).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
