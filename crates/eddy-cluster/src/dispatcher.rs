@@ -15,7 +15,7 @@ use crate::jobmaster::{
     JobMasterCtx, JobShared, JobStatus, PreparedJob, RestoreSpec,
 };
 use crate::resource_manager::ResourceManager;
-use crate::rpc::TmLinks;
+use crate::rpc::{SubmitError, TmLinks};
 use crate::taskexecutor::{ExecutionState, TaskFailureReport};
 use eddy_core::cluster_config::ClusterConfig;
 use eddy_core::jobgraph::JobGraph;
@@ -489,13 +489,56 @@ pub(crate) struct ClusterDeployer {
     allow_non_restored: bool,
 }
 
+/// Why deploying an attempt did not work.
+enum DeployFailure {
+    /// A taskmanager could not be reached: it is dropped and the attempt tried again.
+    Unreachable(String, String),
+    /// Anything else fails the attempt.
+    Fatal(JobExecutionError),
+}
+
+impl From<JobExecutionError> for DeployFailure {
+    fn from(e: JobExecutionError) -> Self {
+        DeployFailure::Fatal(e)
+    }
+}
+
 impl Deployer for ClusterDeployer {
+    /// Deploys the attempt; a taskmanager that cannot be reached (it died and its heartbeat
+    /// timeout has not passed yet) is removed and the attempt placed again on the others, until
+    /// the slot request timeout.
     fn deploy(
         &mut self,
         attempt: u64,
         restore: &RestoreSpec,
         _coordinator: &CheckpointCoordinator,
     ) -> Result<Box<dyn DeployedAttempt>, JobExecutionError> {
+        let deadline = Instant::now() + self.slot_timeout;
+        loop {
+            match self.try_deploy(attempt, restore) {
+                Ok(a) => return Ok(Box::new(a)),
+                Err(DeployFailure::Fatal(e)) => return Err(e),
+                Err(DeployFailure::Unreachable(rid, e)) => {
+                    tracing::warn!(job = %self.graph.job_id, "taskmanager {rid} is unreachable, dropping it: {e}");
+                    self.rm.remove(&rid);
+                    self.links.remove(&rid);
+                    if Instant::now() >= deadline {
+                        return Err(JobExecutionError::Deployment(format!(
+                            "taskmanager {rid} is unreachable: {e}"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ClusterDeployer {
+    fn try_deploy(
+        &mut self,
+        attempt: u64,
+        restore: &RestoreSpec,
+    ) -> Result<ClusterAttempt, DeployFailure> {
         let g = &self.graph;
         let job = g.job_id;
         let needed = g.required_slots();
@@ -602,12 +645,15 @@ impl Deployer for ClusterDeployer {
                     self.links.free(other, job, attempt);
                 }
                 self.rm.release(job);
-                return Err(JobExecutionError::Deployment(format!(
-                    "taskmanager {rid}: {e}"
-                )));
+                return Err(match e {
+                    SubmitError::Unreachable(m) => DeployFailure::Unreachable(rid.clone(), m),
+                    SubmitError::Refused(m) => DeployFailure::Fatal(JobExecutionError::Deployment(
+                        format!("taskmanager {rid}: {m}"),
+                    )),
+                });
             }
         }
-        Ok(Box::new(attempt_handle))
+        Ok(attempt_handle)
     }
 }
 

@@ -110,6 +110,24 @@ fn report_from_proto(s: &v1::TaskExecutorStatus) -> TaskExecutorReport {
 
 // ---------------------------------------------------------------- jobmanager side
 
+/// Why a taskmanager did not take a deployment.
+#[derive(Debug)]
+pub(crate) enum SubmitError {
+    /// It could not be reached.
+    Unreachable(String),
+    /// It answered no (wrong binary, slots taken, bad input).
+    Refused(String),
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitError::Unreachable(m) => write!(f, "unreachable: {m}"),
+            SubmitError::Refused(m) => write!(f, "refused: {m}"),
+        }
+    }
+}
+
 enum Command {
     Mail(JobId, u64, CheckpointMail),
     Cancel(JobId, u64),
@@ -183,7 +201,7 @@ impl TmLinks {
         Ok(())
     }
 
-    fn remove(&self, rid: &str) {
+    pub(crate) fn remove(&self, rid: &str) {
         self.links.lock().remove(rid);
     }
 
@@ -198,20 +216,25 @@ impl TmLinks {
     }
 
     /// Deploys tasks (blocking the calling JobMaster thread until the taskmanager answers).
-    pub(crate) fn submit(&self, rid: &str, d: &TaskDeployment) -> Result<(), String> {
+    pub(crate) fn submit(&self, rid: &str, d: &TaskDeployment) -> Result<(), SubmitError> {
         let mut c = self
             .client(rid)
-            .ok_or_else(|| format!("taskmanager {rid} is not registered"))?;
-        let deployment = serde_json::to_vec(d).map_err(|e| e.to_string())?;
+            .ok_or_else(|| SubmitError::Unreachable("it is not registered".into()))?;
+        let deployment = serde_json::to_vec(d).map_err(|e| SubmitError::Refused(e.to_string()))?;
         let r = self
             .rt
             .block_on(c.submit_tasks(v1::SubmitTasksRequest { deployment }))
-            .map_err(|e| e.message().to_string())?
+            .map_err(|e| match e.code() {
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+                    SubmitError::Unreachable(e.message().to_string())
+                }
+                _ => SubmitError::Refused(e.message().to_string()),
+            })?
             .into_inner();
         if r.accepted {
             Ok(())
         } else {
-            Err(r.reason)
+            Err(SubmitError::Refused(r.reason))
         }
     }
 

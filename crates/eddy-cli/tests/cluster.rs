@@ -1,0 +1,588 @@
+//! The distributed cluster with real processes: a jobmanager and taskmanagers started from the
+//! built `eddy` binary on 127.0.0.1 with ephemeral ports, driven through the CLI. Every process
+//! is killed when its handle drops, so a failing test leaves nothing running.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const EDDY: &str = env!("CARGO_BIN_EXE_eddy");
+
+/// Short heartbeats so a killed taskmanager is noticed quickly.
+const FAST: &[&str] = &[
+    "-D",
+    "heartbeat.interval=200ms",
+    "-D",
+    "heartbeat.timeout=2s",
+    "-D",
+    "slot.request.timeout=20s",
+];
+
+/// A child process killed on drop, with its stdout lines on a channel and stderr in a file.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    name: String,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn start(name: &str, dir: &Path, args: &[&str]) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = Command::new(EDDY)
+            .args(args)
+            .env("EDDY_CONF_DIR", dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        Proc {
+            child,
+            lines,
+            name: name.to_string(),
+            log,
+        }
+    }
+
+    /// The first stdout line containing `what`.
+    fn wait_line(&self, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(what) => return l,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "{} did not print '{what}'; its log:\n{}",
+            self.name,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    rest: String,
+    rpc_port: String,
+    jm: Proc,
+    tms: Vec<Proc>,
+}
+
+fn field<'a>(line: &'a str, after: &str) -> &'a str {
+    line.split(after)
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no '{after}' in '{line}'"))
+}
+
+impl Cluster {
+    /// A jobmanager and `tms` taskmanagers of `slots` slots each.
+    fn start(tms: usize, slots: usize) -> Cluster {
+        Self::start_with(tms, slots, &[])
+    }
+
+    /// Likewise, with extra jobmanager arguments.
+    fn start_with(tms: usize, slots: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "jobmanager",
+            "-D",
+            "jobmanager.rpc.port=0",
+            "-D",
+            "rest.port=0",
+        ];
+        args.extend_from_slice(FAST);
+        args.extend_from_slice(extra);
+        let jm = Proc::start("jobmanager", dir.path(), &args);
+        let line = jm.wait_line("jobmanager started");
+        let rest = field(&line, "rest http://").to_string();
+        let rpc_port = field(&line, "rpc ").rsplit(':').next().unwrap().to_string();
+        let mut c = Cluster {
+            dir,
+            rest,
+            rpc_port,
+            jm,
+            tms: Vec::new(),
+        };
+        for _ in 0..tms {
+            c.add_taskmanager(slots);
+        }
+        c.wait_taskmanagers(tms as u64);
+        c
+    }
+
+    fn add_taskmanager(&mut self, slots: usize) {
+        let port = format!("jobmanager.rpc.port={}", self.rpc_port);
+        let slots = format!("taskmanager.numberOfTaskSlots={slots}");
+        let mut args = vec!["taskmanager", "-D", &port, "-D", &slots];
+        args.extend_from_slice(FAST);
+        let name = format!("taskmanager-{}", self.tms.len());
+        let tm = Proc::start(&name, self.dir.path(), &args);
+        tm.wait_line("taskmanager started");
+        self.tms.push(tm);
+    }
+
+    fn wait_taskmanagers(&self, n: u64) {
+        self.wait_for(&format!("{n} taskmanagers"), |c| {
+            c.get("/overview")["taskmanagers"].as_u64() == Some(n)
+        });
+    }
+
+    fn wait_for(&self, what: &str, mut f: impl FnMut(&Cluster) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !f(self) {
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; jobmanager log:\n{}",
+                    std::fs::read_to_string(&self.jm.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let url = format!("http://{}{path}", self.rest);
+        ureq::get(&url)
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+            .unwrap_or(Value::Null)
+    }
+
+    fn eddy_raw(&self, args: &[&str]) -> Output {
+        Command::new(EDDY)
+            .args(args)
+            .env("EDDY_CONF_DIR", self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the CLI against this cluster's jobmanager (`-m` added after the verb).
+    fn eddy(&self, verb: &str, args: &[&str]) -> Output {
+        let mut all = vec![verb, "-m", &self.rest];
+        all.extend_from_slice(args);
+        self.eddy_raw(&all)
+    }
+
+    fn job(&self, id: &str) -> Value {
+        self.get(&format!("/jobs/{id}"))
+    }
+
+    fn wait_state(&self, id: &str, state: &str) {
+        self.wait_for(&format!("job {id} {state}"), |c| {
+            c.job(id)["state"] == state
+        });
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn job_id_of(o: &Output) -> String {
+    let t = text(o);
+    field(&t, "JobID ").to_string()
+}
+
+/// The final count of every word in word_count's output files.
+fn final_counts(dir: &Path) -> std::collections::BTreeMap<String, i64> {
+    let mut m = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        for l in std::fs::read_to_string(e.path()).unwrap().lines() {
+            let (w, c) = l.rsplit_once(' ').unwrap();
+            let c: i64 = c.parse().unwrap();
+            let e = m.entry(w.to_string()).or_insert(0);
+            *e = (*e).max(c);
+        }
+    }
+    m
+}
+
+#[test]
+fn word_count_on_two_taskmanagers_equals_the_minicluster() {
+    let c = Cluster::start(2, 2);
+    let input = c.dir.path().join("input");
+    std::fs::create_dir(&input).unwrap();
+    for f in 0..4 {
+        let mut t = String::new();
+        for i in 0..3000 {
+            t.push_str(&format!(
+                "Alpha beta, gamma{} delta! #{} epsilon\n",
+                i % 13,
+                (i + f) % 101
+            ));
+        }
+        std::fs::write(input.join(format!("part-{f}.txt")), t).unwrap();
+    }
+    let out = c.dir.path().join("out");
+    let o = c.eddy(
+        "run",
+        &[
+            "word_count",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "-p",
+            "4",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("switched from state RUNNING to FINISHED"),
+        "{}",
+        text(&o)
+    );
+    // The same job on the embedded MiniCluster.
+    let local = c.dir.path().join("local");
+    let o = c.eddy_raw(&[
+        "run",
+        "word_count",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        local.to_str().unwrap(),
+        "-p",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (remote, local) = (final_counts(&out), final_counts(&local));
+    assert!(remote.len() > 100);
+    assert_eq!(remote, local);
+    // Records crossed between the taskmanagers over TCP, both ways.
+    let tms = c.get("/taskmanagers")["taskmanagers"]
+        .as_array()
+        .cloned()
+        .unwrap();
+    assert_eq!(tms.len(), 2);
+    for tm in &tms {
+        assert!(
+            tm["network"]["bytesSent"].as_u64().unwrap() > 10_000,
+            "{tm}"
+        );
+        assert_eq!(tm["slotsNumber"], 2);
+        assert!(tm["memory"]["networkBuffersTotal"].as_u64().unwrap() > 0);
+        assert!(tm["memory"]["rss"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn not_enough_slots_is_a_clear_error() {
+    let c = Cluster::start_with(1, 1, &["-D", "slot.request.timeout=1s"]);
+    let o = c.eddy("run", &["word_count", "-p", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("not enough slots: needed 3, available 1"),
+        "{}",
+        text(&o)
+    );
+}
+
+fn window_csv(path: &Path, keys: u64, records: u64) {
+    let mut f = std::fs::File::create(path).unwrap();
+    writeln!(f, "key,timestamp_ms,value").unwrap();
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..records {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let ts = i as i64 * 10 - (s % 120) as i64;
+        writeln!(f, "k{},{},{}", s % keys, ts.max(0), (s >> 20) % 1000).unwrap();
+    }
+}
+
+/// Compares outputs without dumping thousands of lines.
+fn assert_same_lines(got: &[String], expected: &[String]) {
+    if got != expected {
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|l| !got.contains(l))
+            .take(5)
+            .collect();
+        let extra: Vec<&String> = got
+            .iter()
+            .filter(|l| !expected.contains(l))
+            .take(5)
+            .collect();
+        let mut dups = got.to_vec();
+        dups.dedup();
+        panic!(
+            "output differs: {} lines, expected {} ({} duplicates); missing e.g. {missing:?}; \
+             unexpected e.g. {extra:?}",
+            got.len(),
+            expected.len(),
+            got.len() - dups.len()
+        );
+    }
+}
+
+/// Finished (visible) lines of the exactly-once file sink's output, sorted.
+fn finished_lines(dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.extend(
+                    std::fs::read_to_string(&p)
+                        .unwrap()
+                        .lines()
+                        .map(str::to_string),
+                );
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(dir, &mut v);
+    v.sort();
+    v
+}
+
+fn window_args(input: &Path, out: &Path, chk: &Path, rps: &str) -> Vec<String> {
+    [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--checkpoint-dir",
+        chk.to_str().unwrap(),
+        "--checkpoint-interval-ms",
+        "100",
+        "--records-per-second",
+        rps,
+        "--size-ms",
+        "500",
+        "--lateness-ms",
+        "100",
+        "--out-of-orderness-ms",
+        "100",
+        "--parallelism",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The uninterrupted output of window_count on the MiniCluster.
+fn reference(c: &Cluster, input: &Path) -> Vec<String> {
+    let out = c.dir.path().join("ref");
+    let a = window_args(input, &out, &c.dir.path().join("ref-chk"), "1000000");
+    let mut args = vec!["run", "window_count"];
+    args.extend(a.iter().map(String::as_str));
+    let o = c.eddy_raw(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let lines = finished_lines(&out);
+    assert!(lines.len() > 100, "reference too small: {}", lines.len());
+    lines
+}
+
+#[test]
+fn a_killed_taskmanager_fails_over_to_a_replacement_exactly_once() {
+    let mut c = Cluster::start(2, 2);
+    let input = c.dir.path().join("events.csv");
+    window_csv(&input, 40, 6000);
+    let expected = reference(&c, &input);
+    let out = c.dir.path().join("out");
+    let a = window_args(&input, &out, &c.dir.path().join("chk"), "2000");
+    let mut args = vec!["window_count"];
+    args.extend(a.iter().map(String::as_str));
+    let mut run = vec!["-d"];
+    run.extend(args.iter().copied());
+    let o = c.eddy("run", &run);
+    assert!(o.status.success(), "{}", text(&o));
+    let id = job_id_of(&o);
+    // Tasks run on both taskmanagers; wait for a completed checkpoint, then kill -9 one.
+    c.wait_for("a completed checkpoint", |c| {
+        c.job(&id)["checkpoints"]["completed"].as_u64().unwrap_or(0) >= 2
+    });
+    let tms: Vec<String> = c.job(&id)["vertices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|v| v["subtasks"].as_array().unwrap().clone())
+        .filter_map(|s| s["taskmanager-id"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        tms.iter().collect::<std::collections::BTreeSet<_>>().len() == 2,
+        "{tms:?}"
+    );
+    c.tms[1].kill9();
+    c.add_taskmanager(2);
+    c.wait_for("the job to end", |c| {
+        matches!(
+            c.job(&id)["state"].as_str(),
+            Some("FINISHED" | "FAILED" | "CANCELED")
+        )
+    });
+    let j = c.job(&id);
+    eprintln!("failures: {}", j["failures"]);
+    assert_eq!(j["state"], "FINISHED", "{j}");
+    assert!(
+        j["attempt"].as_u64().unwrap() >= 2,
+        "no restart happened: {j}"
+    );
+    assert!(!j["failures"].as_array().unwrap().is_empty(), "{j}");
+    assert_same_lines(&finished_lines(&out), &expected);
+}
+
+#[test]
+fn two_jobs_side_by_side_cancel_and_list() {
+    let c = Cluster::start(1, 4);
+    let input = c.dir.path().join("events.csv");
+    window_csv(&input, 10, 100_000);
+    let out = c.dir.path().join("out");
+    let a = window_args(&input, &out, &c.dir.path().join("chk"), "1000");
+    let mut run = vec!["-d", "window_count"];
+    run.extend(a.iter().map(String::as_str));
+    let o = c.eddy("run", &run);
+    assert!(o.status.success(), "{}", text(&o));
+    let id = job_id_of(&o);
+    // A second job shares the session cluster.
+    let out2 = c.dir.path().join("out2");
+    let a2 = window_args(&input, &out2, &c.dir.path().join("chk2"), "1000");
+    let mut run2 = vec!["-d", "window_count"];
+    run2.extend(a2.iter().map(String::as_str));
+    let id2 = job_id_of(&c.eddy("run", &run2));
+    c.wait_state(&id, "RUNNING");
+    c.wait_state(&id2, "RUNNING");
+    assert_eq!(c.get("/overview")["slots-available"], 0);
+    let l = c.eddy("list", &[]);
+    assert!(
+        text(&l).contains(&id) && text(&l).contains(&id2),
+        "{}",
+        text(&l)
+    );
+    for j in [&id, &id2] {
+        let o = c.eddy("cancel", &[j]);
+        assert!(o.status.success(), "{}", text(&o));
+        c.wait_state(j, "CANCELED");
+    }
+    let l = c.eddy("list", &["--all"]);
+    assert!(text(&l).contains("No running jobs."), "{}", text(&l));
+    assert!(text(&l).contains("CANCELED"), "{}", text(&l));
+    // The slots are free again.
+    c.wait_for("free slots", |c| c.get("/overview")["slots-available"] == 4);
+    // An attached run ends with the cancellation's exit code.
+    let rest = c.rest.clone();
+    let dir = c.dir.path().to_path_buf();
+    let mut attached = Command::new(EDDY)
+        .args(["run", "-m", &rest, "window_count"])
+        .args(&a)
+        .env("EDDY_CONF_DIR", &dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(attached.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let id3 = field(&first, "JobID ").to_string();
+    c.wait_state(&id3, "RUNNING");
+    assert!(c.eddy("cancel", &[&id3]).status.success());
+    let st = attached.wait().unwrap();
+    assert_eq!(st.code(), Some(3));
+}
+
+#[test]
+fn stop_with_savepoint_then_run_from_it_resumes_exactly_once() {
+    let c = Cluster::start(2, 1);
+    let input = c.dir.path().join("events.csv");
+    window_csv(&input, 30, 5000);
+    let expected = reference(&c, &input);
+    let out = c.dir.path().join("out");
+    let chk = c.dir.path().join("chk");
+    let a = window_args(&input, &out, &chk, "2500");
+    let mut run = vec!["-d", "window_count"];
+    run.extend(a.iter().map(String::as_str));
+    let o = c.eddy("run", &run);
+    let id = job_id_of(&o);
+    c.wait_for("a completed checkpoint", |c| {
+        c.job(&id)["checkpoints"]["completed"].as_u64().unwrap_or(0) >= 1
+    });
+    let sp = c.dir.path().join("savepoints");
+    let o = c.eddy("stop", &["--savepointPath", sp.to_str().unwrap(), &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    let path = field(&t, "Path: ").to_string();
+    c.wait_state(&id, "FINISHED");
+    // Not everything was read yet: the rest comes from the resumed job.
+    assert!(finished_lines(&out).len() < expected.len());
+    let a2 = window_args(&input, &out, &chk, "1000000");
+    let mut run = vec!["-s", &path, "window_count"];
+    run.extend(a2.iter().map(String::as_str));
+    let o = c.eddy("run", &run);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_same_lines(&finished_lines(&out), &expected);
+}
+
+#[test]
+fn bad_configuration_is_refused_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "taskmanager:\n  numberOfTaskSlot: 2\n",
+    )
+    .unwrap();
+    let o = Command::new(EDDY)
+        .args(["taskmanager"])
+        .env("EDDY_CONF_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(t.contains("'taskmanager.numberOfTaskSlot'"), "{t}");
+    assert!(
+        t.contains("did you mean 'taskmanager.numberOfTaskSlots'"),
+        "{t}"
+    );
+    let o = Command::new(EDDY)
+        .args(["jobmanager", "-D", "rest.port=eighty"])
+        .env("EDDY_CONF_DIR", dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("'rest.port'") && text(&o).contains("'eighty'"),
+        "{}",
+        text(&o)
+    );
+}
