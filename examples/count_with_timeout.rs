@@ -8,6 +8,7 @@
 //! only emits if it is the one registered by the key's latest event.
 
 use eddy::prelude::*;
+use eddy_cli::JobDefinition;
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -90,8 +91,20 @@ fn events() -> Vec<(String, i64)> {
     v
 }
 
-fn main() -> ExitCode {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+/// The job, as the `eddy` binary and application mode know it.
+pub const JOB: JobDefinition = JobDefinition {
+    name: "count_with_timeout",
+    about:
+        "Flink's CountWithTimeout: per-key counts emitted after a minute without updates (timers)",
+    usage: "",
+    build,
+};
+
+/// Builds the job's pipeline on `env`; returns the job's name.
+pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String, String> {
+    if let Some(a) = argv.first() {
+        return Err(format!("unknown argument '{a}'"));
+    }
     env.set_parallelism(2);
     env.from_collection(events())
         .assign_timestamps_and_watermarks(
@@ -105,11 +118,9 @@ fn main() -> ExitCode {
         .map(|(k, c): (String, i64)| format!("{k} {c}"))
         .print()
         .set_parallelism(1);
-    match env.execute("Count with timeout") {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("count_with_timeout: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok("Count with timeout".into())
+}
+
+fn main() -> ExitCode {
+    eddy_cli::example_main(&JOB)
 }

@@ -10,6 +10,7 @@
 //! depend on how fast the machine is; the tutorial's processing-time version works the same way.
 
 use eddy::prelude::*;
+use eddy_cli::JobDefinition;
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
 
@@ -112,8 +113,20 @@ fn transactions() -> Vec<Transaction> {
     v
 }
 
-fn main() -> ExitCode {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+/// The job, as the `eddy` binary and application mode know it.
+pub const JOB: JobDefinition = JobDefinition {
+    name: "fraud_detection",
+    about:
+        "Flink's fraud detection walkthrough: keyed state and timers over generated transactions",
+    usage: "",
+    build,
+};
+
+/// Builds the job's pipeline on `env`; returns the job's name.
+pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String, String> {
+    if let Some(a) = argv.first() {
+        return Err(format!("unknown argument '{a}'"));
+    }
     env.set_parallelism(2);
     env.from_collection(transactions())
         .name("transactions")
@@ -129,11 +142,9 @@ fn main() -> ExitCode {
         .print()
         .name("send-alerts")
         .set_parallelism(1);
-    match env.execute("Fraud Detection") {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fraud_detection: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok("Fraud Detection".into())
+}
+
+fn main() -> ExitCode {
+    eddy_cli::example_main(&JOB)
 }

@@ -8,6 +8,7 @@
 //! ```
 
 use eddy::prelude::*;
+use eddy_cli::JobDefinition;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -104,43 +105,42 @@ impl ProcessWindowFunction<(u64, usize), String, String, TimeWindow> for Describ
     }
 }
 
-fn main() -> ExitCode {
+/// The job, as the `eddy` binary and application mode know it.
+pub const JOB: JobDefinition = JobDefinition {
+    name: "session_window",
+    about: "user sessions (30-minute gap) over a generated out-of-order click stream",
+    usage: "[--users U] [--clicks N] [--seed S] [--parallelism N] [--output DIR]",
+    build,
+};
+
+/// Builds the job's pipeline on `env`; returns the job's name.
+pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String, String> {
     let (mut users, mut n, mut seed, mut p, mut output) = (20u32, 5000usize, 7u64, 2usize, None);
-    let mut it = std::env::args().skip(1);
+    let mut it = argv.iter().cloned();
     while let Some(flag) = it.next() {
-        let Some(v) = it.next() else {
-            eprintln!("session_window: {flag} needs a value");
-            return ExitCode::from(2);
-        };
-        let bad = |what: &str| {
-            eprintln!("session_window: {what} must be a positive integer, got '{v}'");
-            ExitCode::from(2)
-        };
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |what: &str| format!("{what} must be a positive integer, got '{v}'");
         match flag.as_str() {
-            "--users" => match v.parse() {
-                Ok(x) if x > 0 => users = x,
-                _ => return bad("--users"),
-            },
-            "--clicks" => match v.parse() {
-                Ok(x) => n = x,
-                _ => return bad("--clicks"),
-            },
-            "--seed" => match v.parse() {
-                Ok(x) => seed = x,
-                _ => return bad("--seed"),
-            },
-            "--parallelism" => match v.parse() {
-                Ok(x) if x > 0 => p = x,
-                _ => return bad("--parallelism"),
-            },
-            "--output" => output = Some(PathBuf::from(v)),
-            other => {
-                eprintln!("session_window: unknown argument '{other}'");
-                return ExitCode::from(2);
+            "--users" => {
+                users = v
+                    .parse()
+                    .ok()
+                    .filter(|x| *x > 0)
+                    .ok_or_else(|| bad("--users"))?
             }
+            "--clicks" => n = v.parse().map_err(|_| bad("--clicks"))?,
+            "--seed" => seed = v.parse().map_err(|_| bad("--seed"))?,
+            "--parallelism" => {
+                p = v
+                    .parse()
+                    .ok()
+                    .filter(|x| *x > 0)
+                    .ok_or_else(|| bad("--parallelism"))?
+            }
+            "--output" => output = Some(PathBuf::from(v)),
+            other => return Err(format!("unknown argument '{other}'")),
         }
     }
-    let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(p);
     let sessions = env
         .from_collection(clicks(users, n, seed))
@@ -162,11 +162,9 @@ fn main() -> ExitCode {
             sessions.print();
         }
     }
-    match env.execute("User Sessions") {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("session_window: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok("User Sessions".into())
+}
+
+fn main() -> ExitCode {
+    eddy_cli::example_main(&JOB)
 }

@@ -8,34 +8,35 @@
 //! The job ends when the server closes the connection.
 
 use eddy::prelude::*;
+use eddy_cli::JobDefinition;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
+/// The job, as the `eddy` binary and application mode know it.
+pub const JOB: JobDefinition = JobDefinition {
+    name: "socket_word_count",
+    about: "word count of the lines a TCP server sends",
+    usage: "[--host H] --port P",
+    build,
+};
+
+/// Builds the job's pipeline on `env`; returns the job's name.
+pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String, String> {
     let mut host = "127.0.0.1".to_string();
     let mut port: Option<u16> = None;
-    let mut args = std::env::args().skip(1);
+    let mut args = argv.iter().cloned();
     while let Some(a) = args.next() {
         match (a.as_str(), args.next()) {
             ("--host", Some(h)) => host = h,
-            ("--port", Some(p)) => match p.parse() {
-                Ok(p) => port = Some(p),
-                Err(_) => {
-                    eprintln!("socket_word_count: --port must be a number 0-65535, got '{p}'");
-                    return ExitCode::from(2);
-                }
-            },
-            (other, _) => {
-                eprintln!("socket_word_count: unknown or incomplete argument '{other}'\nusage: socket_word_count [--host H] --port P");
-                return ExitCode::from(2);
+            ("--port", Some(p)) => {
+                port = Some(
+                    p.parse()
+                        .map_err(|_| format!("--port must be a number 0-65535, got '{p}'"))?,
+                )
             }
+            (other, _) => return Err(format!("unknown or incomplete argument '{other}'")),
         }
     }
-    let Some(port) = port else {
-        eprintln!("usage: socket_word_count [--host H] --port P");
-        return ExitCode::from(2);
-    };
-
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let port = port.ok_or("--port is required")?;
     env.set_parallelism(2);
     env.socket_text_stream(&host, port)
         .flat_map(|line: String, out: &mut Collector<'_, (String, i64)>| {
@@ -48,11 +49,9 @@ fn main() -> ExitCode {
         .map(|(w, c): (String, i64)| format!("{w} {c}"))
         .print()
         .set_parallelism(1);
-    match env.execute("Socket WordCount") {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("socket_word_count: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok("Socket WordCount".into())
+}
+
+fn main() -> ExitCode {
+    eddy_cli::example_main(&JOB)
 }

@@ -16,6 +16,7 @@ use eddy::core::StreamRecord;
 use eddy::prelude::*;
 use eddy::runtime::source::{InputStatus, SourceContext, SourceReader};
 use eddy::runtime::OperatorError;
+use eddy_cli::JobDefinition;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -37,7 +38,7 @@ struct Args {
     parallelism: usize,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut a = Args {
         host: "127.0.0.1".into(),
         port: None,
@@ -47,7 +48,7 @@ fn parse_args() -> Result<Args, String> {
         output: None,
         parallelism: 2,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = argv.iter().cloned();
     while let Some(flag) = it.next() {
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let num = |what: &str| -> Result<u64, String> {
@@ -121,15 +122,17 @@ impl SourceReader for PacedText {
     }
 }
 
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("window_word_count: {e}\nusage: window_word_count [--port P [--host H]] [--lines N] [--rate R] [--window-ms W] [--parallelism N] [--output DIR]");
-            return ExitCode::from(2);
-        }
-    };
-    let env = StreamExecutionEnvironment::get_execution_environment();
+/// The job, as the `eddy` binary and application mode know it.
+pub const JOB: JobDefinition = JobDefinition {
+    name: "window_word_count",
+    about: "Flink's SocketWindowWordCount: 5 s processing-time windows over a socket or paced text",
+    usage: "[--port P [--host H]] [--lines N] [--rate R] [--window-ms W] [--parallelism N] [--output DIR]",
+    build,
+};
+
+/// Builds the job's pipeline on `env`; returns the job's name.
+pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String, String> {
+    let args = parse_args(argv)?;
     env.set_parallelism(args.parallelism);
     let text = match args.port {
         Some(port) => env.socket_text_stream(&args.host, port).clone(),
@@ -167,11 +170,9 @@ fn main() -> ExitCode {
             counts.print();
         }
     }
-    match env.execute("Window WordCount") {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("window_word_count: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok("Window WordCount".into())
+}
+
+fn main() -> ExitCode {
+    eddy_cli::example_main(&JOB)
 }
