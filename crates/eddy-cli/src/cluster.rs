@@ -40,6 +40,16 @@ fn alive(pid: u32) -> bool {
 }
 
 fn spawn(role: &str, index: usize, defines: &[String], conf_dir: Option<&Path>) -> Result<u32> {
+    spawn_with(role, index, defines, &[], conf_dir)
+}
+
+fn spawn_with(
+    role: &str,
+    index: usize,
+    defines: &[String],
+    extra: &[String],
+    conf_dir: Option<&Path>,
+) -> Result<u32> {
     let dir = log_dir();
     let exe = std::env::current_exe().context("locating the eddy binary")?;
     let log = dir.join(format!("eddy-{role}-{index}.log"));
@@ -47,7 +57,7 @@ fn spawn(role: &str, index: usize, defines: &[String], conf_dir: Option<&Path>) 
     let err = out.try_clone()?;
     let mut cmd = Command::new(exe);
     cmd.arg(role);
-    for d in defines {
+    for d in defines.iter().chain(extra) {
         cmd.arg("-D").arg(d);
     }
     if let Some(c) = conf_dir {
@@ -96,14 +106,19 @@ pub fn start(
     // The jobmanager prints its actual REST address (ports may be 0 = any).
     let jm_log = dir.join("eddy-jobmanager-0.log");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let rest = loop {
+    let (rpc_port, rest) = loop {
         let text = std::fs::read_to_string(&jm_log).unwrap_or_default();
-        if let Some(addr) = text
-            .lines()
-            .find_map(|l| l.split("rest http://").nth(1))
-            .map(|s| s.trim().to_string())
-        {
-            break addr;
+        if let Some(line) = text.lines().find(|l| l.starts_with("jobmanager started:")) {
+            let word_after = |key: &str| {
+                line.split(key)
+                    .nth(1)
+                    .and_then(|s| s.split_whitespace().next())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let rpc = word_after("rpc ");
+            let port = rpc.rsplit(':').next().unwrap_or_default().to_string();
+            break (port, word_after("rest http://"));
         }
         if Instant::now() > deadline {
             bail!(
@@ -113,8 +128,10 @@ pub fn start(
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // The taskmanagers find the jobmanager on the port it actually bound.
+    let rpc = [format!("jobmanager.rpc.port={rpc_port}")];
     for i in 0..taskmanagers {
-        spawn("taskmanager", i, defines, conf_dir)?;
+        spawn_with("taskmanager", i, defines, &rpc, conf_dir)?;
     }
     let client = RestClient::new(&rest);
     loop {

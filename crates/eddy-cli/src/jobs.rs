@@ -5,6 +5,10 @@
 use crate::JobRegistry;
 
 #[allow(dead_code)]
+#[path = "../../../examples/backpressure.rs"]
+mod backpressure;
+
+#[allow(dead_code)]
 #[path = "../../../examples/count_with_timeout.rs"]
 mod count_with_timeout;
 
@@ -35,6 +39,7 @@ mod word_count;
 /// The registry of built-in jobs.
 pub fn builtin() -> JobRegistry {
     JobRegistry::new(&[
+        backpressure::JOB,
         count_with_timeout::JOB,
         fraud_detection::JOB,
         session_window::JOB,

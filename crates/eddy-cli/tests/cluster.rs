@@ -586,3 +586,144 @@ fn bad_configuration_is_refused_at_startup() {
         text(&o)
     );
 }
+
+#[test]
+fn cluster_start_runs_a_job_and_cluster_stop_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("log");
+    let eddy = |args: &[&str]| {
+        Command::new(EDDY)
+            .args(args)
+            .env("EDDY_CONF_DIR", dir.path())
+            .env("EDDY_LOG_DIR", &logs)
+            .output()
+            .unwrap()
+    };
+    let ports = ["-D", "jobmanager.rpc.port=0", "-D", "rest.port=0"];
+    let mut start = vec!["cluster", "start", "--taskmanagers", "2"];
+    start.extend_from_slice(&ports);
+    let o = eddy(&start);
+    // Whatever happens next, the background processes are stopped.
+    struct Stop<'a>(&'a dyn Fn(&[&str]) -> Output);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            (self.0)(&["cluster", "stop"]);
+        }
+    }
+    let _stop = Stop(&eddy);
+    assert!(o.status.success(), "{}", text(&o));
+    let rest = field(&text(&o), "http://")
+        .trim_end_matches(',')
+        .to_string();
+    // A second start refuses while the first cluster runs.
+    let again = eddy(&start);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already running"), "{}", text(&again));
+    let o = eddy(&["run", "-m", &rest, "word_count", "-p", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let pids: Vec<u32> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(pids.len(), 3);
+    assert!(logs.join("eddy-taskmanager-1.log").exists());
+    let o = eddy(&["cluster", "stop"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "processes still alive after stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_slow_operator_on_one_taskmanager_back_pressures_the_source_on_another() {
+    let c = Cluster::start(2, 1);
+    let o = c.eddy(
+        "run",
+        &[
+            "-d",
+            "backpressure",
+            "--records",
+            "100000000",
+            "--sink-delay-us",
+            "200",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let id = job_id_of(&o);
+    c.wait_for("both tasks running", |c| {
+        c.job(&id)["vertices"]
+            .as_array()
+            .is_some_and(|vs| vs.iter().all(|v| v["tasks"]["RUNNING"] == 1))
+    });
+    let j = c.job(&id);
+    let tm_of = |name: &str| -> String {
+        j["vertices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"].as_str().unwrap().contains(name))
+            .and_then(|v| v["subtasks"][0]["taskmanager-id"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let (source_tm, slow_tm) = (tm_of("Fast Source"), tm_of("Slow Map"));
+    assert_ne!(
+        source_tm, slow_tm,
+        "source and slow operator share a taskmanager"
+    );
+    let sent = |c: &Cluster| -> (u64, u64, u64) {
+        let tms = c.get("/taskmanagers")["taskmanagers"]
+            .as_array()
+            .cloned()
+            .unwrap();
+        let t = tms.iter().find(|t| t["id"] == source_tm.as_str()).unwrap();
+        (
+            t["network"]["bytesSent"].as_u64().unwrap(),
+            t["memory"]["networkBuffersTotal"].as_u64().unwrap(),
+            t["memory"]["networkBuffersAvailable"].as_u64().unwrap(),
+        )
+    };
+    // The slow map takes at most ~5,000 records/s (200 µs each). Unthrottled, the source would
+    // push millions of records (tens of MB) per second; with credits it sends what the slow side
+    // consumed plus at most the credited buffers (4 × 32 KiB) and the one being filled.
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(500));
+        let (bytes, total, available) = sent(&c);
+        let secs = started.elapsed().as_secs_f64() + 1.0;
+        let consumed_bound = (secs * 5_000.0 * 12.0) as u64;
+        assert!(
+            bytes <= consumed_bound + 6 * 32 * 1024 + 64 * 1024,
+            "source sent {bytes} bytes in {secs:.1} s: not held back"
+        );
+        // Buffers in use on the sending side stay at the bound: one being filled, one in the
+        // connection's queue.
+        assert!(
+            total - available <= 2,
+            "{} buffers in use",
+            total - available
+        );
+        samples.push(bytes);
+    }
+    // And it is not stalled: data keeps flowing at the slow side's pace.
+    assert!(samples.last() > samples.first(), "{samples:?}");
+    assert!(c.eddy("cancel", &[&id]).status.success());
+    c.wait_state(&id, "CANCELED");
+}
