@@ -696,7 +696,7 @@ pub fn parse_duration_ms(v: &str) -> Option<i64> {
     n.checked_mul(factor)
 }
 
-/// Parses `32768`, `32kb`, `1mb` into bytes.
+/// Parses `32768`, `32kb`, `1mb`, `1gb` into bytes.
 pub fn parse_bytes(v: &str) -> Option<usize> {
     let (num, unit) = split_unit(v.trim());
     let n: usize = num.parse().ok()?;
@@ -704,6 +704,7 @@ pub fn parse_bytes(v: &str) -> Option<usize> {
         "" | "b" | "bytes" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
         _ => return None,
     };
     n.checked_mul(factor)
