@@ -709,3 +709,84 @@ fn window_count_names_file_and_line_of_invalid_utf8() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.csv:3") && err.contains("UTF-8"), "{err}");
 }
+
+/// Application mode: the example binary itself is jobmanager, taskmanager and client.
+#[test]
+fn an_example_binary_is_jobmanager_taskmanager_and_client() {
+    use std::io::BufRead;
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let start = |args: &[&str]| {
+        let mut c = Command::new(example("word_count"))
+            .args(args)
+            .env("EDDY_CONF_DIR", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(c.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (Kill(c), line)
+    };
+    let (_jm, line) = start(&[
+        "jobmanager",
+        "-D",
+        "jobmanager.rpc.port=0",
+        "-D",
+        "rest.port=0",
+    ]);
+    let word = |key: &str| {
+        line.split(key)
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let rest = word("rest http://");
+    let port = format!(
+        "jobmanager.rpc.port={}",
+        word("rpc ").rsplit(':').next().unwrap()
+    );
+    let (_tm, _) = start(&[
+        "taskmanager",
+        "-D",
+        &port,
+        "-D",
+        "taskmanager.numberOfTaskSlots=2",
+    ]);
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "to be or not to be\n").unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(example("word_count"))
+        .args(["run", "-m", &rest, "word_count", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .env("EDDY_CONF_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut lines: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .flat_map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["be 1", "be 2", "not 1", "or 1", "to 1", "to 2"]);
+}

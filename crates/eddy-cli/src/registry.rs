@@ -93,3 +93,68 @@ impl ProgramBuilder for JobRegistry {
         self.names()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eddy::cluster::deployment::build_checked;
+    use eddy::core::JobId;
+
+    fn job(env: &StreamExecutionEnvironment, args: &[String]) -> Result<String, String> {
+        let n: i64 = args
+            .first()
+            .and_then(|a| a.parse().ok())
+            .ok_or("give a number")?;
+        env.from_sequence(1, n).map(|x: i64| x + 1).print();
+        Ok("test".into())
+    }
+
+    fn submission(args: &[&str], fingerprint: &str) -> JobSubmission {
+        JobSubmission {
+            job_id: JobId(7),
+            entry: "t".into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            settings: [("parallelism.default".to_string(), "2".to_string())].into(),
+            fingerprint: fingerprint.into(),
+        }
+    }
+
+    fn ok(r: &JobRegistry, s: &JobSubmission) -> JobProgram {
+        match build_checked(r, s) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn err(r: &JobRegistry, s: &JobSubmission) -> String {
+        match build_checked(r, s) {
+            Ok(_) => panic!("should fail"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_catches_a_different_graph_and_names_both() {
+        let r = JobRegistry::new(&[JobDefinition {
+            name: "t",
+            about: "",
+            usage: "N",
+            build: job,
+        }]);
+        let fp = ok(&r, &submission(&["5"], "")).fingerprint();
+        // The same submission builds the same graph, with the dispatcher's job id.
+        assert_eq!(ok(&r, &submission(&["5"], &fp)).job_graph.job_id, JobId(7));
+        // A different parallelism is a different graph.
+        let mut other = submission(&["5"], &fp);
+        other
+            .settings
+            .insert("parallelism.default".into(), "3".into());
+        let e = err(&r, &other);
+        assert!(e.contains("fingerprint mismatch") && e.contains(&fp), "{e}");
+        // Unknown jobs and bad arguments say what is wrong.
+        let mut unknown = submission(&["5"], "");
+        unknown.entry = "nope".into();
+        assert!(err(&r, &unknown).contains("unknown job 'nope'; this binary has: t"));
+        assert!(err(&r, &submission(&[], "")).contains("give a number"));
+    }
+}
