@@ -14,6 +14,7 @@ pub mod deployment;
 pub mod dispatcher;
 pub mod execution_graph;
 pub mod jobmaster;
+mod launch;
 pub mod minicluster;
 pub mod resource_manager;
 pub mod restart;

@@ -21,8 +21,8 @@ use crate::jobmaster::{
     job_master, prepare, source_tasks, DeployedAttempt, Deployer, JmEvent, JobMasterCtx, JobShared,
     PreparedJob, RestoreSpec,
 };
+use crate::launch;
 use eddy_core::{CoreError, JobId};
-use eddy_runtime::chain::{SystemClock, TaskEnv, WatermarkGauge};
 use eddy_runtime::channel::{CancelToken, OutputMetrics, TaskWaker};
 use eddy_runtime::checkpoint::{
     CheckpointBarrier, CheckpointId, CheckpointMail, CheckpointResponder, SnapshotKind, SubtaskKey,
@@ -30,10 +30,8 @@ use eddy_runtime::checkpoint::{
 };
 use eddy_runtime::error::panic_message;
 use eddy_runtime::factory::{ChainContext, Erased, JobProgram};
-use eddy_runtime::{OperatorError, TaskError};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -347,19 +345,14 @@ impl LocalDeployer {
                 operator_files: self.operator_files.clone(),
                 periodic: g.config.checkpoint.is_enabled(),
             });
-            let env = TaskEnv {
-                job_name: g.job_name.clone(),
-                task_name: v.name.clone(),
-                subtask: st.subtask,
-                parallelism: v.parallelism,
-                clock: Arc::new(SystemClock),
-                cancel: cancel.clone(),
-                buffer_timeout_ms: g.config.buffer_timeout_ms,
-                auto_watermark_interval_ms: g.config.auto_watermark_interval_ms,
-                watermarks: Arc::new(WatermarkGauge::default()),
-                checkpointing: Some(checkpointing),
-                restore: restore.get(&(st.vertex, st.subtask)).cloned().map(Arc::new),
-            };
+            let env = launch::task_env(
+                g,
+                v,
+                st.subtask,
+                &cancel,
+                checkpointing,
+                restore.get(&(st.vertex, st.subtask)).cloned(),
+            );
             tasks.push((task, env, wakers[i].clone()));
         }
         tracing::info!(job = %g.job_id, name = %g.job_name, tasks = tasks.len(), attempt, "deploying job");
@@ -370,29 +363,11 @@ impl LocalDeployer {
         let mut handles = Vec::new();
         for (mut task, env, waker) in tasks {
             let tx = self.events_tx.clone();
-            let name = format!(
-                "{} ({}/{})",
-                env.task_name,
-                env.subtask + 1,
-                env.parallelism
-            );
-            let thread_name: String = name.chars().take(60).collect();
-            let n2 = name.clone();
+            let name = launch::task_name(&env);
             let h = std::thread::Builder::new()
-                .name(thread_name)
+                .name(name.chars().take(60).collect())
                 .spawn(move || {
-                    let res = match catch_unwind(AssertUnwindSafe(|| task.run(&env, &waker))) {
-                        Ok(r) => r,
-                        Err(p) => Err(TaskError::new(
-                            n2,
-                            env.subtask,
-                            format!("{}/{}", env.subtask + 1, env.parallelism),
-                            OperatorError::Panic(panic_message(p.as_ref())),
-                        )),
-                    };
-                    if res.is_err() {
-                        env.cancel.cancel();
-                    }
+                    let res = launch::run_guarded(task.as_mut(), &env, &waker);
                     let _ = tx.send(JmEvent::TaskDone {
                         attempt,
                         task: None,

@@ -11,10 +11,10 @@
 use crate::deployment::{build_checked, ProgramBuilder, TaskDeployment};
 use crate::execution_graph::ExecutionGraph;
 use crate::jobmaster::{operator_files, source_tasks};
+use crate::launch;
 use eddy_core::jobgraph::JobGraph;
 use eddy_core::JobId;
 use eddy_network::{ChannelId, NetworkEnvironment};
-use eddy_runtime::chain::{SystemClock, TaskEnv, WatermarkGauge};
 use eddy_runtime::channel::{CancelToken, OutputMetrics, TaskWaker};
 use eddy_runtime::checkpoint::storage::storage_for_url;
 use eddy_runtime::checkpoint::{
@@ -431,19 +431,14 @@ impl TaskExecutor {
                 operator_files: files.clone(),
                 periodic: g.config.checkpoint.is_enabled(),
             });
-            let env = TaskEnv {
-                job_name: g.job_name.clone(),
-                task_name: v.name.clone(),
-                subtask: st.subtask,
-                parallelism: v.parallelism,
-                clock: Arc::new(SystemClock),
-                cancel: cancel.clone(),
-                buffer_timeout_ms: g.config.buffer_timeout_ms,
-                auto_watermark_interval_ms: g.config.auto_watermark_interval_ms,
-                watermarks: Arc::new(WatermarkGauge::default()),
-                checkpointing: Some(checkpointing),
-                restore: restore.get(&(st.vertex, st.subtask)).cloned().map(Arc::new),
-            };
+            let env = launch::task_env(
+                g,
+                v,
+                st.subtask,
+                &cancel,
+                checkpointing,
+                restore.get(&(st.vertex, st.subtask)).cloned(),
+            );
             tasks.push((key, task, env, waker));
         }
         let mut handles = Vec::new();
