@@ -416,51 +416,63 @@ fn reference(c: &Cluster, input: &Path) -> Vec<String> {
 
 #[test]
 fn a_killed_taskmanager_fails_over_to_a_replacement_exactly_once() {
+    // Opt-in chaos: EDDY_CLUSTER_CHAOS_ROUNDS=N runs N jobs, each losing a random
+    // taskmanager at a random moment after its first checkpoints.
+    let rounds: u64 = std::env::var("EDDY_CLUSTER_CHAOS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let mut c = Cluster::start(2, 2);
     let input = c.dir.path().join("events.csv");
     window_csv(&input, 40, 6000);
     let expected = reference(&c, &input);
-    let out = c.dir.path().join("out");
-    let a = window_args(&input, &out, &c.dir.path().join("chk"), "2000");
-    let mut args = vec!["window_count"];
-    args.extend(a.iter().map(String::as_str));
-    let mut run = vec!["-d"];
-    run.extend(args.iter().copied());
-    let o = c.eddy("run", &run);
-    assert!(o.status.success(), "{}", text(&o));
-    let id = job_id_of(&o);
-    // Tasks run on both taskmanagers; wait for a completed checkpoint, then kill -9 one.
-    c.wait_for("a completed checkpoint", |c| {
-        c.job(&id)["checkpoints"]["completed"].as_u64().unwrap_or(0) >= 2
-    });
-    let tms: Vec<String> = c.job(&id)["vertices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|v| v["subtasks"].as_array().unwrap().clone())
-        .filter_map(|s| s["taskmanager-id"].as_str().map(str::to_string))
-        .collect();
-    assert!(
-        tms.iter().collect::<std::collections::BTreeSet<_>>().len() == 2,
-        "{tms:?}"
-    );
-    c.tms[1].kill9();
-    c.add_taskmanager(2);
-    c.wait_for("the job to end", |c| {
-        matches!(
-            c.job(&id)["state"].as_str(),
-            Some("FINISHED" | "FAILED" | "CANCELED")
-        )
-    });
-    let j = c.job(&id);
-    eprintln!("failures: {}", j["failures"]);
-    assert_eq!(j["state"], "FINISHED", "{j}");
-    assert!(
-        j["attempt"].as_u64().unwrap() >= 2,
-        "no restart happened: {j}"
-    );
-    assert!(!j["failures"].as_array().unwrap().is_empty(), "{j}");
-    assert_same_lines(&finished_lines(&out), &expected);
+    let mut seed = 0x5eed_u64 ^ std::process::id() as u64;
+    let mut alive: Vec<usize> = vec![0, 1];
+    for round in 0..rounds {
+        let out = c.dir.path().join(format!("out-{round}"));
+        let chk = c.dir.path().join(format!("chk-{round}"));
+        let a = window_args(&input, &out, &chk, "2000");
+        let mut run = vec!["-d", "window_count"];
+        run.extend(a.iter().map(String::as_str));
+        let o = c.eddy("run", &run);
+        assert!(o.status.success(), "{}", text(&o));
+        let id = job_id_of(&o);
+        // Tasks run on both taskmanagers; wait for completed checkpoints, then kill -9 one.
+        c.wait_for("a completed checkpoint", |c| {
+            c.job(&id)["checkpoints"]["completed"].as_u64().unwrap_or(0) >= 2
+        });
+        let tms: std::collections::BTreeSet<String> = c.job(&id)["vertices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|v| v["subtasks"].as_array().unwrap().clone())
+            .filter_map(|s| s["taskmanager-id"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(tms.len(), 2, "{tms:?}");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(seed % 400));
+        let victim = alive.remove((seed % 2) as usize);
+        c.tms[victim].kill9();
+        c.add_taskmanager(2);
+        alive.push(c.tms.len() - 1);
+        c.wait_for("the job to end", |c| {
+            matches!(
+                c.job(&id)["state"].as_str(),
+                Some("FINISHED" | "FAILED" | "CANCELED")
+            )
+        });
+        let j = c.job(&id);
+        eprintln!("round {round}: failures {}", j["failures"]);
+        assert_eq!(j["state"], "FINISHED", "{j}");
+        assert!(
+            j["attempt"].as_u64().unwrap() >= 2,
+            "no restart happened: {j}"
+        );
+        assert!(!j["failures"].as_array().unwrap().is_empty(), "{j}");
+        assert_same_lines(&finished_lines(&out), &expected);
+    }
 }
 
 #[test]

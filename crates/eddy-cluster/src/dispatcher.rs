@@ -78,6 +78,9 @@ pub struct JobFailureView {
     pub cause: String,
     /// Whether a restart followed.
     pub restarted: bool,
+    /// For a restart: ms from the failure reaching the JobMaster until every task of the new
+    /// attempt ran again.
+    pub recovered_after_ms: Option<u64>,
 }
 
 /// Checkpoint counts, for the REST API.
@@ -166,6 +169,7 @@ impl JobRecord {
                     timestamp: f.timestamp,
                     cause: f.cause.clone(),
                     restarted: f.restarted,
+                    recovered_after_ms: f.recovered_after.map(|d| d.as_millis() as u64),
                 })
                 .collect(),
             vertices,
