@@ -513,7 +513,7 @@ fn list(c: &RestClient, all: bool) -> Result<()> {
     let line = |j: &Value| {
         format!(
             "{} : {} : {} ({})",
-            j["start-time"],
+            utc_time(j["start-time"].as_i64().unwrap_or(0)),
             j["jid"].as_str().unwrap_or_default(),
             j["name"].as_str().unwrap_or_default(),
             j["state"].as_str().unwrap_or_default()
@@ -548,6 +548,38 @@ fn list(c: &RestClient, all: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `dd.MM.yyyy HH:mm:ss` in UTC, as Flink's `list` prints start times.
+fn utc_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{day:02}.{month:02}.{year} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_time_formats_like_flink() {
+        assert_eq!(super::utc_time(0), "01.01.1970 00:00:00");
+        assert_eq!(super::utc_time(1_795_276_278_005), "21.11.2026 15:51:18");
+        assert_eq!(super::utc_time(951_782_400_000), "29.02.2000 00:00:00");
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
