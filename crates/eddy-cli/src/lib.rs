@@ -572,16 +572,6 @@ fn utc_time(ms: i64) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_time_formats_like_flink() {
-        assert_eq!(super::utc_time(0), "01.01.1970 00:00:00");
-        assert_eq!(super::utc_time(1_795_276_278_005), "21.11.2026 15:51:18");
-        assert_eq!(super::utc_time(951_782_400_000), "29.02.2000 00:00:00");
-    }
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -634,4 +624,14 @@ fn run_taskmanager(
         std::future::pending::<()>().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_time_formats_like_flink() {
+        assert_eq!(super::utc_time(0), "01.01.1970 00:00:00");
+        assert_eq!(super::utc_time(1_795_276_278_005), "21.11.2026 15:51:18");
+        assert_eq!(super::utc_time(951_782_400_000), "29.02.2000 00:00:00");
+    }
 }
