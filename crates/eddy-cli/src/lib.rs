@@ -10,6 +10,7 @@
 //! eddy list [--all] | cancel ID | stop ID [--savepoint-path DIR] [--drain] | savepoint ID [DIR]
 //! eddy info JOB [ARGS..]               # the plan as JSON
 //! eddy jobs                            # the jobs this binary carries
+//! eddy bench nexmark [--queries q0,q5] [--events N] [-p P] [--json FILE]
 //! ```
 //!
 //! Without a jobmanager address (`-m` or `rest.address`), `eddy run` runs the job on the
@@ -151,6 +152,16 @@ enum Command {
     },
     /// Lists the jobs this binary carries.
     Jobs,
+    /// Benchmarks: `eddy bench nexmark [cost] [--queries q0,q5] [--events N] [-p P]
+    /// [--rate R] [--checkpoint-interval-ms I] [--json FILE]` (each query in a process of its
+    /// own on the MiniCluster, output checked against the reference implementation).
+    Bench {
+        /// What to run: `nexmark`.
+        what: String,
+        /// Its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,6 +188,7 @@ pub const VERBS: &[&str] = &[
     "savepoint",
     "info",
     "jobs",
+    "bench",
     "help",
     "--help",
     "-h",
@@ -380,6 +392,19 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
                 .map_err(|e| anyhow!(e))?;
             let plan = env.get_execution_plan().map_err(|e| anyhow!("{e}"))?;
             println!("{plan}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { what, args } => {
+            if what != "nexmark" {
+                eprintln!("eddy: unknown benchmark '{what}' (known: nexmark)");
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            let args = if args.first().map(String::as_str) == Some("cost") {
+                args
+            } else {
+                std::iter::once("bench".to_string()).chain(args).collect()
+            };
+            eddy_nexmark::cli::main(args, &["bench", "nexmark"])?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Jobs => {

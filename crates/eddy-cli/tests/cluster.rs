@@ -73,6 +73,11 @@ impl Proc {
         );
     }
 
+    /// Every stdout line printed so far and not read yet.
+    fn drain(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
     fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -738,4 +743,56 @@ fn a_slow_operator_on_one_taskmanager_back_pressures_the_source_on_another() {
     assert!(samples.last() > samples.first(), "{samples:?}");
     assert!(c.eddy("cancel", &[&id]).status.success());
     c.wait_state(&id, "CANCELED");
+}
+
+#[test]
+fn nexmark_on_two_taskmanagers_matches_the_reference() {
+    use eddy::connectors::nexmark::GeneratorConfig;
+    use eddy_nexmark::checksum::Checksum;
+    use eddy_nexmark::{reference_checksum, Query};
+    let c = Cluster::start(2, 1);
+    for (q, query) in [("q3", Query::Q3), ("q5", Query::Q5)] {
+        let o = c.eddy(
+            "run",
+            &["nexmark", "--query", q, "--events", "60000", "-p", "2"],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        // Each taskmanager prints the checksum of what its sink subtasks saw; merged, they are
+        // the job's output. (The lines may reach this process a moment after the job ends.)
+        let config = GeneratorConfig {
+            events: 60_000,
+            ..GeneratorConfig::default()
+        };
+        let expected = reference_checksum(query, &config);
+        let mut last: Vec<Option<Checksum>> = vec![None; c.tms.len()];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let total = loop {
+            for (i, tm) in c.tms.iter().enumerate() {
+                for l in tm.drain() {
+                    if let Some(v) = l.strip_prefix(&format!(
+                        "nexmark {q}: output checksum so far in this process "
+                    )) {
+                        let (rows, sum) = v.split_once(':').unwrap();
+                        last[i] = Some(Checksum {
+                            rows: rows.parse().unwrap(),
+                            sum: u64::from_str_radix(sum, 16).unwrap(),
+                        });
+                    }
+                }
+            }
+            let mut total = Checksum::default();
+            for c in last.iter().flatten() {
+                total.merge(*c);
+            }
+            if total == expected || Instant::now() > deadline {
+                break total;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            last.iter().all(Option::is_some),
+            "a taskmanager printed no checksum"
+        );
+        assert_eq!(total, expected, "{q}");
+    }
 }

@@ -69,6 +69,7 @@ struct ChecksumSink<T> {
     target: SharedChecksum,
     local: Checksum,
     upsert: Option<(KeyOf<T>, HashMap<i64, T>)>,
+    report: Option<String>,
 }
 
 impl<T: Data + Hash> OneInputOperator for ChecksumSink<T> {
@@ -107,6 +108,13 @@ impl<T: Data + Hash> OneInputOperator for ChecksumSink<T> {
             .lock()
             .map_err(|_| OperatorError::Internal("checksum lock poisoned".into()))?;
         t.merge(std::mem::take(&mut self.local));
+        if let Some(label) = &self.report {
+            // The last line a process prints is the checksum of all its sink subtasks.
+            println!(
+                "{label}: output checksum so far in this process {}",
+                t.to_hex()
+            );
+        }
         Ok(())
     }
 }
@@ -117,6 +125,7 @@ pub fn checksum_sink<T: Data + Hash>(
     stream: &DataStream<T>,
     target: &SharedChecksum,
     upsert: Option<KeyOf<T>>,
+    report: Option<String>,
 ) {
     let target = target.clone();
     stream
@@ -126,6 +135,7 @@ pub fn checksum_sink<T: Data + Hash>(
                 target: target.clone(),
                 local: Checksum::default(),
                 upsert: upsert.map(|k| (k, HashMap::new())),
+                report: report.clone(),
             })),
             false,
         )

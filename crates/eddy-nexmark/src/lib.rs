@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod checksum;
+pub mod cli;
 pub mod queries;
 pub mod reference;
 pub mod wordcount;
@@ -89,6 +90,9 @@ pub enum Sink {
     Checksum(SharedChecksum),
     /// Collected as `Debug` strings (tests); q4's rows are its changelog.
     Collect,
+    /// A checksum printed by each process as its sink subtasks finish (runs on a cluster,
+    /// where no single process sees all output): `LABEL: output checksum …`.
+    Report(String),
 }
 
 fn finish<T: Data + Hash + Debug>(
@@ -98,7 +102,16 @@ fn finish<T: Data + Hash + Debug>(
 ) -> Option<CollectHandle<String>> {
     match sink {
         Sink::Checksum(c) => {
-            checksum_sink(&stream, c, upsert);
+            checksum_sink(&stream, c, upsert, None);
+            None
+        }
+        Sink::Report(label) => {
+            checksum_sink(
+                &stream,
+                &SharedChecksum::default(),
+                upsert,
+                Some(label.clone()),
+            );
             None
         }
         Sink::Collect => Some(stream.map(|r: T| format!("{r:?}")).collect()),

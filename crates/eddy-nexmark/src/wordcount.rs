@@ -49,6 +49,7 @@ pub fn add_word_count(env: &StreamExecutionEnvironment, lines: u64, sum: &Shared
         &counts,
         sum,
         Some(|t: &(String, u64)| stable_hash(&t.0) as i64),
+        None,
     );
 }
 
