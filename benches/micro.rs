@@ -6,7 +6,10 @@
 //! - `chain/map_filter`: a source chained to a map and a filter into a discarding sink —
 //!   the per-record cost of a task's chain.
 //! - `channel/rebalance`: the same records crossing an in-memory channel between two tasks
-//!   (buffers, credit, batching; the TCP stack comes with the cluster issue).
+//!   (buffers, credit, batching).
+//! - `network/tcp_channel`: records through one remote channel over loopback TCP: serialized
+//!   into 32 KiB pooled buffers, credit-based flow control (4 credits), decoded into the
+//!   consumer's input gate — the network stack's per-channel throughput.
 //! - `serialization/bid`: postcard encoding and decoding of Nexmark bids, the record format of
 //!   checkpoints and of the coming network stack.
 //! - `keyed_state/value`: `ValueState` read + update over 10,000 keys on the heap backend.
@@ -56,6 +59,80 @@ fn channel(c: &mut Criterion) {
                 .map(|v: i64| v + 1)
                 .sink_to_discard();
             env.execute("channel").expect("job")
+        })
+    });
+    g.finish();
+}
+
+fn network(c: &mut Criterion) {
+    use eddy::core::StreamRecord;
+    use eddy::network::{ChannelId, NetworkBufferPool, NetworkEnvironment};
+    use eddy::runtime::channel::{ChannelElement, ChannelWriter, InputGate, TaskWaker};
+    use eddy::runtime::remote::codec;
+    use std::sync::Arc;
+    const N: u64 = 2_000_000;
+    const BATCH: usize = 1024;
+    let producer = Arc::new(
+        NetworkEnvironment::start("127.0.0.1:0", NetworkBufferPool::new(64, 32 * 1024))
+            .expect("data port"),
+    );
+    let consumer = NetworkEnvironment::start("127.0.0.1:0", NetworkBufferPool::new(64, 32 * 1024))
+        .expect("data port");
+    let mut g = c.benchmark_group("network");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    let mut attempt = 0u64;
+    g.bench_function("tcp_channel", |b| {
+        b.iter(|| {
+            attempt += 1;
+            let id = ChannelId {
+                job: 1,
+                attempt,
+                edge: 0,
+                producer: 0,
+                consumer: 0,
+            };
+            let waker = TaskWaker::new();
+            let (mut gate, mut writers) = InputGate::<(u64, u64)>::new(1, 4, waker.clone());
+            let c = codec::<(u64, u64)>();
+            (c.connect_inbound)(
+                Box::new(writers.remove(0)),
+                &consumer,
+                id,
+                &producer.address().to_string(),
+                4,
+            )
+            .expect("partition request");
+            let mut w = *(c.writer)(producer.output_channel(id), producer.pool().clone())
+                .downcast::<ChannelWriter<(u64, u64)>>()
+                .expect("writer type");
+            let t = std::thread::spawn(move || {
+                let mut i = 0u64;
+                while i < N {
+                    let batch: Vec<StreamRecord<(u64, u64)>> = (i..(i + BATCH as u64).min(N))
+                        .map(|v| StreamRecord::new((v, v * 3)))
+                        .collect();
+                    i += batch.len() as u64;
+                    w.send(ChannelElement::Buffer(batch)).expect("send");
+                }
+                w.send(ChannelElement::EndOfPartition).expect("end");
+            });
+            let mut got = 0u64;
+            loop {
+                match gate.poll(None) {
+                    Some((_, ChannelElement::Buffer(b))) => got += b.len() as u64,
+                    Some((_, ChannelElement::EndOfPartition)) => break,
+                    Some((_, ChannelElement::Failure(e))) => panic!("{e}"),
+                    Some(_) => {}
+                    None => waker.wait(Some(
+                        std::time::Instant::now() + std::time::Duration::from_millis(10),
+                    )),
+                }
+            }
+            t.join().expect("producer");
+            assert_eq!(got, N);
+            consumer.release(1, attempt);
+            producer.release(1, attempt);
         })
     });
     g.finish();
@@ -167,5 +244,13 @@ fn window(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, chain, channel, serialization, keyed_state, window);
+criterion_group!(
+    benches,
+    chain,
+    channel,
+    network,
+    serialization,
+    keyed_state,
+    window
+);
 criterion_main!(benches);

@@ -36,6 +36,7 @@ pub use eddy_cluster as cluster;
 pub use eddy_connectors as connectors;
 pub use eddy_core as core;
 pub use eddy_datastream as datastream;
+pub use eddy_network as network;
 pub use eddy_runtime as runtime;
 pub use eddy_state as state;
 
