@@ -8,7 +8,7 @@
 //! price is the maximum of their own 10 s tumbling window (the SQL's inclusive `BETWEEN` also
 //! admits a bid at exactly the next window's start).
 
-use eddy::connectors::nexmark::{Auction, Bid, Event, Person};
+use eddy::connectors::nexmark::{Auction, Bid, Event, Person, Text};
 use eddy::prelude::*;
 use eddy::runtime::windowing::function::FnProcessWindow;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ pub struct Q1Row {
     /// Event time.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
 }
 
 /// q3's row: a seller in OR, ID or CA and one of their category-10 auctions.
@@ -54,7 +54,7 @@ pub struct Q7Row {
     /// Event time.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
 }
 
 /// q11's row: one bidder's session.

@@ -6,7 +6,7 @@
 //! and hot bidders, auctions hot sellers. Event time advances by a configurable inter-event
 //! delay from a fixed base time.
 
-use super::model::{Auction, Bid, Event, Person};
+use super::model::{Auction, Bid, Event, Person, Text};
 use super::random::JavaRandom;
 
 const PERSON_PROPORTION: i64 = 1;
@@ -285,14 +285,11 @@ impl GeneratorConfig {
         let price = next_price(r);
         let (channel, url) = if r.next_int(HOT_CHANNELS_RATIO) > 0 {
             let i = r.next_int(HOT_CHANNELS.len() as i32) as usize;
-            (HOT_CHANNELS[i].to_string(), HOT_URLS[i].to_string())
+            (HOT_CHANNELS[i], HOT_URLS[i])
         } else {
-            let c = r.next_int(CHANNELS_NUMBER);
-            (
-                format!("channel-{c}"),
-                format!("https://www.nexmark.com/item.htm?query=1&channel_id={c}"),
-            )
+            channel_names()[r.next_int(CHANNELS_NUMBER) as usize]
         };
+        let (channel, url) = (Text::Borrowed(channel), Text::Borrowed(url));
         let extra = next_extra(r, 32, self.avg_bid_bytes);
         Bid {
             auction,
@@ -360,9 +357,9 @@ fn next_string(r: &mut JavaRandom, max_len: i32) -> String {
 /// from the event's `Random` (one draw per byte, most of a bid's generation cost); here the
 /// length is drawn as Flink does and the letters are a slice of a fixed pseudo-random table at
 /// a drawn offset — the same sizes and alphabet, deterministic, one draw instead of ~70.
-fn next_extra(r: &mut JavaRandom, current: i32, desired: i32) -> String {
+fn next_extra(r: &mut JavaRandom, current: i32, desired: i32) -> Text {
     if current > desired {
-        return String::new();
+        return Text::Borrowed("");
     }
     let desired = desired - current;
     let delta = (desired as f64 * 0.2).round() as i32;
@@ -371,7 +368,26 @@ fn next_extra(r: &mut JavaRandom, current: i32, desired: i32) -> String {
     let table = letters();
     let size = size.min(table.len() / 2);
     let offset = r.next_int((table.len() - size) as i32) as usize;
-    table[offset..offset + size].to_string()
+    Text::Borrowed(&table[offset..offset + size])
+}
+
+/// `channel-<c>` and its URL for every channel number, built once per process (≈ 0.7 MB), so
+/// a bid borrows them instead of formatting two strings.
+fn channel_names() -> &'static [(&'static str, &'static str)] {
+    static TABLE: std::sync::OnceLock<Vec<(&'static str, &'static str)>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..CHANNELS_NUMBER)
+            .map(|c| {
+                let name: &'static str = Box::leak(format!("channel-{c}").into_boxed_str());
+                let url: &'static str = Box::leak(
+                    format!("https://www.nexmark.com/item.htm?query=1&channel_id={c}")
+                        .into_boxed_str(),
+                );
+                (name, url)
+            })
+            .collect()
+    })
 }
 
 /// 4 KiB of lowercase letters from a fixed-seed `Random`.

@@ -8,5 +8,5 @@ pub mod random;
 pub mod source;
 
 pub use generator::{kind_of, EventKind, GeneratorConfig, InvalidGeneratorConfig};
-pub use model::{Auction, Bid, Event, Person};
+pub use model::{Auction, Bid, Event, Person, Text};
 pub use source::nexmark_source;
