@@ -1,12 +1,17 @@
-//! The timer service of keyed operators (Flink's `InternalTimerServiceImpl` with heap priority
-//! queues): event-time and processing-time timers per `(key, namespace, timestamp)`, fired in
+//! The timer service of keyed operators (Flink's `InternalTimerServiceImpl`): event-time and
+//! processing-time timers per `(key, namespace, timestamp)`, fired in
 //! timestamp order and snapshotted by key group.
 //!
 //! Each time domain is a `TimerQueue`: a hash set of live timers (deduplication and O(1)
-//! deletion) plus a binary heap of `(timestamp, sequence, hash)` ordering them. Deletion only
-//! removes the timer from the set; its heap entry turns stale and is skipped when it reaches the
-//! top, so the heap's top is always live and `next_*_timer` can take `&self`. The sequence
-//! number makes timers with equal timestamps fire in registration order.
+//! deletion) plus the firing order: per timestamp, the timers in registration order, in a
+//! `BTreeMap` of timestamps. Window timers align on few timestamps (every window of a slide ends
+//! at the same time), so the map is short and its queues long: registering appends, firing pops
+//! the front — sequential memory, no sifting through a heap of millions of entries (it was the
+//! largest timer cost of Nexmark q5). A timestamp with a single timer holds it inline, so
+//! distinct per-record timers cost no allocation. Deletion only removes the timer from the
+//! set; its order entry turns stale and is skipped when it reaches the front, so the front is
+//! always live and `next_*_timer` can take `&self`. The sequence number identifies a timer's
+//! registration.
 
 use crate::error::StateError;
 use crate::snapshot::{check_max_parallelism, check_type, TimerServiceSnapshot};
@@ -17,8 +22,7 @@ use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use std::any::type_name;
 use std::borrow::Cow;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A timer: when `timestamp` is reached, the operator's `on_timer` runs for `key` and
 /// `namespace` (Flink's `TimerHeapInternalTimer`).
@@ -37,8 +41,48 @@ struct Slot<K, N> {
     seq: u64,
 }
 
-/// A heap entry: `(timestamp, sequence, hash of the timer)`; the hash finds the live slot.
-type HeapEntry = Reverse<(i64, u64, u64)>;
+/// An order entry: `(sequence, hash of the timer)`; the hash finds the live slot.
+type OrderEntry = (u64, u64);
+
+/// The timers of one timestamp, in registration order.
+enum Bucket {
+    One(OrderEntry),
+    Many(VecDeque<OrderEntry>),
+}
+
+impl Bucket {
+    fn front(&self) -> Option<OrderEntry> {
+        match self {
+            Bucket::One(e) => Some(*e),
+            Bucket::Many(q) => q.front().copied(),
+        }
+    }
+
+    /// Removes the front entry; returns whether the bucket is now empty.
+    fn pop_front(&mut self) -> bool {
+        match self {
+            Bucket::One(_) => true,
+            Bucket::Many(q) => {
+                q.pop_front();
+                q.is_empty()
+            }
+        }
+    }
+
+    fn push(&mut self, e: OrderEntry) {
+        match self {
+            Bucket::One(first) => *self = Bucket::Many(VecDeque::from([*first, e])),
+            Bucket::Many(q) => q.push_back(e),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Bucket::One(_) => 1,
+            Bucket::Many(q) => q.len(),
+        }
+    }
+}
 
 #[inline]
 fn timer_hash<K: Key, N: Key>(key: &K, namespace: &N, timestamp: i64) -> u64 {
@@ -48,7 +92,9 @@ fn timer_hash<K: Key, N: Key>(key: &K, namespace: &N, timestamp: i64) -> u64 {
 /// The timers of one time domain.
 struct TimerQueue<K, N> {
     live: HashTable<Slot<K, N>>,
-    heap: BinaryHeap<HeapEntry>,
+    order: BTreeMap<i64, Bucket>,
+    /// Entries in `order`, live and stale.
+    entries: usize,
     next_seq: u64,
 }
 
@@ -56,7 +102,8 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
     fn new() -> Self {
         TimerQueue {
             live: HashTable::new(),
-            heap: BinaryHeap::new(),
+            order: BTreeMap::new(),
+            entries: 0,
             next_seq: 0,
         }
     }
@@ -91,7 +138,15 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
                     },
                     seq,
                 });
-                self.heap.push(Reverse((timestamp, seq, hash)));
+                match self.order.entry(timestamp) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(Bucket::One((seq, hash)));
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut o) => {
+                        o.get_mut().push((seq, hash))
+                    }
+                }
+                self.entries += 1;
                 true
             }
         }
@@ -107,36 +162,66 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
         };
         slot.remove();
         self.drop_stale_top();
-        // Stale entries below the top only cost memory; rebuild once they dominate.
-        if self.heap.len() > 2 * self.live.len() + 64 {
+        // Stale entries behind the front only cost memory; rebuild once they dominate.
+        if self.entries > 2 * self.live.len() + 64 {
             let live = &self.live;
-            self.heap
-                .retain(|&Reverse((_, seq, hash))| live.find(hash, |s| s.seq == seq).is_some());
+            let is_live = |&(seq, hash): &OrderEntry| live.find(hash, |s| s.seq == seq).is_some();
+            let mut entries = 0;
+            self.order.retain(|_, b| {
+                match b {
+                    Bucket::One(e) => {
+                        if !is_live(e) {
+                            return false;
+                        }
+                    }
+                    Bucket::Many(q) => {
+                        q.retain(is_live);
+                        if q.is_empty() {
+                            return false;
+                        }
+                    }
+                }
+                entries += b.len();
+                true
+            });
+            self.entries = entries;
         }
         true
     }
 
+    /// Drops stale entries at the front, so the first entry is a live timer.
     fn drop_stale_top(&mut self) {
-        while let Some(&Reverse((_, seq, hash))) = self.heap.peek() {
+        while let Some(mut first) = self.order.first_entry() {
+            let Some((seq, hash)) = first.get().front() else {
+                first.remove();
+                continue;
+            };
             if self.live.find(hash, |s| s.seq == seq).is_some() {
                 break;
             }
-            self.heap.pop();
+            self.entries -= 1;
+            if first.get_mut().pop_front() {
+                first.remove();
+            }
         }
     }
 
     fn peek(&self) -> Option<i64> {
-        self.heap
-            .peek()
-            .map(|&Reverse((timestamp, _, _))| timestamp)
+        self.order
+            .first_key_value()
+            .map(|(timestamp, _)| *timestamp)
     }
 
     fn poll(&mut self, up_to: i64) -> Option<InternalTimer<K, N>> {
-        let &Reverse((timestamp, seq, hash)) = self.heap.peek()?;
-        if timestamp > up_to {
+        let mut first = self.order.first_entry()?;
+        if *first.key() > up_to {
             return None;
         }
-        self.heap.pop();
+        let (seq, hash) = first.get().front()?;
+        if first.get_mut().pop_front() {
+            first.remove();
+        }
+        self.entries -= 1;
         let slot = self
             .live
             .find_entry(hash, |s| s.seq == seq)
