@@ -30,14 +30,17 @@ pub trait WindowContents<K: Key, T, W: Window>: Send + 'static {
         value: T,
         timestamp: i64,
     ) -> Result<(), OperatorError>;
-    /// Whether the window `ns` of the current key holds anything; `false` where the contents
-    /// cannot tell cheaply (the operator then takes its general path).
-    fn contains(
+    /// Adds an element to the window `ns` of the current key if the window already holds
+    /// something, with one state lookup; hands the element back otherwise, and where the
+    /// contents cannot tell cheaply (the operator then takes its general path).
+    fn add_if_present(
         &mut self,
         _backend: &mut KeyedStateBackend<K>,
         _ns: &W,
-    ) -> Result<bool, OperatorError> {
-        Ok(false)
+        value: T,
+        _timestamp: i64,
+    ) -> Result<Option<T>, OperatorError> {
+        Ok(Some(value))
     }
     /// The contents for a firing of `window` (kept under `ns`), `None` if it holds nothing.
     fn get(
@@ -86,13 +89,15 @@ macro_rules! single_value_contents {
             let s = self.state.ok_or_else(not_open)?;
             Ok(s.add_in(backend, ns, value)?)
         }
-        fn contains(
+        fn add_if_present(
             &mut self,
             backend: &mut KeyedStateBackend<K>,
             ns: &W,
-        ) -> Result<bool, OperatorError> {
+            value: T,
+            _timestamp: i64,
+        ) -> Result<Option<T>, OperatorError> {
             let s = self.state.ok_or_else(not_open)?;
-            Ok(s.contains_in(backend, ns)?)
+            Ok(s.add_in_if_present(backend, ns, value)?)
         }
         fn get(
             &mut self,

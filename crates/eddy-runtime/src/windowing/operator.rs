@@ -337,36 +337,39 @@ where
                     continue;
                 }
                 skipped = false;
-                let v = value.as_ref().ok_or_else(not_open)?;
+                let last = i + 1 == n;
                 // A window that already holds elements has its trigger timer and cleanup timer
                 // (both are registered with its first element and live as long as it does), so
-                // a trigger that would only re-register them is not asked; the contents lookup
-                // here makes the `add` below a cache hit.
-                let again = match trigger.on_element_again(&window, rt.watermark) {
-                    Some(r) if contents.contains(&mut rt.backend, &window)? => Some(r),
-                    _ => None,
-                };
-                // Triggers never read the contents, so asking first lets the last window take
-                // the element without a clone.
-                let result = match again {
-                    Some(r) => r,
-                    None => trigger.on_element(
-                        v,
-                        timestamp,
-                        &window,
-                        &mut rt.trigger_ctx(&window, &[]),
-                    )?,
-                };
-                let v = if i + 1 == n {
+                // a trigger that would only re-register them is not asked, and the element goes
+                // into the window with one state lookup.
+                if let Some(r) = trigger.on_element_again(&window, rt.watermark) {
+                    let v = if last {
+                        value.take().ok_or_else(not_open)?
+                    } else {
+                        value.as_ref().ok_or_else(not_open)?.clone()
+                    };
+                    match contents.add_if_present(&mut rt.backend, &window, v, timestamp)? {
+                        None => {
+                            Self::apply_result(rt, contents, function, out, r, &window, &window)?;
+                            continue;
+                        }
+                        Some(back) if last => value = Some(back),
+                        Some(_) => {}
+                    }
+                }
+                // A new window. Triggers never read the contents, so asking first lets the last
+                // window take the element without a clone.
+                let v = value.as_ref().ok_or_else(not_open)?;
+                let result =
+                    trigger.on_element(v, timestamp, &window, &mut rt.trigger_ctx(&window, &[]))?;
+                let v = if last {
                     value.take().ok_or_else(not_open)?
                 } else {
                     v.clone()
                 };
                 contents.add(&mut rt.backend, &window, v, timestamp)?;
                 Self::apply_result(rt, contents, function, out, result, &window, &window)?;
-                if again.is_none() {
-                    rt.register_cleanup_timer(&window)?;
-                }
+                rt.register_cleanup_timer(&window)?;
             }
             if skipped {
                 if let Some(v) = value {

@@ -95,6 +95,27 @@ impl<IN: 'static, ACC: Data, OUT: 'static, N: Key> AggregatingState<IN, ACC, OUT
         Ok(())
     }
 
+    /// Adds `value` to the live accumulator of `namespace` if there is one, with one lookup;
+    /// hands `value` back when there is none (the caller then creates the namespace).
+    pub fn add_in_if_present<S: KeyedStateStore + ?Sized>(
+        &self,
+        store: &mut S,
+        namespace: &N,
+        value: IN,
+    ) -> Result<Option<IN>, StateError> {
+        let a = self.access(store)?;
+        let (agg, ttl, now) = (a.func, a.ttl, a.now);
+        match a.map.find_entry(a.key, namespace) {
+            Some(mut e) if !is_expired(ttl, e.get().2.ts, now) => {
+                let stored = &mut e.get_mut().2;
+                agg.add(value, &mut stored.value);
+                stored.ts = now;
+                Ok(None)
+            }
+            _ => Ok(Some(value)),
+        }
+    }
+
     /// Removes the accumulator of the current key in `namespace`.
     pub fn clear_in<S: KeyedStateStore + ?Sized>(
         &self,

@@ -82,6 +82,22 @@ impl<V: Data, N: Key> ReducingState<V, N> {
         Ok(())
     }
 
+    /// Reduces `value` into the live value of `namespace` if there is one; hands `value` back
+    /// when there is none.
+    pub fn add_in_if_present<S: KeyedStateStore + ?Sized>(
+        &self,
+        store: &mut S,
+        namespace: &N,
+        value: V,
+    ) -> Result<Option<V>, StateError> {
+        if self.contains_in(store, namespace)? {
+            self.add_in(store, namespace, value)?;
+            Ok(None)
+        } else {
+            Ok(Some(value))
+        }
+    }
+
     /// Removes the value of the current key in `namespace`.
     pub fn clear_in<S: KeyedStateStore + ?Sized>(
         &self,
