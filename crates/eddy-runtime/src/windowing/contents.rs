@@ -50,6 +50,20 @@ pub trait WindowContents<K: Key, T, W: Window>: Send + 'static {
         window: &W,
         ctx: &EvictorContext,
     ) -> Result<Option<Vec<Self::Out>>, OperatorError>;
+    /// The contents for a firing of `window` that is followed by clearing them (the window's
+    /// cleanup time has come): `get` then `clear`, which single-value contents do with one
+    /// state lookup.
+    fn take(
+        &mut self,
+        backend: &mut KeyedStateBackend<K>,
+        ns: &W,
+        window: &W,
+        ctx: &EvictorContext,
+    ) -> Result<Option<Vec<Self::Out>>, OperatorError> {
+        let v = self.get(backend, ns, window, ctx)?;
+        self.clear(backend, ns)?;
+        Ok(v)
+    }
     /// After the window function ran on what `get` returned.
     fn after_fire(
         &mut self,
@@ -108,6 +122,16 @@ macro_rules! single_value_contents {
         ) -> Result<Option<Vec<Self::Out>>, OperatorError> {
             let s = self.state.ok_or_else(not_open)?;
             Ok(s.get_in(backend, ns)?.map(|v| vec![v]))
+        }
+        fn take(
+            &mut self,
+            backend: &mut KeyedStateBackend<K>,
+            ns: &W,
+            _window: &W,
+            _ctx: &EvictorContext,
+        ) -> Result<Option<Vec<Self::Out>>, OperatorError> {
+            let s = self.state.ok_or_else(not_open)?;
+            Ok(s.take_in(backend, ns)?.map(|v| vec![v]))
         }
         fn clear(&mut self, backend: &mut KeyedStateBackend<K>, ns: &W) -> Result<(), StateError> {
             match self.state {

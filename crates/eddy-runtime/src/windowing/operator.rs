@@ -204,12 +204,20 @@ where
         function: &mut F,
         out: &mut Output<O>,
         result: super::trigger::TriggerResult,
-        window: &A::W,
-        state_window: &A::W,
-    ) -> Result<(), OperatorError> {
+        (window, state_window): (&A::W, &A::W),
+        cleared_after: bool,
+    ) -> Result<bool, OperatorError> {
+        // Contents that are cleared right after this firing (purge, or the window's cleanup
+        // time) are taken out instead of read and removed: one state lookup.
+        let take = cleared_after || result.is_purge();
         if result.is_fire() {
             let ectx = rt.evictor_ctx();
-            if let Some(values) = contents.get(&mut rt.backend, state_window, window, &ectx)? {
+            let values = if take {
+                contents.take(&mut rt.backend, state_window, window, &ectx)?
+            } else {
+                contents.get(&mut rt.backend, state_window, window, &ectx)?
+            };
+            if let Some(values) = values {
                 let key = rt.current_key()?.clone();
                 {
                     // Results carry the window's max timestamp, as in Flink.
@@ -223,15 +231,20 @@ where
                     };
                     function.process(&key, &mut ctx, values, &mut c)?;
                 }
-                contents.after_fire(&mut rt.backend, state_window, window, &ectx)?;
+                if !take {
+                    contents.after_fire(&mut rt.backend, state_window, window, &ectx)?;
+                }
             }
+            // Taken contents are gone; report it so they are not cleared again.
+            return Ok(take);
         }
         if result.is_purge() {
             contents.clear(&mut rt.backend, state_window)?;
         }
-        Ok(())
+        Ok(false)
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// Drops everything of a window whose time is up: contents, trigger state, the window
     /// function's per-window state and its place in the merging set.
     fn clear_all_state(
@@ -242,8 +255,11 @@ where
         out: &mut Output<O>,
         (window, state_window): (&A::W, &A::W),
         merging: Option<&mut MergingWindowSet<A::W>>,
+        contents_cleared: bool,
     ) -> Result<(), OperatorError> {
-        contents.clear(&mut rt.backend, state_window)?;
+        if !contents_cleared {
+            contents.clear(&mut rt.backend, state_window)?;
+        }
         trigger.clear(window, &mut rt.trigger_ctx(window, &[]))?;
         {
             let (_, side) = out.split(window.max_timestamp());
@@ -325,7 +341,15 @@ where
                     &mut rt.trigger_ctx(&actual, &[]),
                 )?;
                 contents.add(&mut rt.backend, &state_window, value.clone(), timestamp)?;
-                Self::apply_result(rt, contents, function, out, result, &actual, &state_window)?;
+                Self::apply_result(
+                    rt,
+                    contents,
+                    function,
+                    out,
+                    result,
+                    (&actual, &state_window),
+                    false,
+                )?;
                 rt.register_cleanup_timer(&actual)?;
             }
             set.persist(&mut rt.backend, mstate)?;
@@ -350,7 +374,15 @@ where
                     };
                     match contents.add_if_present(&mut rt.backend, &window, v, timestamp)? {
                         None => {
-                            Self::apply_result(rt, contents, function, out, r, &window, &window)?;
+                            Self::apply_result(
+                                rt,
+                                contents,
+                                function,
+                                out,
+                                r,
+                                (&window, &window),
+                                false,
+                            )?;
                             continue;
                         }
                         Some(back) if last => value = Some(back),
@@ -368,7 +400,15 @@ where
                     v.clone()
                 };
                 contents.add(&mut rt.backend, &window, v, timestamp)?;
-                Self::apply_result(rt, contents, function, out, result, &window, &window)?;
+                Self::apply_result(
+                    rt,
+                    contents,
+                    function,
+                    out,
+                    result,
+                    (&window, &window),
+                    false,
+                )?;
                 rt.register_cleanup_timer(&window)?;
             }
             if skipped {
@@ -431,8 +471,17 @@ where
                 trigger.on_processing_time(time, &window, &mut ctx)?
             }
         };
-        Self::apply_result(rt, contents, function, out, result, &window, &state_window)?;
-        if rt.event_time == event_time_timer && time == rt.cleanup_time(&window) {
+        let cleanup = rt.event_time == event_time_timer && time == rt.cleanup_time(&window);
+        let cleared = Self::apply_result(
+            rt,
+            contents,
+            function,
+            out,
+            result,
+            (&window, &state_window),
+            cleanup,
+        )?;
+        if cleanup {
             Self::clear_all_state(
                 rt,
                 trigger,
@@ -441,6 +490,7 @@ where
                 out,
                 (&window, &state_window),
                 set.as_mut(),
+                cleared,
             )?;
         }
         if let (Some(s), Some(m)) = (&set, rt.merging) {

@@ -116,6 +116,25 @@ impl<IN: 'static, ACC: Data, OUT: 'static, N: Key> AggregatingState<IN, ACC, OUT
         }
     }
 
+    /// Removes the accumulator of `namespace` and returns its result if it was live (or
+    /// expired but returnable): a read and a clear with one lookup.
+    pub fn take_in<S: KeyedStateStore + ?Sized>(
+        &self,
+        store: &mut S,
+        namespace: &N,
+    ) -> Result<Option<OUT>, StateError> {
+        let a = self.access(store)?;
+        let agg = a.func;
+        let Some(stored) = a.map.remove(a.key, namespace) else {
+            return Ok(None);
+        };
+        Ok(match a.ttl {
+            Some(t) if t.expired(stored.ts, a.now) => t.return_expired.then_some(stored.value),
+            _ => Some(stored.value),
+        }
+        .map(|acc| agg.get_result(&acc)))
+    }
+
     /// Removes the accumulator of the current key in `namespace`.
     pub fn clear_in<S: KeyedStateStore + ?Sized>(
         &self,

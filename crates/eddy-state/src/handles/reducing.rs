@@ -98,6 +98,25 @@ impl<V: Data, N: Key> ReducingState<V, N> {
         }
     }
 
+    /// Removes the value of `namespace` and returns it if it was live (or expired but
+    /// returnable): a read and a clear with one lookup.
+    pub fn take_in<S: KeyedStateStore + ?Sized>(
+        &self,
+        store: &mut S,
+        namespace: &N,
+    ) -> Result<Option<V>, StateError> {
+        let a = store
+            .keyed_state_backend()
+            .access::<N, TtlValue<V>, ReduceFn<V>>(self.index)?;
+        let Some(stored) = a.map.remove(a.key, namespace) else {
+            return Ok(None);
+        };
+        Ok(match a.ttl {
+            Some(t) if t.expired(stored.ts, a.now) => t.return_expired.then_some(stored.value),
+            _ => Some(stored.value),
+        })
+    }
+
     /// Removes the value of the current key in `namespace`.
     pub fn clear_in<S: KeyedStateStore + ?Sized>(
         &self,
