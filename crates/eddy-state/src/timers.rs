@@ -41,6 +41,9 @@ struct Slot<K, N> {
     seq: u64,
 }
 
+/// A slot with its firing-order key `(timestamp, sequence)`.
+type SortableSlot<'a, K, N> = (i64, u64, &'a Slot<K, N>);
+
 /// An order entry: `(sequence, hash of the timer)`; the hash finds the live slot.
 type OrderEntry = (u64, u64);
 
@@ -235,7 +238,7 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
     fn by_key_group(&self, max_parallelism: usize) -> BTreeMap<usize, Vec<&Slot<K, N>>> {
         // The sort key sits next to the pointer: comparisons touch the vector, not the slots
         // scattered over the hash table (this sort was a third of q5's checkpoint cost).
-        let mut groups: BTreeMap<usize, Vec<(i64, u64, &Slot<K, N>)>> = BTreeMap::new();
+        let mut groups: BTreeMap<usize, Vec<SortableSlot<'_, K, N>>> = BTreeMap::new();
         for slot in self.live.iter() {
             groups
                 .entry(assign_to_key_group(&slot.timer.key, max_parallelism))
