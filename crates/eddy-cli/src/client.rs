@@ -27,10 +27,11 @@ impl RestClient {
     fn read(&self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value> {
         let mut r = r.map_err(|e| anyhow!("cannot reach the jobmanager at {}: {e}", self.base))?;
         let status = r.status();
-        let body: Value = r.body_mut().read_json().unwrap_or(Value::Null);
+        let body: Option<Value> = r.body_mut().read_json().ok();
         if !status.is_success() {
-            let msg = body["errors"]
-                .as_array()
+            let msg = body
+                .as_ref()
+                .and_then(|b| b["errors"].as_array())
                 .map(|a| {
                     a.iter()
                         .filter_map(Value::as_str)
@@ -40,7 +41,12 @@ impl RestClient {
                 .unwrap_or_else(|| status.to_string());
             bail!("{msg}");
         }
-        Ok(body)
+        body.ok_or_else(|| {
+            anyhow!(
+                "the jobmanager at {} answered {status} without JSON",
+                self.base
+            )
+        })
     }
 
     /// GET a path.

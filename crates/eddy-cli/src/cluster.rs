@@ -6,7 +6,6 @@
 
 use crate::client::RestClient;
 use anyhow::{bail, Context, Result};
-use eddy::core::cluster_config::ClusterConfig;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -80,12 +79,7 @@ fn spawn_with(
 }
 
 /// Starts the jobmanager and `taskmanagers` taskmanagers.
-pub fn start(
-    cfg: &ClusterConfig,
-    taskmanagers: usize,
-    defines: &[String],
-    conf_dir: Option<&Path>,
-) -> Result<ExitCode> {
+pub fn start(taskmanagers: usize, defines: &[String], conf_dir: Option<&Path>) -> Result<ExitCode> {
     let dir = log_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for p in pid_files(&dir) {
@@ -151,7 +145,6 @@ pub fn start(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = cfg;
     println!(
         "Started a cluster: jobmanager with REST endpoint http://{rest}, {taskmanagers} \
          taskmanager(s). Logs and pid files in {}.",
@@ -161,7 +154,8 @@ pub fn start(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Stops every process `start` started (SIGTERM).
+/// Stops every process `start` started (SIGTERM) and waits until they are gone, so a new
+/// `start` finds the ports free.
 pub fn stop() -> Result<ExitCode> {
     let dir = log_dir();
     let files = pid_files(&dir);
@@ -169,16 +163,30 @@ pub fn stop() -> Result<ExitCode> {
         println!("No cluster to stop (no pid files in {}).", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
+    let mut stopping = Vec::new();
     for p in files {
         let pid = std::fs::read_to_string(&p)
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
         if let Some(pid) = pid.filter(|pid| alive(*pid)) {
             let name = p.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            println!("Stopping {name} (pid {pid}).");
+            match Command::new("kill").arg(pid.to_string()).status() {
+                Ok(st) if st.success() => {
+                    println!("Stopping {name} (pid {pid}).");
+                    stopping.push(pid);
+                }
+                Ok(st) => eprintln!("eddy: kill {pid} ({name}) failed: {st}"),
+                Err(e) => eprintln!("eddy: cannot run kill for {name} (pid {pid}): {e}"),
+            }
         }
         let _ = std::fs::remove_file(&p);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stopping.iter().any(|p| alive(*p)) {
+        if Instant::now() > deadline {
+            bail!("processes {stopping:?} did not stop within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -302,7 +302,7 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
         }
         Command::Cluster { action } => match action {
             ClusterAction::Start { taskmanagers } => {
-                cluster::start(&cluster, taskmanagers, &cli.define, cli.conf_dir.as_deref())
+                cluster::start(taskmanagers, &cli.define, cli.conf_dir.as_deref())
             }
             ClusterAction::Stop => cluster::stop(),
         },
@@ -364,7 +364,7 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
                 &format!("/jobs/{id}/stop"),
                 &json!({"targetDirectory": savepoint_path, "drain": drain}),
             )?;
-            let trigger = t["request-id"].as_str().unwrap_or_default().to_string();
+            let trigger = request_id(&t)?;
             let path = c.await_savepoint(&id, &trigger, Duration::from_secs(600))?;
             println!("Savepoint completed. Path: {path}");
             Ok(ExitCode::SUCCESS)
@@ -380,7 +380,7 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
                 &format!("/jobs/{id}/savepoints"),
                 &json!({"target-directory": dir, "cancel-job": false}),
             )?;
-            let trigger = t["request-id"].as_str().unwrap_or_default().to_string();
+            let trigger = request_id(&t)?;
             let path = c.await_savepoint(&id, &trigger, Duration::from_secs(600))?;
             println!("Savepoint completed. Path: {path}");
             Ok(ExitCode::SUCCESS)
@@ -417,6 +417,14 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The id of an asynchronous operation the jobmanager started.
+fn request_id(v: &Value) -> Result<String> {
+    v["request-id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the jobmanager returned no request id: {v}"))
 }
 
 /// Runs a job on the embedded MiniCluster, as `env.execute()` would.

@@ -165,16 +165,19 @@ impl TmLinks {
         self.rt.spawn(async move {
             while let Some(cmd) = rx.recv().await {
                 let res = match cmd {
-                    Command::Mail(job, attempt, mail) => {
-                        let mail = serde_json::to_vec(&mail).unwrap_or_default();
-                        c.checkpoint_mail(v1::CheckpointMailRequest {
-                            job_id: job.to_string(),
-                            attempt,
-                            mail,
-                        })
-                        .await
-                        .map(|_| ())
-                    }
+                    Command::Mail(job, attempt, mail) => match serde_json::to_vec(&mail) {
+                        Ok(mail) => c
+                            .checkpoint_mail(v1::CheckpointMailRequest {
+                                job_id: job.to_string(),
+                                attempt,
+                                mail,
+                            })
+                            .await
+                            .map(|_| ()),
+                        Err(e) => Err(Status::internal(format!(
+                            "cannot encode checkpoint mail: {e}"
+                        ))),
+                    },
                     Command::Cancel(job, attempt) => c
                         .cancel_tasks(v1::CancelTasksRequest {
                             job_id: job.to_string(),
@@ -191,7 +194,7 @@ impl TmLinks {
                         .map(|_| ()),
                 };
                 if let Err(e) = res {
-                    tracing::debug!("command to taskmanager {name} failed: {e}");
+                    tracing::warn!("command to taskmanager {name} failed: {}", e.message());
                 }
             }
         });
@@ -601,16 +604,29 @@ async fn send_reports(mut rx: mpsc::UnboundedReceiver<Report>, mut jm: JobMaster
                 .await
                 .map(|_| ())
             }
-            Report::Ack(job, attempt, ack) => {
-                let acknowledgement = serde_json::to_vec(&ack).unwrap_or_default();
-                jm.acknowledge_checkpoint(v1::AcknowledgeCheckpointRequest {
-                    job_id: job.to_string(),
-                    attempt,
-                    acknowledgement,
-                })
-                .await
-                .map(|_| ())
-            }
+            Report::Ack(job, attempt, ack) => match serde_json::to_vec(&ack) {
+                Ok(acknowledgement) => jm
+                    .acknowledge_checkpoint(v1::AcknowledgeCheckpointRequest {
+                        job_id: job.to_string(),
+                        attempt,
+                        acknowledgement,
+                    })
+                    .await
+                    .map(|_| ()),
+                // An acknowledgement that cannot be sent declines the checkpoint instead of
+                // leaving it to time out.
+                Err(e) => jm
+                    .decline_checkpoint(v1::DeclineCheckpointRequest {
+                        job_id: job.to_string(),
+                        attempt,
+                        checkpoint_id: ack.checkpoint_id,
+                        vertex: ack.task.vertex as u32,
+                        subtask: ack.task.subtask as u32,
+                        reason: format!("cannot encode the acknowledgement: {e}"),
+                    })
+                    .await
+                    .map(|_| ()),
+            },
             Report::Decline(job, attempt, id, task, reason) => jm
                 .decline_checkpoint(v1::DeclineCheckpointRequest {
                     job_id: job.to_string(),

@@ -21,14 +21,11 @@ use eddy_runtime::checkpoint::{
     CheckpointId, CheckpointMail, CheckpointResponder, SubtaskKey, TaskAcknowledgement,
     TaskCheckpointing, TaskMailbox, TaskRestore, Uploader,
 };
-use eddy_runtime::error::panic_message;
 use eddy_runtime::factory::{ChainContext, Erased};
 use eddy_runtime::remote::CancelOutput;
-use eddy_runtime::{OperatorError, TaskError};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -445,29 +442,15 @@ impl TaskExecutor {
         for (key, mut task, env, waker) in tasks {
             let gateway = self.gateway.clone();
             let attempt = d.attempt;
-            let name = format!(
-                "{} ({}/{})",
-                env.task_name,
-                env.subtask + 1,
-                env.parallelism
-            );
+            let name = launch::task_name(&env);
             gateway.task_state(job, attempt, key, ExecutionState::Initializing, None);
             let h = std::thread::Builder::new()
                 .name(name.chars().take(60).collect())
                 .spawn(move || {
-                    let res = match catch_unwind(AssertUnwindSafe(|| task.run(&env, &waker))) {
-                        Ok(r) => r,
-                        Err(p) => Err(TaskError::new(
-                            name,
-                            env.subtask,
-                            format!("{}/{}", env.subtask + 1, env.parallelism),
-                            OperatorError::Panic(panic_message(p.as_ref())),
-                        )),
-                    };
+                    let res = launch::run_guarded(task.as_mut(), &env, &waker);
                     let (state, failure) = match res {
                         Ok(()) => (ExecutionState::Finished, None),
                         Err(e) => {
-                            env.cancel.cancel();
                             let state = if e.is_cancellation() {
                                 ExecutionState::Canceled
                             } else {
