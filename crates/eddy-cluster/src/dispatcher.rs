@@ -14,7 +14,7 @@ use crate::jobmaster::{
     job_master, now_ms, prepare, DeployedAttempt, Deployer, JmEvent, JobExecutionError, JobFailure,
     JobMasterCtx, JobShared, JobStatus, PreparedJob, RestoreSpec,
 };
-use crate::resource_manager::ResourceManager;
+use crate::resource_manager::{ResourceManager, SlotRequestError};
 use crate::rpc::{SubmitError, TmLinks};
 use crate::taskexecutor::{ExecutionState, TaskFailureReport};
 use eddy_core::cluster_config::ClusterConfig;
@@ -117,6 +117,8 @@ pub struct JobRecord {
     graph: JobGraph,
     shared: Arc<Mutex<JobShared>>,
     events: Mutex<mpsc::Sender<JmEvent>>,
+    /// Set by a cancel: a JobMaster waiting for slots stops waiting.
+    cancel_requested: std::sync::atomic::AtomicBool,
     end: Mutex<Option<(i64, Option<String>)>>,
     /// The current attempt and its tasks.
     tasks: Mutex<(u64, TaskTable)>,
@@ -191,6 +193,40 @@ pub enum SavepointStatus {
     Failed(String),
 }
 
+/// The registered taskmanagers as the jobs see them: losing one (heartbeat timeout, failed
+/// deployment) removes it from the ResourceManager and the RPC links and tells every running
+/// job, whoever noticed.
+#[derive(Clone)]
+pub(crate) struct Membership {
+    rm: Arc<ResourceManager>,
+    links: Arc<TmLinks>,
+    jobs: Arc<Mutex<Vec<Arc<JobRecord>>>>,
+}
+
+impl Membership {
+    /// Removes a taskmanager and tells the jobs (once: a second call finds it gone).
+    pub(crate) fn lose(&self, resource_id: &str, reason: &str) {
+        if self.rm.remove(resource_id).is_some() {
+            self.links.remove(resource_id);
+            self.notify(resource_id, reason);
+        }
+    }
+
+    /// Tells every running job that its tasks on the taskmanager are gone.
+    pub(crate) fn notify(&self, resource_id: &str, reason: &str) {
+        tracing::warn!("taskmanager {resource_id} lost: {reason}");
+        let jobs: Vec<Arc<JobRecord>> = self.jobs.lock().clone();
+        for j in jobs {
+            if !j.shared.lock().status.is_terminal() {
+                j.send(JmEvent::TaskManagerLost {
+                    resource_id: resource_id.to_string(),
+                    reason: reason.to_string(),
+                });
+            }
+        }
+    }
+}
+
 /// The Dispatcher of a jobmanager.
 pub struct Dispatcher {
     rm: Arc<ResourceManager>,
@@ -198,7 +234,7 @@ pub struct Dispatcher {
     builder: Arc<dyn ProgramBuilder>,
     config: ClusterConfig,
     job_defaults: BTreeMap<String, String>,
-    jobs: Mutex<Vec<Arc<JobRecord>>>,
+    jobs: Arc<Mutex<Vec<Arc<JobRecord>>>>,
     savepoints: Arc<Mutex<HashMap<String, SavepointStatus>>>,
     next_trigger: std::sync::atomic::AtomicU64,
 }
@@ -219,7 +255,7 @@ impl Dispatcher {
             builder,
             config,
             job_defaults,
-            jobs: Mutex::new(Vec::new()),
+            jobs: Arc::new(Mutex::new(Vec::new())),
             savepoints: Arc::new(Mutex::new(HashMap::new())),
             next_trigger: std::sync::atomic::AtomicU64::new(1),
         }
@@ -290,6 +326,7 @@ impl Dispatcher {
             graph: g.clone(),
             shared: shared.clone(),
             events: Mutex::new(tx),
+            cancel_requested: Default::default(),
             end: Mutex::new(None),
             tasks: Mutex::new((0, HashMap::new())),
         });
@@ -304,6 +341,8 @@ impl Dispatcher {
             graph: g.clone(),
             rm: self.rm.clone(),
             links: self.links.clone(),
+            membership: self.membership(),
+            last_attempt: 0,
             slot_timeout: Duration::from_millis(self.config.slot_request_timeout_ms),
             record: record.clone(),
         };
@@ -325,6 +364,8 @@ impl Dispatcher {
                 r.shared.lock().status
             ));
         }
+        r.cancel_requested
+            .store(true, std::sync::atomic::Ordering::Release);
         r.send(JmEvent::Cancel);
         Ok(())
     }
@@ -435,17 +476,11 @@ impl Dispatcher {
         }
     }
 
-    /// A taskmanager is gone: every job hears of it.
-    pub fn taskmanager_lost(&self, resource_id: &str, reason: &str) {
-        tracing::warn!("taskmanager {resource_id} lost: {reason}");
-        let jobs: Vec<Arc<JobRecord>> = self.jobs.lock().clone();
-        for j in jobs {
-            if !j.shared.lock().status.is_terminal() {
-                j.send(JmEvent::TaskManagerLost {
-                    resource_id: resource_id.to_string(),
-                    reason: reason.to_string(),
-                });
-            }
+    pub(crate) fn membership(&self) -> Membership {
+        Membership {
+            rm: self.rm.clone(),
+            links: self.links.clone(),
+            jobs: self.jobs.clone(),
         }
     }
 }
@@ -458,20 +493,15 @@ fn run_job(
     rx: mpsc::Receiver<JmEvent>,
 ) {
     let started = Instant::now();
-    let result = match deployer.deploy(1, &initial, &coordinator) {
-        Ok(first) => {
-            let mut ctx = JobMasterCtx {
-                graph: record.graph.clone(),
-                shared: record.shared.clone(),
-                deployer: Box::new(deployer),
-            };
-            job_master(&mut ctx, coordinator, first, &rx, started).map(|_| ())
-        }
-        Err(e) => {
-            record.shared.lock().set_status(JobStatus::Failed);
-            Err(e)
-        }
+    // A first deployment that fails (no slots in time) goes to the restart strategy like any
+    // later failure.
+    let first = deployer.deploy(1, &initial, &coordinator);
+    let mut ctx = JobMasterCtx {
+        graph: record.graph.clone(),
+        shared: record.shared.clone(),
+        deployer: Box::new(deployer),
     };
+    let result = job_master(&mut ctx, coordinator, first, &rx, started).map(|_| ());
     let error = result.err().and_then(|e| match &e {
         JobExecutionError::TaskFailed(t) if t.is_cancellation() => None,
         _ => Some(e.to_string()),
@@ -488,6 +518,10 @@ pub(crate) struct ClusterDeployer {
     graph: JobGraph,
     rm: Arc<ResourceManager>,
     links: Arc<TmLinks>,
+    membership: Membership,
+    /// The id of the last attempt deployed: every try gets a new one, so commands of a
+    /// try given up (cancel, free slots) never hit the next.
+    last_attempt: u64,
     slot_timeout: Duration,
     record: Arc<JobRecord>,
     allow_non_restored: bool,
@@ -519,13 +553,16 @@ impl Deployer for ClusterDeployer {
     ) -> Result<Box<dyn DeployedAttempt>, JobExecutionError> {
         let deadline = Instant::now() + self.slot_timeout;
         loop {
-            match self.try_deploy(attempt, restore) {
+            let id = attempt.max(self.last_attempt + 1);
+            self.last_attempt = id;
+            match self.try_deploy(id, restore) {
                 Ok(a) => return Ok(Box::new(a)),
                 Err(DeployFailure::Fatal(e)) => return Err(e),
                 Err(DeployFailure::Unreachable(rid, e)) => {
                     tracing::warn!(job = %self.graph.job_id, "taskmanager {rid} is unreachable, dropping it: {e}");
-                    self.rm.remove(&rid);
-                    self.links.remove(&rid);
+                    // Every job with tasks there fails over, not only this one.
+                    self.membership
+                        .lose(&rid, &format!("unreachable during deployment: {e}"));
                     if Instant::now() >= deadline {
                         return Err(JobExecutionError::Deployment(format!(
                             "taskmanager {rid} is unreachable: {e}"
@@ -563,12 +600,25 @@ impl ClusterDeployer {
                 }
             }
         }
+        let record = &self.record;
+        let cancelled = || {
+            record
+                .cancel_requested
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
         let slots = self
             .rm
-            .request_slots(job, needed, self.slot_timeout)
-            .map_err(|e| JobExecutionError::NotEnoughSlots {
-                needed: e.needed,
-                available: e.available,
+            .request_slots(job, needed, self.slot_timeout, &cancelled)
+            .map_err(|e| match e {
+                SlotRequestError::NotEnoughSlots {
+                    needed, available, ..
+                } => JobExecutionError::NotEnoughSlots { needed, available },
+                SlotRequestError::Cancelled => JobExecutionError::TaskFailed(TaskError::new(
+                    g.job_name.clone(),
+                    0,
+                    "-",
+                    OperatorError::Cancelled,
+                )),
             })?;
         let slot_of = slot_of_subtasks(g);
         let mut tms: Vec<String> = Vec::new();
@@ -674,6 +724,10 @@ struct ClusterAttempt {
 }
 
 impl DeployedAttempt for ClusterAttempt {
+    fn attempt(&self) -> u64 {
+        self.attempt
+    }
+
     fn task_count(&self) -> usize {
         self.total
     }

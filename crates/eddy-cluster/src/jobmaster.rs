@@ -228,6 +228,9 @@ pub(crate) trait Deployer: Send {
 
 /// The tasks of one deployed attempt, as the JobMaster reaches them.
 pub(crate) trait DeployedAttempt: Send {
+    /// The attempt's id, which task reports carry (unique per deployment, also across
+    /// retries of one restart).
+    fn attempt(&self) -> u64;
     /// Tasks in the attempt.
     fn task_count(&self) -> usize;
     /// Delivers a checkpoint trigger to every source task.
@@ -412,14 +415,14 @@ enum AttemptEnd {
 pub(crate) fn job_master(
     ctx: &mut JobMasterCtx,
     mut coordinator: CheckpointCoordinator,
-    first: Box<dyn DeployedAttempt>,
+    first: Result<Box<dyn DeployedAttempt>, JobExecutionError>,
     rx: &mpsc::Receiver<JmEvent>,
     started: Instant,
 ) -> Result<JobExecutionResult, JobExecutionError> {
     let r = job_master_loop(ctx, &mut coordinator, first, rx, started);
     let status = match &r {
         Ok(_) => JobStatus::Finished,
-        Err(JobExecutionError::TaskFailed(e)) if e.is_cancellation() => JobStatus::Canceled,
+        Err(e) if is_cancellation(e) => JobStatus::Canceled,
         Err(_) => JobStatus::Failed,
     };
     ctx.shared.lock().set_status(status);
@@ -429,7 +432,7 @@ pub(crate) fn job_master(
 fn job_master_loop(
     ctx: &mut JobMasterCtx,
     coordinator: &mut CheckpointCoordinator,
-    first: Box<dyn DeployedAttempt>,
+    first: Result<Box<dyn DeployedAttempt>, JobExecutionError>,
     rx: &mpsc::Receiver<JmEvent>,
     started: Instant,
 ) -> Result<JobExecutionResult, JobExecutionError> {
@@ -439,45 +442,59 @@ fn job_master_loop(
     let mut backoff = RestartBackoff::new(&g.config.effective_restart_strategy());
     let mut replies: HashMap<u64, SavepointReply> = HashMap::new();
     let mut attempt = 1u64;
-    let mut deployment = first;
+    let mut next = first;
     let mut recovering_since: Option<Instant> = None;
     loop {
-        let end = run_attempt(
-            ctx,
-            coordinator,
-            deployment.as_mut(),
-            (attempt, recovering_since.take()),
-            rx,
-            &mut replies,
-        );
-        // Stop what is left of the attempt and wait for every task.
-        deployment.cancel();
-        let cancel_requested = drain_attempt(coordinator, deployment.as_mut(), attempt, rx);
-        deployment.finish();
-        let end = match end {
-            // A cancel that came while the failed attempt wound down wins over a restart.
-            AttemptEnd::Failed(_) if cancel_requested => AttemptEnd::Cancelled(None),
-            end => end,
-        };
-        let failure = match end {
-            AttemptEnd::Finished => {
-                coordinator.on_job_end(JobEnd::Finished);
-                publish(ctx, coordinator);
-                return Ok(JobExecutionResult {
-                    job_id: g.job_id,
-                    job_name: g.job_name.clone(),
-                    net_runtime: started.elapsed(),
-                });
-            }
-            AttemptEnd::Cancelled(e) => {
+        let failure = match next {
+            // Deploying failed (no slots within the timeout, a taskmanager refused): a
+            // failure like any other, for the restart strategy to judge.
+            Err(e) if is_cancellation(&e) => {
                 coordinator.on_job_end(JobEnd::Cancelled);
                 publish(ctx, coordinator);
-                let e = e.unwrap_or_else(|| {
-                    TaskError::new(g.job_name.clone(), 0, "-", OperatorError::Cancelled)
-                });
-                return Err(JobExecutionError::TaskFailed(e));
+                return Err(e);
             }
-            AttemptEnd::Failed(e) => e,
+            Err(e) => e,
+            Ok(mut deployment) => {
+                let id = deployment.attempt();
+                let end = run_attempt(
+                    ctx,
+                    coordinator,
+                    deployment.as_mut(),
+                    (id, recovering_since.take()),
+                    rx,
+                    &mut replies,
+                );
+                // Stop what is left of the attempt and wait for every task.
+                deployment.cancel();
+                let cancel_requested = drain_attempt(coordinator, deployment.as_mut(), id, rx);
+                deployment.finish();
+                let end = match end {
+                    // A cancel that came while the failed attempt wound down wins over a
+                    // restart.
+                    AttemptEnd::Failed(_) if cancel_requested => AttemptEnd::Cancelled(None),
+                    end => end,
+                };
+                match end {
+                    AttemptEnd::Finished => {
+                        coordinator.on_job_end(JobEnd::Finished);
+                        publish(ctx, coordinator);
+                        return Ok(JobExecutionResult {
+                            job_id: g.job_id,
+                            job_name: g.job_name.clone(),
+                            net_runtime: started.elapsed(),
+                        });
+                    }
+                    AttemptEnd::Cancelled(e) => {
+                        coordinator.on_job_end(JobEnd::Cancelled);
+                        publish(ctx, coordinator);
+                        let e = e.unwrap_or_else(|| {
+                            TaskError::new(g.job_name.clone(), 0, "-", OperatorError::Cancelled)
+                        });
+                        return Err(JobExecutionError::TaskFailed(e));
+                    }
+                    AttemptEnd::Failed(e) => e,
+                }
+            }
         };
         let now = now_ms();
         let failed_at = Instant::now();
@@ -589,18 +606,17 @@ fn job_master_loop(
             states: restore_state,
             checkpoint: restored_from,
         };
-        deployment = match ctx.deployer.deploy(attempt, &spec, coordinator) {
-            Ok(d) => {
-                ctx.shared.lock().set_status(JobStatus::Running);
-                d
-            }
-            Err(e) => {
-                coordinator.on_job_end(JobEnd::Failed);
-                return Err(e);
-            }
-        };
+        next = ctx.deployer.deploy(attempt, &spec, coordinator);
+        if next.is_ok() {
+            ctx.shared.lock().set_status(JobStatus::Running);
+        }
         publish(ctx, coordinator);
     }
+}
+
+/// Whether a job error is only the user's cancellation.
+pub(crate) fn is_cancellation(e: &JobExecutionError) -> bool {
+    matches!(e, JobExecutionError::TaskFailed(t) if t.is_cancellation())
 }
 
 pub(crate) fn publish(ctx: &JobMasterCtx, coordinator: &CheckpointCoordinator) {

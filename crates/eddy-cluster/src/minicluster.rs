@@ -194,6 +194,7 @@ impl Drop for JobClient {
 
 /// One deployment (attempt) of a job's tasks: threads of this process.
 struct LocalDeployment {
+    attempt: u64,
     cancel: Arc<CancelToken>,
     handles: Vec<(String, JoinHandle<()>)>,
     mailboxes: Vec<Arc<TaskMailbox>>,
@@ -202,6 +203,9 @@ struct LocalDeployment {
 }
 
 impl DeployedAttempt for LocalDeployment {
+    fn attempt(&self) -> u64 {
+        self.attempt
+    }
     fn task_count(&self) -> usize {
         self.running
     }
@@ -390,6 +394,7 @@ impl LocalDeployer {
             }
         }
         Ok(LocalDeployment {
+            attempt,
             cancel,
             running: handles.len(),
             handles,
@@ -449,7 +454,7 @@ impl MiniCluster {
         let master = std::thread::Builder::new()
             .name(format!("jobmaster-{}", &job_id.to_string()[..8]))
             .spawn(move || {
-                let r = job_master(&mut ctx, coordinator, Box::new(first), &rx, started);
+                let r = job_master(&mut ctx, coordinator, Ok(Box::new(first)), &rx, started);
                 uploader.shutdown();
                 r
             })

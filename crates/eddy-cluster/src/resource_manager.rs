@@ -3,7 +3,8 @@
 //!
 //! A JobMaster asks for the slots of an attempt all at once ([`ResourceManager::request_slots`]);
 //! the request waits (listed as pending) until enough slots are free or the slot request timeout
-//! passes, then fails with "not enough slots: needed X, available Y". Slots are spread over the
+//! passes, then fails with "not enough slots: needed X, available Y"; cancelling the job ends
+//! the wait. Slots are spread over the
 //! taskmanagers (the one with the most free slots first), so a job uses every taskmanager and
 //! its channels cross machines. A lost taskmanager's slots disappear with it.
 
@@ -52,16 +53,22 @@ struct State {
 
 /// Why a slot request failed.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "not enough slots: needed {needed}, available {available} (waited {waited_ms} ms for more)"
-)]
-pub struct NotEnoughSlots {
-    /// Slots the job needs.
-    pub needed: usize,
-    /// Slots free when the request gave up.
-    pub available: usize,
-    /// How long it waited.
-    pub waited_ms: u64,
+pub enum SlotRequestError {
+    /// The timeout passed with too few free slots.
+    #[error(
+        "not enough slots: needed {needed}, available {available} (waited {waited_ms} ms for more)"
+    )]
+    NotEnoughSlots {
+        /// Slots the job needs.
+        needed: usize,
+        /// Slots free when the request gave up.
+        available: usize,
+        /// How long it waited.
+        waited_ms: u64,
+    },
+    /// The job was cancelled while it waited.
+    #[error("the job was cancelled while it waited for slots")]
+    Cancelled,
 }
 
 /// The ResourceManager of a jobmanager.
@@ -152,14 +159,15 @@ impl ResourceManager {
             .collect()
     }
 
-    /// Allocates `n` slots to `job`, waiting up to `timeout` for enough to be free. Returns
-    /// (resource id, slot index) per slot.
+    /// Allocates `n` slots to `job`, waiting up to `timeout` for enough to be free (and giving
+    /// up when `cancelled` says so). Returns (resource id, slot index) per slot.
     pub fn request_slots(
         &self,
         job: JobId,
         n: usize,
         timeout: Duration,
-    ) -> Result<Vec<(String, usize)>, NotEnoughSlots> {
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Vec<(String, usize)>, SlotRequestError> {
         let started = Instant::now();
         let deadline = started + timeout;
         let mut st = self.state.lock();
@@ -174,14 +182,19 @@ impl ResourceManager {
             if free >= n {
                 break Ok(allocate(&mut st, job, n));
             }
+            if cancelled() {
+                break Err(SlotRequestError::Cancelled);
+            }
             if Instant::now() >= deadline {
-                break Err(NotEnoughSlots {
+                break Err(SlotRequestError::NotEnoughSlots {
                     needed: n,
                     available: free,
                     waited_ms: started.elapsed().as_millis() as u64,
                 });
             }
-            self.changed.wait_until(&mut st, deadline);
+            // Bounded, so a cancellation is seen within 100 ms.
+            let wake = deadline.min(Instant::now() + Duration::from_millis(100));
+            self.changed.wait_until(&mut st, wake);
         };
         st.pending.retain(|(j, _, s)| !(*j == job && *s == started));
         result
@@ -250,18 +263,29 @@ mod tests {
         rm.register(tm("a", 2));
         rm.register(tm("b", 2));
         let got = rm
-            .request_slots(JobId(1), 2, Duration::from_millis(10))
+            .request_slots(JobId(1), 2, Duration::from_millis(10), &|| false)
             .unwrap();
         let tms: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(tms, vec!["a", "b"]);
         assert_eq!(rm.slot_counts(), (4, 2));
         let err = rm
-            .request_slots(JobId(2), 3, Duration::from_millis(20))
+            .request_slots(JobId(2), 3, Duration::from_millis(20), &|| false)
             .unwrap_err();
-        assert_eq!((err.needed, err.available), (3, 2));
+        assert!(matches!(
+            err,
+            SlotRequestError::NotEnoughSlots {
+                needed: 3,
+                available: 2,
+                ..
+            }
+        ));
         assert!(err
             .to_string()
             .contains("not enough slots: needed 3, available 2"));
+        let cancelled = rm
+            .request_slots(JobId(2), 3, Duration::from_secs(60), &|| true)
+            .unwrap_err();
+        assert!(matches!(cancelled, SlotRequestError::Cancelled));
         rm.release(JobId(1));
         assert_eq!(rm.slot_counts(), (4, 4));
     }
@@ -271,7 +295,9 @@ mod tests {
         let rm = std::sync::Arc::new(ResourceManager::new());
         rm.register(tm("a", 1));
         let rm2 = rm.clone();
-        let t = std::thread::spawn(move || rm2.request_slots(JobId(1), 2, Duration::from_secs(10)));
+        let t = std::thread::spawn(move || {
+            rm2.request_slots(JobId(1), 2, Duration::from_secs(10), &|| false)
+        });
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(rm.pending_requests().len(), 1);
         rm.register(tm("b", 1));

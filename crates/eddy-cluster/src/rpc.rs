@@ -293,7 +293,8 @@ impl v1::resource_manager_server::ResourceManager for RmService {
         );
         if old.is_some() {
             self.dispatcher
-                .taskmanager_lost(&r.resource_id, "it registered again (restarted)");
+                .membership()
+                .notify(&r.resource_id, "it registered again (restarted)");
         }
         Ok(Response::new(v1::RegisterTaskExecutorResponse {
             accepted: true,
@@ -301,19 +302,6 @@ impl v1::resource_manager_server::ResourceManager for RmService {
             heartbeat_interval_ms: cfg.heartbeat_interval_ms,
             heartbeat_timeout_ms: cfg.heartbeat_timeout_ms,
         }))
-    }
-
-    async fn disconnect_task_executor(
-        &self,
-        req: Request<v1::DisconnectRequest>,
-    ) -> Result<Response<v1::Empty>, Status> {
-        let r = req.into_inner();
-        if self.rm.remove(&r.resource_id).is_some() {
-            self.links.remove(&r.resource_id);
-            self.dispatcher
-                .taskmanager_lost(&r.resource_id, &format!("it disconnected: {}", r.reason));
-        }
-        Ok(Response::new(v1::Empty {}))
     }
 }
 
@@ -500,6 +488,7 @@ async fn heartbeat_taskmanagers(
 ) {
     let interval = Duration::from_millis(config.heartbeat_interval_ms);
     let timeout = Duration::from_millis(config.heartbeat_timeout_ms);
+    let membership = dispatcher.membership();
     let session = format!("{:032x}", JobId::generate().0);
     let mut tick = tokio::time::interval(interval);
     loop {
@@ -518,13 +507,10 @@ async fn heartbeat_taskmanagers(
             });
         }
         for rid in rm.overdue(timeout) {
-            if rm.remove(&rid).is_some() {
-                links.remove(&rid);
-                dispatcher.taskmanager_lost(
-                    &rid,
-                    &format!("no heartbeat for {} ms", config.heartbeat_timeout_ms),
-                );
-            }
+            membership.lose(
+                &rid,
+                &format!("no heartbeat for {} ms", config.heartbeat_timeout_ms),
+            );
         }
     }
 }
@@ -591,7 +577,7 @@ async fn send_reports(mut rx: mpsc::UnboundedReceiver<Report>, mut jm: JobMaster
                     subtask_display: String::new(),
                     cause: String::new(),
                 });
-                jm.update_task_execution_state(v1::TaskExecutionState {
+                let report = v1::TaskExecutionState {
                     job_id: job.to_string(),
                     attempt,
                     vertex: task.vertex as u32,
@@ -600,9 +586,24 @@ async fn send_reports(mut rx: mpsc::UnboundedReceiver<Report>, mut jm: JobMaster
                     operator: f.operator,
                     subtask_display: f.subtask_display,
                     cause: f.cause,
-                })
-                .await
-                .map(|_| ())
+                };
+                // The end of a task is what ends an attempt: retried for a while (about the
+                // default heartbeat timeout) rather than lost to a passing network error.
+                let tries = if state.is_terminal() { 100 } else { 1 };
+                let mut res = Ok(());
+                for i in 0..tries {
+                    res = jm
+                        .update_task_execution_state(report.clone())
+                        .await
+                        .map(|_| ());
+                    if res.is_ok() {
+                        break;
+                    }
+                    if i + 1 < tries {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+                res
             }
             Report::Ack(job, attempt, ack) => match serde_json::to_vec(&ack) {
                 Ok(acknowledgement) => jm
@@ -657,6 +658,9 @@ async fn send_reports(mut rx: mpsc::UnboundedReceiver<Report>, mut jm: JobMaster
 struct TeService {
     executor: Arc<TaskExecutor>,
     last_heartbeat: Arc<Mutex<Instant>>,
+    /// The session of the jobmanager that sends heartbeats; another one means the jobmanager
+    /// restarted and knows nothing of the tasks running here.
+    session: Mutex<String>,
 }
 
 #[tonic::async_trait]
@@ -719,9 +723,16 @@ impl v1::task_executor_server::TaskExecutor for TeService {
 
     async fn heartbeat(
         &self,
-        _req: Request<v1::HeartbeatRequest>,
+        req: Request<v1::HeartbeatRequest>,
     ) -> Result<Response<v1::TaskExecutorStatus>, Status> {
         *self.last_heartbeat.lock() = Instant::now();
+        let session = req.into_inner().session;
+        let previous = std::mem::replace(&mut *self.session.lock(), session.clone());
+        if !previous.is_empty() && previous != session {
+            tracing::warn!("a new jobmanager session: cancelling the tasks of the old one");
+            let ex = self.executor.clone();
+            tokio::task::spawn_blocking(move || ex.cancel_all());
+        }
         Ok(Response::new(report_to_proto(&self.executor.report())))
     }
 }
@@ -790,6 +801,7 @@ pub async fn start_taskmanager(
     let service = v1::task_executor_server::TaskExecutorServer::new(TeService {
         executor: executor.clone(),
         last_heartbeat: last_heartbeat.clone(),
+        session: Mutex::new(String::new()),
     });
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(async move {
@@ -805,7 +817,6 @@ pub async fn start_taskmanager(
         resource_id: resource_id.clone(),
         rpc_address: rpc_address.to_string(),
         data_address: net.address().to_string(),
-        binary_id: String::new(),
         status: None,
     };
     tokio::spawn(stay_registered(

@@ -224,21 +224,43 @@ impl TaskExecutor {
     /// different job graph, the slots are taken, or a channel cannot be set up.
     pub fn submit(&self, d: TaskDeployment) -> Result<(), String> {
         let job = d.submission.job_id;
-        // An older attempt of the job still here is cancelled first.
-        self.cancel(job, d.attempt.saturating_sub(1));
-        self.wait_stopped(job, Duration::from_secs(30));
+        if let Some(newer) = self
+            .jobs
+            .lock()
+            .get(&job)
+            .map(|t| t.attempt)
+            .filter(|a| *a >= d.attempt)
         {
-            let jobs = self.jobs.lock();
-            for s in &d.slots {
-                if *s >= self.slots {
-                    return Err(format!(
-                        "slot {s} does not exist on taskmanager {} ({} slots)",
-                        self.resource_id, self.slots
-                    ));
-                }
-                if let Some((other, _)) =
-                    jobs.iter().find(|(j, t)| **j != job && t.slots.contains(s))
-                {
+            return Err(format!(
+                "stale deployment: attempt {} of job {job}, this taskmanager already ran attempt \
+                 {newer}",
+                d.attempt
+            ));
+        }
+        // An older attempt of the job still here is cancelled first.
+        self.cancel(job, d.attempt - 1);
+        if !self.reclaim(job, Duration::from_secs(30)) {
+            return Err(format!(
+                "tasks of an older attempt of job {job} are still running after 30 s"
+            ));
+        }
+        for s in &d.slots {
+            if *s >= self.slots {
+                return Err(format!(
+                    "slot {s} does not exist on taskmanager {} ({} slots)",
+                    self.resource_id, self.slots
+                ));
+            }
+            // A job that ended may hold the slot until its FreeSlots arrives: once its tasks
+            // stopped, the slot is free.
+            let holder = self
+                .jobs
+                .lock()
+                .iter()
+                .find(|(j, t)| **j != job && t.slots.contains(s))
+                .map(|(j, _)| *j);
+            if let Some(other) = holder {
+                if !self.reclaim(other, Duration::from_secs(10)) {
                     return Err(format!(
                         "slot {s} of taskmanager {} is taken by job {other}",
                         self.resource_id
@@ -500,42 +522,38 @@ impl TaskExecutor {
         Ok(all)
     }
 
-    /// Cancels the job's tasks of attempts up to `attempt` (all, with `u64::MAX`).
+    /// Cancels the job's tasks of attempts up to `attempt` (all, with `u64::MAX`) and drops
+    /// their channels (also channels requested for an attempt that never started here).
     pub fn cancel(&self, job: JobId, attempt: u64) {
-        let jobs = self.jobs.lock();
-        if let Some(t) = jobs.get(&job) {
+        if let Some(t) = self.jobs.lock().get(&job) {
             if t.attempt <= attempt {
                 t.cancel.cancel();
-                self.net.release(job.0, t.attempt);
             }
         }
+        self.net.release(job.0, attempt);
     }
 
-    fn wait_stopped(&self, job: JobId, timeout: Duration) {
+    /// Waits up to `timeout` until every task of `job` here stopped, then forgets the job
+    /// (slots, upload threads). Returns whether the job is gone (or was not here); a job whose
+    /// tasks run on stays.
+    fn reclaim(&self, job: JobId, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let done = {
-                let jobs = self.jobs.lock();
-                match jobs.get(&job) {
-                    None => true,
-                    Some(t) => {
-                        !t.cancel.is_cancelled() || t.handles.iter().all(|h| h.is_finished())
-                    }
-                }
+            let stopped = match self.jobs.lock().get(&job) {
+                None => return true,
+                Some(t) => t.handles.iter().all(|h| h.is_finished()),
             };
-            if done || std::time::Instant::now() >= deadline {
-                break;
+            if stopped {
+                if let Some(t) = self.jobs.lock().remove(&job) {
+                    t.uploader.shutdown();
+                    self.net.release(job.0, t.attempt);
+                }
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(5));
-        }
-        let mut jobs = self.jobs.lock();
-        if jobs
-            .get(&job)
-            .is_some_and(|t| t.handles.iter().all(|h| h.is_finished()))
-        {
-            if let Some(t) = jobs.remove(&job) {
-                t.uploader.shutdown();
-            }
         }
     }
 
@@ -565,7 +583,9 @@ impl TaskExecutor {
             return;
         }
         self.cancel(job, attempt);
-        self.wait_stopped(job, Duration::from_secs(30));
+        if !self.reclaim(job, Duration::from_secs(30)) {
+            tracing::warn!(job = %job, "tasks still running 30 s after cancellation; slots kept");
+        }
     }
 
     /// Cancels everything (the jobmanager is gone).

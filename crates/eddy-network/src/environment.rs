@@ -317,6 +317,9 @@ struct InboundEntry {
 
 struct Shared {
     local_address: String,
+    /// Per job, the newest attempt released: requests for its channels that arrive late are
+    /// ignored instead of creating channels nobody will use.
+    released: Mutex<HashMap<u128, u64>>,
     outputs: Mutex<HashMap<ChannelId, Arc<OutputChannel>>>,
     inbound: Mutex<HashMap<ChannelId, InboundEntry>>,
     connections: Mutex<HashMap<String, Arc<Connection>>>,
@@ -351,6 +354,7 @@ impl NetworkEnvironment {
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
             local_address: address.to_string(),
+            released: Default::default(),
             outputs: Default::default(),
             inbound: Default::default(),
             connections: Default::default(),
@@ -464,6 +468,11 @@ impl NetworkEnvironment {
     /// Drops every channel of `job` with an attempt up to `attempt`: producers blocked on them
     /// are released, late data for them is ignored.
     pub fn release(&self, job: u128, attempt: u64) {
+        {
+            let mut r = self.shared.released.lock();
+            let e = r.entry(job).or_insert(0);
+            *e = (*e).max(attempt);
+        }
         let matches = |id: &ChannelId| id.job == job && id.attempt <= attempt;
         let outs: Vec<Arc<OutputChannel>> = {
             let mut o = self.shared.outputs.lock();
@@ -617,10 +626,16 @@ fn reader_loop(shared: &Arc<Shared>, conn: &Arc<Connection>, stream: TcpStream) 
                     .get(frame::ID_LEN..frame::ID_LEN + 4)
                     .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .ok_or_else(|| frame::invalid("credit frame without a count"))?;
-                let out = output_entry(shared, id);
-                if kind == PARTITION_REQUEST {
-                    out.bind(conn.clone(), n);
-                } else {
+                let released = shared
+                    .released
+                    .lock()
+                    .get(&id.job)
+                    .is_some_and(|a| id.attempt <= *a);
+                if released {
+                    // A request or credit of a cancelled attempt: nothing produces for it.
+                } else if kind == PARTITION_REQUEST {
+                    output_entry(shared, id).bind(conn.clone(), n);
+                } else if let Some(out) = shared.outputs.lock().get(&id).cloned() {
                     out.add_credit(n);
                 }
             }
