@@ -1,6 +1,8 @@
 //! The configuration file: `config.yaml` in `EDDY_CONF_DIR` (or `--conf-dir`, or `./conf`),
-//! with Flink's key names, nested or flat (`rest: {port: 8081}` is `rest.port: 8081`), then
-//! `-D key=value` overrides. Everything is checked when a command starts.
+//! with Flink's key names, nested or flat (`rest: {port: 8081}` is `rest.port: 8081`); then the
+//! `EDDY_PROPERTIES` environment variable (YAML, one `key: value` per line, as Flink's
+//! `FLINK_PROPERTIES` in containers); then `-D key=value` overrides. Everything is checked
+//! when a command starts.
 
 use anyhow::{anyhow, bail, Context, Result};
 use eddy::core::cluster_config::{ClusterConfig, Configuration};
@@ -15,15 +17,32 @@ pub fn conf_dir(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("conf"))
 }
 
-/// Reads `config.yaml` of `dir` (a missing file is an empty configuration) and applies `-D`
-/// overrides.
+/// The environment variable with configuration overrides.
+pub const PROPERTIES_ENV: &str = "EDDY_PROPERTIES";
+
+/// Reads `config.yaml` of `dir` (a missing file is an empty configuration), then applies
+/// `EDDY_PROPERTIES` and the `-D` overrides.
 pub fn load(dir: &Path, defines: &[String]) -> Result<Configuration> {
+    load_with(dir, std::env::var(PROPERTIES_ENV).ok().as_deref(), defines)
+}
+
+/// [`load`] with the environment's properties given.
+pub fn load_with(
+    dir: &Path,
+    properties: Option<&str>,
+    defines: &[String],
+) -> Result<Configuration> {
     let mut c = Configuration::default();
     let file = dir.join("config.yaml");
     if file.exists() {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
         for (k, v) in parse_yaml(&text).with_context(|| format!("in {}", file.display()))? {
+            c.set(&k, &v);
+        }
+    }
+    if let Some(text) = properties {
+        for (k, v) in parse_yaml(text).with_context(|| format!("in ${PROPERTIES_ENV}"))? {
             c.set(&k, &v);
         }
     }
@@ -101,5 +120,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("'a'"));
+    }
+
+    #[test]
+    fn file_then_environment_then_defines() {
+        let dir = std::env::temp_dir().join(format!("eddy-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.yaml"),
+            "rest.port: 1\nparallelism.default: 1\n",
+        )
+        .unwrap();
+        let c = load_with(
+            &dir,
+            Some("rest.port: 2\ntaskmanager.numberOfTaskSlots: 3\n"),
+            &["rest.port=4".to_string()],
+        )
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.settings["rest.port"], "4");
+        assert_eq!(c.settings["taskmanager.numberOfTaskSlots"], "3");
+        assert_eq!(c.settings["parallelism.default"], "1");
+        let bad = load_with(Path::new("/nonexistent"), Some("a: [1]"), &[]).unwrap_err();
+        assert!(format!("{bad:#}").contains("EDDY_PROPERTIES"), "{bad:#}");
     }
 }

@@ -501,22 +501,21 @@ fn run_remote(
             .get(&format!("/jobs/{id}"))
             .with_context(|| format!("following job {id}"))?;
         // Print each status transition once, in order.
-        let mut transitions: Vec<(i64, String)> = j["timestamps"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| Some((v.as_i64()?, k.clone())))
+        let history: Vec<String> = j["status-history"]
+            .as_array()
+            .map(|h| {
+                h.iter()
+                    .filter_map(|e| e["state"].as_str().map(str::to_string))
                     .collect()
             })
             .unwrap_or_default();
-        transitions.sort();
-        for (i, (_, s)) in transitions.iter().enumerate().skip(seen) {
-            match i.checked_sub(1).and_then(|p| transitions.get(p)) {
-                Some((_, from)) => println!("Job {id} switched from state {from} to {s}."),
+        for (i, s) in history.iter().enumerate().skip(seen) {
+            match i.checked_sub(1).and_then(|p| history.get(p)) {
+                Some(from) => println!("Job {id} switched from state {from} to {s}."),
                 None => println!("Job {id} is {s}."),
             }
         }
-        seen = seen.max(transitions.len());
+        seen = seen.max(history.len());
         let state = j["state"].as_str().unwrap_or_default();
         match state {
             "FINISHED" => {

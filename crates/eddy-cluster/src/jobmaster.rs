@@ -121,7 +121,8 @@ pub struct JobFailure {
     pub recovered_after: Option<Duration>,
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the epoch (0 if the clock is before it).
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

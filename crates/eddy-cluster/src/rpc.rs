@@ -53,9 +53,7 @@ pub enum ClusterError {
 }
 
 fn parse_job(id: &str) -> Result<JobId, Status> {
-    u128::from_str_radix(id, 16)
-        .map(JobId)
-        .map_err(|_| Status::invalid_argument(format!("invalid job id '{id}'")))
+    id.parse().map_err(Status::invalid_argument)
 }
 
 fn endpoint(address: &str) -> Result<Endpoint, String> {
@@ -93,11 +91,7 @@ fn report_to_proto(r: &TaskExecutorReport) -> v1::TaskExecutorStatus {
 fn report_from_proto(s: &v1::TaskExecutorStatus) -> TaskExecutorReport {
     TaskExecutorReport {
         resource_id: s.resource_id.clone(),
-        slots: s
-            .slots
-            .iter()
-            .map(|x| u128::from_str_radix(&x.job_id, 16).ok().map(JobId))
-            .collect(),
+        slots: s.slots.iter().map(|x| x.job_id.parse().ok()).collect(),
         network_buffers_total: s.network_buffers_total as usize,
         network_buffers_available: s.network_buffers_available as usize,
         network_segment_size: s.network_segment_size as usize,

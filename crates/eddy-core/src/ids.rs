@@ -17,10 +17,22 @@ impl Serialize for JobId {
 
 impl<'de> Deserialize<'de> for JobId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        u128::from_str_radix(&s, 16).map(JobId).map_err(|_| {
-            serde::de::Error::custom(format!("invalid job id '{s}': expected 32 hex digits"))
-        })
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for JobId {
+    type Err = String;
+
+    /// 32 hex digits, as [`JobId`] displays.
+    fn from_str(s: &str) -> Result<Self, String> {
+        u128::from_str_radix(s, 16)
+            .ok()
+            .filter(|_| s.len() == 32)
+            .map(JobId)
+            .ok_or_else(|| format!("invalid job id '{s}': expected 32 hex digits"))
     }
 }
 

@@ -42,11 +42,7 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 fn job_id(s: &str) -> Result<JobId, String> {
-    u128::from_str_radix(s, 16)
-        .ok()
-        .filter(|_| s.len() == 32)
-        .map(JobId)
-        .ok_or_else(|| format!("'{s}' is not a job id (32 hex digits)"))
+    s.parse()
 }
 
 /// The REST API's routes over a Dispatcher.
@@ -135,12 +131,7 @@ fn duration(j: &JobDetails) -> i64 {
     end - j.start_ms
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use eddy_cluster::jobmaster::now_ms;
 
 async fn jobs_overview(State(d): State<AppState>) -> Json<Value> {
     let jobs: Vec<Value> = d
@@ -240,6 +231,9 @@ async fn job(State(d): State<AppState>, Path(id): Path<String>) -> Response {
         "duration": duration(&j),
         "now": now_ms(),
         "timestamps": timestamps,
+        // Every transition in order (Flink's `timestamps` keeps one time per state, which
+        // loses the order once a job restarts).
+        "status-history": j.transitions.iter().map(|(s, t)| json!({"state": s, "timestamp": t})).collect::<Vec<_>>(),
         "attempt": j.attempt,
         "vertices": vertices,
         "failures": j.failures,
