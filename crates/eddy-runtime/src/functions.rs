@@ -163,13 +163,14 @@ impl<K: Key> TimerService<'_, K> {
     /// Fires `on_timer` for the current key when the watermark passes `time`. Deduplicated per
     /// (key, time).
     pub fn register_event_time_timer(&mut self, time: i64) {
+        // The key is cloned only if the timer is new.
         self.timers
-            .register_event_time_timer(self.key.clone(), (), time);
+            .register_event_time_timer_ref(self.key, &(), time);
     }
     /// Fires `on_timer` for the current key when the wall clock passes `time`.
     pub fn register_processing_time_timer(&mut self, time: i64) {
         self.timers
-            .register_processing_time_timer(self.key.clone(), (), time);
+            .register_processing_time_timer_ref(self.key, &(), time);
     }
     /// Removes an event-time timer of the current key.
     pub fn delete_event_time_timer(&mut self, time: i64) {

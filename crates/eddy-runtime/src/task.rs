@@ -705,7 +705,11 @@ impl<T: Data> OneInputStreamTask<T> {
                     if flush.on_idle() {
                         self.chain.flush()?;
                     }
-                    let d = wait_deadline(env, self.chain.next_processing_time(), MAX_WAIT);
+                    // Timers no longer fire once the input ended: not a reason to wake.
+                    let next = (!ends.finished)
+                        .then(|| self.chain.next_processing_time())
+                        .flatten();
+                    let d = wait_deadline(env, next, MAX_WAIT);
                     waker.wait(Some(d));
                 }
             }
@@ -862,7 +866,10 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
                 if flush.on_idle() {
                     self.driver.flush()?;
                 }
-                let d = wait_deadline(env, self.driver.next_processing_time(), MAX_WAIT);
+                let next = (!ends.finished)
+                    .then(|| self.driver.next_processing_time())
+                    .flatten();
+                let d = wait_deadline(env, next, MAX_WAIT);
                 waker.wait(Some(d));
             }
         }

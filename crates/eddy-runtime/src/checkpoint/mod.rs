@@ -194,7 +194,18 @@ impl Uploader {
                     .spawn(move || loop {
                         let job = rx.lock().recv();
                         match job {
-                            Ok(job) => job(),
+                            // A panicking upload (a bug) must not take the pool's thread with
+                            // it; its checkpoint is never acknowledged and times out.
+                            Ok(job) => {
+                                if let Err(p) =
+                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                                {
+                                    tracing::error!(
+                                        "a checkpoint upload panicked: {}",
+                                        crate::error::panic_message(p.as_ref())
+                                    );
+                                }
+                            }
                             Err(_) => return,
                         }
                     })

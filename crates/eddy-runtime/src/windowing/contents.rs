@@ -31,7 +31,7 @@ pub trait WindowContents<K: Key, T, W: Window>: Send + 'static {
         timestamp: i64,
     ) -> Result<(), OperatorError>;
     /// Adds an element to the window `ns` of the current key if the window already holds
-    /// something, with one state lookup; hands the element back otherwise, and where the
+    /// something (one state lookup for aggregates); hands the element back otherwise, and where the
     /// contents cannot tell cheaply (the operator then takes its general path).
     fn add_if_present(
         &mut self,

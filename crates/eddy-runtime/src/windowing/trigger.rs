@@ -263,6 +263,10 @@ impl ProcessingTimeTrigger {
 }
 
 impl<K: Key, T, W: Window> Trigger<K, T, W> for ProcessingTimeTrigger {
+    fn on_element_again(&self, _window: &W, _watermark: i64) -> Option<TriggerResult> {
+        // `on_element` without re-registering the end-of-window timer.
+        Some(TriggerResult::Continue)
+    }
     fn on_element(
         &mut self,
         _element: &T,
@@ -528,6 +532,9 @@ fn purging(r: TriggerResult) -> TriggerResult {
 }
 
 impl<K: Key, T, W: Window, Tr: Trigger<K, T, W>> Trigger<K, T, W> for PurgingTrigger<Tr> {
+    fn on_element_again(&self, window: &W, watermark: i64) -> Option<TriggerResult> {
+        self.inner.on_element_again(window, watermark).map(purging)
+    }
     fn on_element(
         &mut self,
         element: &T,

@@ -83,7 +83,8 @@ impl<V: Data, N: Key> ReducingState<V, N> {
     }
 
     /// Reduces `value` into the live value of `namespace` if there is one; hands `value` back
-    /// when there is none.
+    /// when there is none. Two lookups (the reduce function takes the old value by value), the
+    /// second a cache hit.
     pub fn add_in_if_present<S: KeyedStateStore + ?Sized>(
         &self,
         store: &mut S,
