@@ -56,6 +56,10 @@ pub trait TwoInputOperator: Send + 'static {
     fn next_processing_time(&self) -> Option<i64> {
         None
     }
+    /// Both inputs ended: emit final results.
+    fn finish(&mut self, _out: &mut Output<Self::Out>) -> Result<(), OperatorError> {
+        Ok(())
+    }
     /// Releases resources.
     fn close(&mut self) -> Result<(), OperatorError> {
         Ok(())
@@ -69,6 +73,10 @@ pub trait TwoInputOperator: Send + 'static {
     }
     /// Checkpoint `id` completed.
     fn notify_checkpoint_complete(&mut self, _id: CheckpointId) -> Result<(), OperatorError> {
+        Ok(())
+    }
+    /// Checkpoint `id` was aborted.
+    fn notify_checkpoint_aborted(&mut self, _id: CheckpointId) -> Result<(), OperatorError> {
         Ok(())
     }
 }
@@ -216,6 +224,8 @@ impl<Op: TwoInputOperator> TwoInputDriver<Op> {
 
     /// Both inputs ended.
     pub fn finish(&mut self) -> Result<(), TaskError> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.label, || op.finish(out))?;
         ErasedOutput::finish(&mut self.out)
     }
 
@@ -249,10 +259,14 @@ impl<Op: TwoInputOperator> TwoInputDriver<Op> {
 
     /// A checkpoint completed or was aborted.
     pub fn notify_checkpoint(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError> {
+        // As the one-input driver does.
+        let op = &mut self.op;
         if complete {
-            let op = &mut self.op;
             guarded(&self.label, || op.notify_checkpoint_complete(id))?;
+        } else {
+            guarded(&self.label, || op.notify_checkpoint_aborted(id))?;
         }
+        self.out.flush_buffered()?;
         ErasedOutput::notify_checkpoint(&mut self.out, id, complete)
     }
 
