@@ -197,13 +197,13 @@ pub enum SavepointStatus {
 /// deployment) removes it from the ResourceManager and the RPC links and tells every running
 /// job, whoever noticed.
 #[derive(Clone)]
-pub(crate) struct Membership {
+pub(crate) struct TaskManagerTracker {
     rm: Arc<ResourceManager>,
     links: Arc<TmLinks>,
     jobs: Arc<Mutex<Vec<Arc<JobRecord>>>>,
 }
 
-impl Membership {
+impl TaskManagerTracker {
     /// Removes a taskmanager and tells the jobs (once: a second call finds it gone).
     pub(crate) fn lose(&self, resource_id: &str, reason: &str) {
         if self.rm.remove(resource_id).is_some() {
@@ -341,7 +341,7 @@ impl Dispatcher {
             graph: g.clone(),
             rm: self.rm.clone(),
             links: self.links.clone(),
-            membership: self.membership(),
+            tracker: self.taskmanager_tracker(),
             last_attempt: 0,
             slot_timeout: Duration::from_millis(self.config.slot_request_timeout_ms),
             record: record.clone(),
@@ -476,8 +476,8 @@ impl Dispatcher {
         }
     }
 
-    pub(crate) fn membership(&self) -> Membership {
-        Membership {
+    pub(crate) fn taskmanager_tracker(&self) -> TaskManagerTracker {
+        TaskManagerTracker {
             rm: self.rm.clone(),
             links: self.links.clone(),
             jobs: self.jobs.clone(),
@@ -518,7 +518,7 @@ pub(crate) struct ClusterDeployer {
     graph: JobGraph,
     rm: Arc<ResourceManager>,
     links: Arc<TmLinks>,
-    membership: Membership,
+    tracker: TaskManagerTracker,
     /// The id of the last attempt deployed: every try gets a new one, so commands of a
     /// try given up (cancel, free slots) never hit the next.
     last_attempt: u64,
@@ -561,7 +561,7 @@ impl Deployer for ClusterDeployer {
                 Err(DeployFailure::Unreachable(rid, e)) => {
                     tracing::warn!(job = %self.graph.job_id, "taskmanager {rid} is unreachable, dropping it: {e}");
                     // Every job with tasks there fails over, not only this one.
-                    self.membership
+                    self.tracker
                         .lose(&rid, &format!("unreachable during deployment: {e}"));
                     if Instant::now() >= deadline {
                         return Err(JobExecutionError::Deployment(format!(

@@ -287,7 +287,7 @@ impl v1::resource_manager_server::ResourceManager for RmService {
         );
         if old.is_some() {
             self.dispatcher
-                .membership()
+                .taskmanager_tracker()
                 .notify(&r.resource_id, "it registered again (restarted)");
         }
         Ok(Response::new(v1::RegisterTaskExecutorResponse {
@@ -482,7 +482,7 @@ async fn heartbeat_taskmanagers(
 ) {
     let interval = Duration::from_millis(config.heartbeat_interval_ms);
     let timeout = Duration::from_millis(config.heartbeat_timeout_ms);
-    let membership = dispatcher.membership();
+    let tracker = dispatcher.taskmanager_tracker();
     let session = format!("{:032x}", JobId::generate().0);
     let mut tick = tokio::time::interval(interval);
     loop {
@@ -501,7 +501,7 @@ async fn heartbeat_taskmanagers(
             });
         }
         for rid in rm.overdue(timeout) {
-            membership.lose(
+            tracker.lose(
                 &rid,
                 &format!("no heartbeat for {} ms", config.heartbeat_timeout_ms),
             );
