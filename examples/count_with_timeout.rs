@@ -112,7 +112,7 @@ pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String
                 .with_timestamp_assigner(|e: &(String, i64), _| e.1),
         )
         .set_parallelism(1)
-        .key_by(|e: &(String, i64)| e.0.clone())
+        .key_by_ref(|e: &(String, i64)| &e.0)
         .process(CountWithTimeoutFunction::default())
         .name("CountWithTimeout")
         .map(|(k, c): (String, i64)| format!("{k} {c}"))

@@ -148,7 +148,7 @@ pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String
             WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(60))
                 .with_timestamp_assigner(|c: &Click, _| c.ts),
         )
-        .key_by(|c: &Click| c.user.clone())
+        .key_by_ref(|c: &Click| &c.user)
         .window(EventTimeSessionWindows::with_gap(Duration::from_secs(
             30 * 60,
         )))

@@ -44,7 +44,7 @@ pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String
                 out.collect((w.to_lowercase(), 1));
             }
         })
-        .key_by(|t: &(String, i64)| t.0.clone())
+        .key_by_ref(|t: &(String, i64)| &t.0)
         .sum(|t: &mut (String, i64)| &mut t.1)
         .map(|(w, c): (String, i64)| format!("{w} {c}"))
         .print()

@@ -377,7 +377,7 @@ where
 {
     let late = OutputTag::<Event>::new("late-data");
     let results = events
-        .key_by(|e: &Event| e.key.clone())
+        .key_by_ref(|e: &Event| &e.key)
         .window(assigner)
         .allowed_lateness(Duration::from_millis(args.lateness_ms))
         .side_output_late_data(&late)

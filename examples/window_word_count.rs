@@ -156,7 +156,7 @@ pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String
             }
         })
         .name("Tokenizer")
-        .key_by(|t: &(String, u64)| t.0.clone())
+        .key_by_ref(|t: &(String, u64)| &t.0)
         .window(TumblingProcessingTimeWindows::of(Duration::from_millis(
             args.window_ms,
         )))

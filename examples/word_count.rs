@@ -86,7 +86,7 @@ pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String
             }
         })
         .name("Tokenizer")
-        .key_by(|t: &(String, i64)| t.0.clone())
+        .key_by_ref(|t: &(String, i64)| &t.0)
         .reduce(|a: (String, i64), b: (String, i64)| (a.0, a.1 + b.1))
         .name("Count");
     match &args.output {

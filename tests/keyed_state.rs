@@ -715,3 +715,54 @@ fn keyed_co_process_timers_are_shared_per_key() {
     }
     assert_eq!(per_key, expected);
 }
+
+/// `key_by_ref` (borrowed key, cloned into the previous current key's buffer) gives the same
+/// results as `key_by` for keys of changing lengths, in a rolling reduce and in a keyed
+/// process function's state, at p=2.
+#[test]
+fn key_by_ref_matches_key_by() {
+    let words: Vec<(String, i64)> = (0..2000)
+        .map(|i: i64| {
+            // Lengths 1..=40 in an irregular order, so a key is cloned into longer and shorter
+            // previous keys.
+            let len = ((i * 7919) % 40 + 1) as usize;
+            let c = char::from(b'a' + (i % 13) as u8);
+            (c.to_string().repeat(len), i)
+        })
+        .collect();
+    let run = |by_ref: bool| {
+        let e = env(2);
+        let s = e.from_collection(words.clone());
+        let keyed = if by_ref {
+            s.key_by_ref(|t: &(String, i64)| &t.0)
+        } else {
+            s.key_by(|t: &(String, i64)| t.0.clone())
+        };
+        let mut sums = keyed
+            .reduce(|a, b| (a.0, a.1 + b.1))
+            .execute_and_collect("reduce")
+            .unwrap();
+        sums.sort();
+        let e = env(2);
+        let s = e.from_collection(words.clone());
+        let keyed = if by_ref {
+            s.key_by_ref(|t: &(String, i64)| &t.0)
+        } else {
+            s.key_by(|t: &(String, i64)| t.0.clone())
+        };
+        let mut values = keyed
+            .process(ValueJob::default())
+            .execute_and_collect("value state")
+            .unwrap();
+        values.sort();
+        (sums, values)
+    };
+    let (by_ref, by_value) = (run(true), run(false));
+    assert_eq!(by_ref, by_value);
+    // 13 letters x 40 lengths = up to 520 keys, each with its own running sum.
+    let keys: std::collections::BTreeSet<_> = by_ref.0.iter().map(|t| t.0.clone()).collect();
+    assert!(keys.len() > 400, "{} keys", keys.len());
+    let totals = last_per_key(&by_ref.0);
+    let expected: i64 = (0..2000).sum();
+    assert_eq!(totals.values().sum::<i64>(), expected);
+}

@@ -20,7 +20,7 @@ use eddy_runtime::operators::basic::{
 use eddy_runtime::operators::sink::{CollectSink, DiscardSink, PrintSink, TextFileSink};
 use eddy_runtime::operators::two_phase::{TwoPhaseCommitSink, TwoPhaseCommitSinkOperator};
 use eddy_runtime::operators::watermark::{TimestampsAndWatermarksOperator, WatermarkStrategy};
-use eddy_runtime::operators::{FnKeySelector, KeySelector};
+use eddy_runtime::operators::{FnKeyRefSelector, FnKeySelector, KeySelector};
 use eddy_runtime::output::{Collector, KeyPartitioner, OutputTag};
 use eddy_runtime::{FunctionResult, OperatorError};
 use parking_lot::Mutex;
@@ -268,6 +268,18 @@ impl<T: Data> DataStream<T> {
         f: F,
     ) -> KeyedStream<T, K> {
         let selector: Arc<dyn KeySelector<T, K>> = Arc::new(FnKeySelector(f));
+        KeyedStream::new(self.clone(), selector)
+    }
+
+    /// [`key_by`](Self::key_by) for a key that is a part of the element, borrowed from it
+    /// (`key_by_ref(|t: &(String, u64)| &t.0)`): the engine hashes the borrowed key to pick the
+    /// subtask and clones it into the previous key's allocation when it sets the current key,
+    /// so a `String` key costs no allocation per record.
+    pub fn key_by_ref<K: Key, F: Fn(&T) -> &K + Send + Sync + 'static>(
+        &self,
+        f: F,
+    ) -> KeyedStream<T, K> {
+        let selector: Arc<dyn KeySelector<T, K>> = Arc::new(FnKeyRefSelector(f));
         KeyedStream::new(self.clone(), selector)
     }
 

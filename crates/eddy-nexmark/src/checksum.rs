@@ -2,7 +2,7 @@
 //! collecting its output: the count and the wrapping sum of a stable hash of every row
 //! (insert-only queries), or of the final row per key (updating queries such as q4).
 
-use eddy::core::keygroup::stable_hash;
+use eddy::core::keygroup::{stable_hash, StableHasher};
 use eddy::core::{Data, StreamRecord};
 use eddy::datastream::DataStream;
 use eddy::runtime::chain::OneInputOperator;
@@ -11,7 +11,7 @@ use eddy::runtime::output::Output;
 use eddy::runtime::OperatorError;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash};
 use std::sync::{Arc, Mutex};
 
 /// Rows seen and the wrapping sum of their hashes.
@@ -64,11 +64,15 @@ pub type SharedChecksum = Arc<Mutex<Checksum>>;
 /// Which rows count: all, or the last per key.
 type KeyOf<T> = fn(&T) -> i64;
 
+/// The hash of the last row per key of an updating stream (keys are ids or hashes already: the
+/// engine's stable hasher mixes them well enough, no need for SipHash).
+type LastRows = HashMap<i64, u64, BuildHasherDefault<StableHasher>>;
+
 /// A sink adding its subtask's rows to a shared checksum when its input ends.
 struct ChecksumSink<T> {
     target: SharedChecksum,
     local: Checksum,
-    upsert: Option<(KeyOf<T>, HashMap<i64, T>)>,
+    upsert: Option<(KeyOf<T>, LastRows)>,
     report: Option<String>,
 }
 
@@ -90,7 +94,7 @@ impl<T: Data + Hash> OneInputOperator for ChecksumSink<T> {
             }
             Some((key, last)) => {
                 for r in batch.drain(..) {
-                    last.insert(key(&r.value), r.value);
+                    last.insert(key(&r.value), stable_hash(&r.value));
                 }
             }
         }
@@ -99,8 +103,8 @@ impl<T: Data + Hash> OneInputOperator for ChecksumSink<T> {
 
     fn finish(&mut self, _out: &mut Output<()>) -> Result<(), OperatorError> {
         if let Some((_, last)) = &self.upsert {
-            for v in last.values() {
-                self.local.add(v);
+            for &h in last.values() {
+                self.local.add_hash(h);
             }
         }
         let mut t = self
@@ -134,7 +138,7 @@ pub fn checksum_sink<T: Data + Hash>(
             Arc::new(OneInputFactory::new(move || ChecksumSink {
                 target: target.clone(),
                 local: Checksum::default(),
-                upsert: upsert.map(|k| (k, HashMap::new())),
+                upsert: upsert.map(|k| (k, LastRows::default())),
                 report: report.clone(),
             })),
             false,

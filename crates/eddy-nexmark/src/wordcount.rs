@@ -43,7 +43,7 @@ pub fn add_word_count(env: &StreamExecutionEnvironment, lines: u64, sum: &Shared
                 out.collect((w.to_string(), 1));
             }
         })
-        .key_by(|t: &(String, u64)| t.0.clone())
+        .key_by_ref(|t: &(String, u64)| &t.0)
         .reduce(|a, b| (a.0, a.1 + b.1));
     checksum_sink(
         &counts,

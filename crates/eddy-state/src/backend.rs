@@ -128,14 +128,30 @@ impl<K: Key> KeyedStateBackend<K> {
     /// this backend's key groups is accepted here and reported by the first state access.
     #[inline]
     pub fn set_current_key(&mut self, key: K) {
-        let key_group = assign_to_key_group(&key, self.max_parallelism);
+        self.enter_key_group_of(&key);
+        self.current_key = Some(key);
+    }
+
+    #[inline]
+    fn enter_key_group_of(&mut self, key: &K) {
+        let key_group = assign_to_key_group(key, self.max_parallelism);
         self.current_key_group = key_group;
         self.current_group_index = if self.key_group_range.contains(key_group) {
             key_group - self.key_group_range.start
         } else {
             OUT_OF_RANGE
         };
-        self.current_key = Some(key);
+    }
+
+    /// [`set_current_key`](Self::set_current_key) from a borrowed key, cloned into the previous
+    /// current key (`clone_from` reuses its allocation, e.g. a `String`'s buffer).
+    #[inline]
+    pub fn set_current_key_from(&mut self, key: &K) {
+        self.enter_key_group_of(key);
+        match &mut self.current_key {
+            Some(current) => current.clone_from(key),
+            None => self.current_key = Some(key.clone()),
+        }
     }
 
     /// The current key, if one was set.

@@ -170,7 +170,6 @@ pub struct KeyedProcessOperator<K: Key, I, O, F> {
     f: F,
     selector: Arc<dyn KeySelector<I, K>>,
     core: Option<KeyedCore<K>>,
-    keys: Vec<K>,
     _t: PhantomData<fn(I) -> O>,
 }
 
@@ -181,7 +180,6 @@ impl<K: Key, I, O, F> KeyedProcessOperator<K, I, O, F> {
             f,
             selector,
             core: None,
-            keys: Vec::new(),
             _t: PhantomData,
         }
     }
@@ -226,8 +224,6 @@ impl<K: Key, I: Data, O: Data, F: KeyedProcessFunction<K, I, O>> OneInputOperato
     ) -> Result<(), OperatorError> {
         let core = self.core.as_mut().ok_or_else(not_open)?;
         let now = core.now();
-        self.keys.clear();
-        self.selector.keys(batch, &mut self.keys);
         let (mut c, side) = out.split(StreamRecord::<O>::NO_TIMESTAMP);
         let mut ctx = KeyedContext {
             timestamp: StreamRecord::<O>::NO_TIMESTAMP,
@@ -238,8 +234,8 @@ impl<K: Key, I: Data, O: Data, F: KeyedProcessFunction<K, I, O>> OneInputOperato
             now,
             time_domain: None,
         };
-        for (r, k) in batch.drain(..).zip(self.keys.drain(..)) {
-            ctx.backend.set_current_key(k);
+        for r in batch.drain(..) {
+            self.selector.set_current_key(&r.value, ctx.backend);
             ctx.timestamp = r.timestamp;
             ctx.side.set_timestamp(r.timestamp);
             c.set_timestamp(r.timestamp);
@@ -285,7 +281,6 @@ pub struct GroupedReduceOperator<K: Key, T, F> {
     selector: Arc<dyn KeySelector<T, K>>,
     backend: Option<KeyedStateBackend<K>>,
     state: Option<ValueState<T>>,
-    keys: Vec<K>,
 }
 
 impl<K: Key, T, F> GroupedReduceOperator<K, T, F> {
@@ -296,7 +291,6 @@ impl<K: Key, T, F> GroupedReduceOperator<K, T, F> {
             selector,
             backend: None,
             state: None,
-            keys: Vec::new(),
         }
     }
 }
@@ -331,10 +325,8 @@ impl<K: Key, T: Data, F: FnMut(T, T) -> T + Send + 'static> OneInputOperator
     ) -> Result<(), OperatorError> {
         let backend = self.backend.as_mut().ok_or_else(not_open)?;
         let state = self.state.ok_or_else(not_open)?;
-        self.keys.clear();
-        self.selector.keys(batch, &mut self.keys);
-        for (r, k) in batch.drain(..).zip(self.keys.drain(..)) {
-            backend.set_current_key(k);
+        for r in batch.drain(..) {
+            self.selector.set_current_key(&r.value, backend);
             let f = &mut self.f;
             let v = r.value;
             let next = state.update_with(backend, |acc| match acc {

@@ -38,10 +38,12 @@ pub(crate) use function_checkpoint_hooks;
 
 use crate::chain::Clock;
 use eddy_core::StreamRecord;
+use eddy_state::KeyedStateBackend;
 use std::sync::Arc;
 
-/// Extracts the key of a record (`key_by`). Called through one dynamic call per batch: the
-/// provided methods are monomorphised for each implementation.
+/// Extracts the key of a record (`key_by`). Called through one dynamic call per batch (or per
+/// record for [`set_current_key`](Self::set_current_key)): the provided methods are
+/// monomorphised for each implementation.
 pub trait KeySelector<T, K>: Send + Sync + 'static {
     /// The key of one value.
     fn get_key(&self, value: &T) -> K;
@@ -49,6 +51,16 @@ pub trait KeySelector<T, K>: Send + Sync + 'static {
     /// The keys of a batch, appended to `out`.
     fn keys(&self, batch: &[StreamRecord<T>], out: &mut Vec<K>) {
         out.extend(batch.iter().map(|r| self.get_key(&r.value)));
+    }
+
+    /// Makes `value`'s key the current key of `backend`, before the value is handed to the
+    /// operator's function (which may consume it).
+    #[inline]
+    fn set_current_key(&self, value: &T, backend: &mut KeyedStateBackend<K>)
+    where
+        K: eddy_core::Key,
+    {
+        backend.set_current_key(self.get_key(value));
     }
 
     /// For each record, the subtask that owns its key group.
@@ -77,6 +89,44 @@ impl<T, K, F: Fn(&T) -> K + Send + Sync + 'static> KeySelector<T, K> for FnKeySe
     #[inline]
     fn get_key(&self, value: &T) -> K {
         (self.0)(value)
+    }
+}
+
+/// A closure borrowing the key from the value as a [`KeySelector`] (`key_by_ref`): partitioning
+/// hashes the borrowed key, and a keyed operator clones it into the previous current key's
+/// allocation (`clone_from`), so a `String` key costs no allocation per record.
+pub struct FnKeyRefSelector<F>(pub F);
+
+impl<T, K: Clone, F: Fn(&T) -> &K + Send + Sync + 'static> KeySelector<T, K>
+    for FnKeyRefSelector<F>
+{
+    #[inline]
+    fn get_key(&self, value: &T) -> K {
+        (self.0)(value).clone()
+    }
+
+    #[inline]
+    fn set_current_key(&self, value: &T, backend: &mut KeyedStateBackend<K>)
+    where
+        K: eddy_core::Key,
+    {
+        backend.set_current_key_from((self.0)(value));
+    }
+
+    fn key_channels(
+        &self,
+        batch: &[StreamRecord<T>],
+        num_channels: usize,
+        max_parallelism: usize,
+        out: &mut Vec<u32>,
+    ) where
+        K: std::hash::Hash,
+    {
+        out.extend(batch.iter().map(|r| {
+            let kg = eddy_core::keygroup::assign_to_key_group((self.0)(&r.value), max_parallelism);
+            eddy_core::keygroup::operator_index_for_key_group(max_parallelism, num_channels, kg)
+                as u32
+        }));
     }
 }
 

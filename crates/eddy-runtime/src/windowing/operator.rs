@@ -137,7 +137,6 @@ pub struct WindowOperator<K: Key, T, O, A: WindowAssigner<T>, C, F> {
     selector: Arc<dyn KeySelector<T, K>>,
     settings: WindowSettings<T>,
     rt: Option<Runtime<K, A::W>>,
-    keys: Vec<K>,
     windows: Vec<A::W>,
     late_records_dropped: u64,
     _t: PhantomData<fn(T) -> O>,
@@ -170,7 +169,6 @@ where
             selector,
             settings,
             rt: None,
-            keys: Vec::new(),
             windows: Vec::new(),
             late_records_dropped: 0,
             _t: PhantomData,
@@ -565,20 +563,16 @@ where
         let rt = self.rt.as_mut().ok_or_else(not_open)?;
         rt.now = rt.clock.now_ms();
         rt.backend.set_current_time(rt.now);
-        let mut keys = std::mem::take(&mut self.keys);
-        keys.clear();
-        self.selector.keys(batch, &mut keys);
         let mut result = Ok(());
-        for (r, k) in batch.drain(..).zip(keys.drain(..)) {
+        for r in batch.drain(..) {
             if let Some(rt) = self.rt.as_mut() {
-                rt.backend.set_current_key(k);
+                self.selector.set_current_key(&r.value, &mut rt.backend);
             }
             result = self.process_element(r.value, r.timestamp, out);
             if result.is_err() {
                 break;
             }
         }
-        self.keys = keys;
         result
     }
 
