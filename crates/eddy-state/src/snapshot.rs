@@ -57,6 +57,7 @@ pub struct KeyedStateSnapshot {
     /// Every state, registered or restored-but-not-yet-registered.
     pub states: Vec<StateMeta>,
     /// Per non-empty key group, the framed bytes of every state.
+    #[serde(with = "bytes_map")]
     pub key_groups: BTreeMap<usize, Vec<u8>>,
 }
 
@@ -74,7 +75,81 @@ pub struct TimerServiceSnapshot {
     /// The namespace type.
     pub namespace_type: String,
     /// Per non-empty key group, the timers' bytes.
+    #[serde(with = "bytes_map")]
     pub key_groups: BTreeMap<usize, Vec<u8>>,
+}
+
+/// Serde for the per-key-group bytes with each value as a byte string, so postcard copies it in
+/// one go instead of one `u8` element at a time (it was a tenth of q5's checkpoint cost). The
+/// encoding is the same as a `Vec<u8>`'s (postcard: length and raw bytes; JSON: an array of
+/// numbers, accepted back as a sequence).
+mod bytes_map {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::ser::{SerializeMap, Serializer};
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    struct Bytes<'a>(&'a [u8]);
+
+    impl Serialize for Bytes<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(self.0)
+        }
+    }
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<usize, Vec<u8>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut m = serializer.serialize_map(Some(map.len()))?;
+        for (key_group, bytes) in map {
+            m.serialize_entry(key_group, &Bytes(bytes))?;
+        }
+        m.end()
+    }
+
+    struct ByteBuf(Vec<u8>);
+
+    impl<'de> Deserialize<'de> for ByteBuf {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_byte_buf(ByteBufVisitor)
+        }
+    }
+
+    struct ByteBufVisitor;
+
+    impl<'de> Visitor<'de> for ByteBufVisitor {
+        type Value = ByteBuf;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("bytes")
+        }
+
+        fn visit_bytes<E>(self, v: &[u8]) -> Result<ByteBuf, E> {
+            Ok(ByteBuf(v.to_vec()))
+        }
+
+        fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+            Ok(ByteBuf(v))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
+            // The hint comes from the input: cap what it can make us reserve.
+            let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(b) = seq.next_element()? {
+                v.push(b);
+            }
+            Ok(ByteBuf(v))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<usize, Vec<u8>>, D::Error> {
+        let map = BTreeMap::<usize, ByteBuf>::deserialize(deserializer)?;
+        Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
 }
 
 macro_rules! bytes_methods {

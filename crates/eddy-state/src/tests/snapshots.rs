@@ -276,3 +276,44 @@ fn open_fallible(b: &mut KeyedStateBackend<String>) -> Result<(), StateError> {
     b.get_state_ns::<String, (i64, i64)>(&ValueStateDescriptor::new("windowed"))?;
     Ok(())
 }
+
+/// The key-group bytes are written as byte strings (one copy) but encode exactly like the
+/// `Vec<u8>` values they were before, so older snapshots still read.
+#[test]
+fn key_group_bytes_encode_like_a_vec_of_u8() {
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Plain {
+        max_parallelism: usize,
+        key_group_range: KeyGroupRange,
+        key_type: String,
+        namespace_type: String,
+        key_groups: std::collections::BTreeMap<usize, Vec<u8>>,
+    }
+    let key_groups: std::collections::BTreeMap<usize, Vec<u8>> = [
+        (3, vec![0u8, 1, 255, 7]),
+        (9, Vec::new()),
+        (100, vec![42; 300]),
+    ]
+    .into_iter()
+    .collect();
+    let snapshot = TimerServiceSnapshot {
+        max_parallelism: 128,
+        key_group_range: KeyGroupRange::new(0, 127),
+        key_type: "k".into(),
+        namespace_type: "n".into(),
+        key_groups: key_groups.clone(),
+    };
+    let plain = Plain {
+        max_parallelism: 128,
+        key_group_range: KeyGroupRange::new(0, 127),
+        key_type: "k".into(),
+        namespace_type: "n".into(),
+        key_groups,
+    };
+    let bytes = postcard::to_stdvec(&snapshot).unwrap();
+    assert_eq!(bytes, postcard::to_stdvec(&plain).unwrap());
+    let back: TimerServiceSnapshot = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(back, snapshot);
+    // A truncated value is an error, not a panic or a short value.
+    assert!(postcard::from_bytes::<TimerServiceSnapshot>(&bytes[..bytes.len() - 1]).is_err());
+}
