@@ -10,6 +10,7 @@
 
 pub mod checkpointing;
 pub mod cluster_config;
+pub mod codec;
 pub mod config;
 pub mod element;
 pub mod error;

@@ -113,7 +113,7 @@ impl<T: Data> RemoteWriter<T> {
                     let mut buf = std::mem::take(&mut self.scratch);
                     buf.clear();
                     buf.extend_from_slice(&[0; 4]);
-                    let mut buf = postcard::to_extend(r, buf).map_err(|e| {
+                    let mut buf = eddy_core::codec::encode_into(r, buf).map_err(|e| {
                         SendError::Failed(format!("cannot serialize a record: {e}"))
                     })?;
                     let len = buf.len() - 4;

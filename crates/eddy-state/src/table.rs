@@ -314,7 +314,7 @@ impl<K: Key, N: Key, E: StateEntry, F: Send + 'static> ErasedTable for StateTabl
         let Some(map) = self.groups.get(group).filter(|m| m.len() > 0) else {
             return Ok(false);
         };
-        let buf = postcard::to_extend(&GroupSer(map), std::mem::take(out))?;
+        let buf = eddy_core::codec::encode_into(&GroupSer(map), std::mem::take(out))?;
         *out = buf;
         Ok(true)
     }

@@ -426,7 +426,7 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
             // Same bytes as `(Vec<(K, N, i64)>, Vec<(K, N, i64)>)`.
             let timers = (TimersSer(&event), TimersSer(&processing));
             let bytes =
-                postcard::to_stdvec(&timers).map_err(|source| StateError::Serialization {
+                eddy_core::codec::encode(&timers).map_err(|source| StateError::Serialization {
                     state: "timers".to_string(),
                     source,
                 })?;
