@@ -422,7 +422,7 @@ impl<R: SourceReader> SourceStreamTask<R> {
         b: CheckpointBarrier,
     ) -> Result<SourcePhase, TaskError> {
         if let SourcePhase::AwaitingEnd { .. } = phase {
-            cps.decline(b.id, "the source is finishing".into());
+            cps.decline(b.id, crate::checkpoint::DECLINE_TASK_FINISHING.into());
             return Ok(phase);
         }
         let mut next = phase;

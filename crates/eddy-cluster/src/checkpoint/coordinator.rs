@@ -388,7 +388,8 @@ impl CheckpointCoordinator {
         if !self.pending.contains_key(&id) {
             return Vec::new();
         }
-        self.abort(
+        let counts = reason != eddy_runtime::checkpoint::DECLINE_TASK_FINISHING;
+        self.abort_counting(
             id,
             format!(
                 "declined by subtask {} of vertex {}: {reason}",
@@ -396,6 +397,7 @@ impl CheckpointCoordinator {
                 task.vertex
             ),
             now,
+            counts,
         )
     }
 
@@ -552,6 +554,18 @@ impl CheckpointCoordinator {
 
     /// Aborts checkpoint `id`, counting the failure.
     pub fn abort(&mut self, id: CheckpointId, reason: String, now: i64) -> Vec<CoordinatorAction> {
+        self.abort_counting(id, reason, now, true)
+    }
+
+    /// Aborts checkpoint `id`; `counts` says whether the failure counts against the
+    /// tolerable-failure threshold.
+    fn abort_counting(
+        &mut self,
+        id: CheckpointId,
+        reason: String,
+        now: i64,
+        counts: bool,
+    ) -> Vec<CoordinatorAction> {
         let Some(p) = self.pending.remove(&id) else {
             return Vec::new();
         };
@@ -567,7 +581,7 @@ impl CheckpointCoordinator {
                 request,
                 result: Err(reason),
             });
-        } else {
+        } else if counts {
             self.consecutive_failures += 1;
             if self.consecutive_failures > self.cfg.tolerable_failed {
                 actions.push(CoordinatorAction::FailJob(format!(

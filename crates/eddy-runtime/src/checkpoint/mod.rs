@@ -21,6 +21,11 @@ use std::fmt;
 /// Checkpoint ids grow by one per trigger, savepoints included.
 pub type CheckpointId = u64;
 
+/// The reason a source declines a checkpoint that arrives after its input ended. Like Flink's
+/// `CHECKPOINT_DECLINED_TASK_CLOSING`, such a decline aborts the checkpoint without counting
+/// against the tolerable-failure threshold: it says nothing about the job's health.
+pub const DECLINE_TASK_FINISHING: &str = "the source is finishing";
+
 /// What a snapshot is for (Flink's `CheckpointType` / `SavepointType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
