@@ -339,7 +339,6 @@ pub struct KeyedBroadcastProcessOperator<K: Key, I, B, O, F> {
     declared: Vec<BroadcastStateDeclaration>,
     states: Option<BroadcastStates>,
     core: Option<KeyedCore<K>>,
-    keys: Vec<K>,
     _t: PhantomData<fn(I, B) -> O>,
 }
 
@@ -357,7 +356,6 @@ impl<K: Key, I, B, O, F> KeyedBroadcastProcessOperator<K, I, B, O, F> {
             declared,
             states: None,
             core: None,
-            keys: Vec::new(),
             _t: PhantomData,
         }
     }
@@ -383,31 +381,11 @@ impl<K: Key, I: Data, B: Data, O: Data, F: KeyedBroadcastProcessFunction<K, I, B
     ) -> Result<(), OperatorError> {
         let core = self.core.as_mut().ok_or_else(not_open)?;
         let states = self.states.as_ref().ok_or_else(not_open)?;
-        let now = core.now();
-        self.keys.clear();
-        self.selector.keys(batch, &mut self.keys);
-        let (mut c, side) = out.split(StreamRecord::<O>::NO_TIMESTAMP);
-        let mut keyed = KeyedContext {
-            timestamp: StreamRecord::<O>::NO_TIMESTAMP,
-            backend: &mut core.backend,
-            timers: &mut core.timers,
-            side,
-            watermark: core.watermark,
-            now,
-            time_domain: None,
-        };
-        let mut ctx = KeyedReadOnlyBroadcastContext {
-            inner: &mut keyed,
-            states,
-        };
-        for (r, k) in batch.drain(..).zip(self.keys.drain(..)) {
-            ctx.inner.backend.set_current_key(k);
-            ctx.inner.timestamp = r.timestamp;
-            ctx.inner.side.set_timestamp(r.timestamp);
-            c.set_timestamp(r.timestamp);
-            self.f.process_element(r.value, &mut ctx, &mut c)?;
-        }
-        Ok(())
+        let f = &mut self.f;
+        core.process_elements(batch, self.selector.as_ref(), out, |v, inner, c| {
+            let mut ctx = KeyedReadOnlyBroadcastContext { inner, states };
+            Ok(f.process_element(v, &mut ctx, c)?)
+        })
     }
 
     fn process_batch2(

@@ -6,7 +6,7 @@ use super::KeySelector;
 use crate::chain::{guarded, OperatorContext, TaskEnv};
 use crate::checkpoint::{CheckpointBarrier, CheckpointId, OperatorSubtaskState};
 use crate::error::{OperatorError, OperatorLabel, TaskError};
-use crate::functions::{CoProcessFunction, KeyedCoProcessFunction, KeyedContext, ProcessContext};
+use crate::functions::{CoProcessFunction, KeyedCoProcessFunction, ProcessContext};
 use crate::output::{ErasedOutput, Output};
 use eddy_core::keygroup::KeyGroupRange;
 use eddy_core::{Data, Key, OperatorId, StreamRecord, Watermark, WatermarkStatus};
@@ -363,7 +363,6 @@ pub struct KeyedCoProcessOperator<K: Key, I1, I2, O, F> {
     selector1: Arc<dyn KeySelector<I1, K>>,
     selector2: Arc<dyn KeySelector<I2, K>>,
     core: Option<KeyedCore<K>>,
-    keys: Vec<K>,
     _t: PhantomData<fn(I1, I2) -> O>,
 }
 
@@ -379,7 +378,6 @@ impl<K: Key, I1, I2, O, F> KeyedCoProcessOperator<K, I1, I2, O, F> {
             selector1,
             selector2,
             core: None,
-            keys: Vec::new(),
             _t: PhantomData,
         }
     }
@@ -391,27 +389,10 @@ macro_rules! keyed_co_batch {
             .core
             .as_mut()
             .ok_or_else(|| OperatorError::Internal("keyed operator used before open".into()))?;
-        let now = core.now();
-        $self.keys.clear();
-        $self.$selector.keys($batch, &mut $self.keys);
-        let (mut c, side) = $out.split(StreamRecord::<O>::NO_TIMESTAMP);
-        let mut ctx = KeyedContext {
-            timestamp: StreamRecord::<O>::NO_TIMESTAMP,
-            backend: &mut core.backend,
-            timers: &mut core.timers,
-            side,
-            watermark: core.watermark,
-            now,
-            time_domain: None,
-        };
-        for (r, k) in $batch.drain(..).zip($self.keys.drain(..)) {
-            ctx.backend.set_current_key(k);
-            ctx.timestamp = r.timestamp;
-            ctx.side.set_timestamp(r.timestamp);
-            c.set_timestamp(r.timestamp);
-            $self.f.$method(r.value, &mut ctx, &mut c)?;
-        }
-        Ok(())
+        let f = &mut $self.f;
+        core.process_elements($batch, $self.$selector.as_ref(), $out, |v, ctx, c| {
+            Ok(f.$method(v, ctx, c)?)
+        })
     }};
 }
 

@@ -98,6 +98,41 @@ impl<K: Key> KeyedCore<K> {
         now
     }
 
+    /// The per-record loop of keyed functions (process, co-process, broadcast process): sets
+    /// each record's key (borrowed where the selector can) and timestamp, then hands the value
+    /// to `process`.
+    pub fn process_elements<I: Data, O: Data>(
+        &mut self,
+        batch: &mut Vec<StreamRecord<I>>,
+        selector: &dyn KeySelector<I, K>,
+        out: &mut Output<O>,
+        mut process: impl FnMut(
+            I,
+            &mut KeyedContext<'_, K>,
+            &mut crate::output::Collector<'_, O>,
+        ) -> Result<(), OperatorError>,
+    ) -> Result<(), OperatorError> {
+        let now = self.now();
+        let (mut c, side) = out.split(StreamRecord::<O>::NO_TIMESTAMP);
+        let mut ctx = KeyedContext {
+            timestamp: StreamRecord::<O>::NO_TIMESTAMP,
+            backend: &mut self.backend,
+            timers: &mut self.timers,
+            side,
+            watermark: self.watermark,
+            now,
+            time_domain: None,
+        };
+        for r in batch.drain(..) {
+            selector.set_current_key(&r.value, ctx.backend);
+            ctx.timestamp = r.timestamp;
+            ctx.side.set_timestamp(r.timestamp);
+            c.set_timestamp(r.timestamp);
+            process(r.value, &mut ctx, &mut c)?;
+        }
+        Ok(())
+    }
+
     /// Fires every event-time timer at or before `wm` (timers registered meanwhile included),
     /// each with its key as the current key.
     pub fn fire_event_timers<O: Data>(
@@ -223,25 +258,10 @@ impl<K: Key, I: Data, O: Data, F: KeyedProcessFunction<K, I, O>> OneInputOperato
         out: &mut Output<O>,
     ) -> Result<(), OperatorError> {
         let core = self.core.as_mut().ok_or_else(not_open)?;
-        let now = core.now();
-        let (mut c, side) = out.split(StreamRecord::<O>::NO_TIMESTAMP);
-        let mut ctx = KeyedContext {
-            timestamp: StreamRecord::<O>::NO_TIMESTAMP,
-            backend: &mut core.backend,
-            timers: &mut core.timers,
-            side,
-            watermark: core.watermark,
-            now,
-            time_domain: None,
-        };
-        for r in batch.drain(..) {
-            self.selector.set_current_key(&r.value, ctx.backend);
-            ctx.timestamp = r.timestamp;
-            ctx.side.set_timestamp(r.timestamp);
-            c.set_timestamp(r.timestamp);
-            self.f.process_element(r.value, &mut ctx, &mut c)?;
-        }
-        Ok(())
+        let f = &mut self.f;
+        core.process_elements(batch, self.selector.as_ref(), out, |v, ctx, c| {
+            Ok(f.process_element(v, ctx, c)?)
+        })
     }
 
     fn process_watermark(
