@@ -196,6 +196,38 @@ fn at_least_once_mode_loses_nothing() {
     );
 }
 
+#[test]
+fn a_source_that_finishes_early_stays_until_the_final_checkpoint() {
+    // The early source finishes at once; checkpoints keep coming while the late one runs. A
+    // finished source must take part in every one of them and end only with the final
+    // checkpoint: it once ended after the first checkpoint it took, and every later
+    // checkpoint waited for it until the (here: two-minute) timeout.
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    env.configure_checkpointing(|c| c.timeout_ms = 120_000);
+    let early = env
+        .add_source("Early", || SlowSequence::new(5, 5, 0))
+        .set_parallelism(1);
+    let late = env
+        .add_source("Late", || SlowSequence::new(400, 2, 2))
+        .set_parallelism(1)
+        .map(|v: u64| v + 1_000);
+    let out = early.union(&[&late]).map(|v: u64| v).collect();
+    let mut client = env.execute_async("early and late sources").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(client.wait());
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the job ends without waiting for a checkpoint timeout");
+    result.unwrap();
+    let mut got = out.take();
+    got.sort_unstable();
+    let want: Vec<u64> = (0..5).chain(1_000..1_400).collect();
+    assert_eq!(got, want);
+}
+
 /// Sleeps in its first snapshot (so that checkpoint times out), counts snapshots.
 #[derive(Clone)]
 struct SlowSnapshot {

@@ -500,6 +500,7 @@ mod tests {
             timestamp: 0,
             kind: SnapshotKind::Checkpoint,
             savepoint_dir: None,
+            final_checkpoint: false,
         })
     }
 
@@ -810,6 +811,7 @@ mod tests {
             timestamp: 0,
             kind: SnapshotKind::Checkpoint,
             savepoint_dir: None,
+            final_checkpoint: false,
         })?;
         op.notify_checkpoint_complete(2)?;
         assert_eq!(finished_lines(&dir)?, ["a0", "a1", "b0", "c"]);

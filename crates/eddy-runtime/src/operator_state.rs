@@ -375,6 +375,7 @@ mod tests {
             timestamp: 7,
             kind: crate::checkpoint::SnapshotKind::Checkpoint,
             savepoint_dir: None,
+            final_checkpoint: false,
         }
     }
 

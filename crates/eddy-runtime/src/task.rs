@@ -272,10 +272,9 @@ fn upload(
                     .get(&op)
                     .cloned()
                     .unwrap_or_else(|| format!("op-{op}"));
-                let bytes = state.to_bytes(&base).map_err(|e| e.to_string())?;
                 let file = format!("{base}-{}", cp.task.subtask);
                 let h = storage
-                    .write_state(&loc, &file, &bytes)
+                    .write_state_with(&loc, &file, &mut |out| state.write_to(&base, out))
                     .map_err(|e| e.to_string())?;
                 size += h.size;
                 handles.push((op, h));
@@ -307,7 +306,7 @@ fn upload(
 enum SourcePhase {
     /// Reading.
     Running,
-    /// Input ended (or drained): waiting for the final checkpoint's trigger.
+    /// Input ended (or drained): taking part in checkpoints until the final one's trigger.
     Finished,
     /// The final barrier (or a stop-with-savepoint barrier) went out: waiting for that
     /// checkpoint to complete. `resume` says whether an abort resumes reading.
@@ -439,7 +438,9 @@ impl<R: SourceReader> SourceStreamTask<R> {
                     resume: !drain,
                 };
             }
-            (SourcePhase::Finished, _) => {
+            // Until every source finished, a finished source's checkpoints hold its final
+            // position; it waits for the job's final checkpoint, as the tasks downstream do.
+            (SourcePhase::Finished, _) if b.final_checkpoint => {
                 next = SourcePhase::AwaitingEnd {
                     id: b.id,
                     resume: false,

@@ -14,7 +14,7 @@
 //! registration.
 
 use crate::error::StateError;
-use crate::snapshot::{check_max_parallelism, check_type, TimerServiceSnapshot};
+use crate::snapshot::{check_max_parallelism, check_type, put_varint, TimerServiceSnapshot};
 use crate::table::salted_hash;
 use eddy_core::keygroup::{assign_to_key_group, KeyGroupRange};
 use eddy_core::Key;
@@ -40,9 +40,6 @@ struct Slot<K, N> {
     timer: InternalTimer<K, N>,
     seq: u64,
 }
-
-/// A live timer copied out of its slot, with its firing-order key `(timestamp, sequence)` first.
-type SortableSlot<K, N> = (i64, u64, K, N);
 
 /// An order entry: `(sequence, hash of the timer)`; the hash finds the live slot.
 type OrderEntry = (u64, u64);
@@ -234,59 +231,46 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
         slot.map(|s| s.timer)
     }
 
-    /// The live timers grouped by key group, each group in firing order.
-    fn by_key_group(
+    /// The key group of every live timer, in the hash table's memory order.
+    fn key_groups(&self, max_parallelism: usize) -> Vec<u32> {
+        self.live
+            .iter()
+            .map(|s| assign_to_key_group(&s.timer.key, max_parallelism) as u32)
+            .collect()
+    }
+
+    /// Appends every live timer as `(key, namespace, timestamp, sequence)` to the buffer of its
+    /// key group (`groups[key_group]`, in which the caller wrote the count).
+    ///
+    /// Timers are written in the hash table's memory order, not in firing order: sorting them
+    /// was a third of q5's checkpoint cost, so the sequence number travels along and restore
+    /// sorts instead (checkpoints come every second, restores are rare; Flink's heap timers
+    /// likewise snapshot the heap array as it is).
+    fn write_by_key_group(
         &self,
-        range: KeyGroupRange,
-        max_parallelism: usize,
-    ) -> BTreeMap<usize, Vec<SortableSlot<K, N>>> {
-        // The timers are copied out in the hash table's memory order and then sorted: sorting
-        // pointers and following them afterwards missed the cache once per timer (over half of
-        // q5's checkpoint cost). The groups of the own range are a vector indexed by key group
-        // (a map lookup per timer cost another sixth); timers of other key groups cannot be
-        // registered, but would be kept in `others`.
-        let mut own: Vec<Vec<SortableSlot<K, N>>> = Vec::new();
-        own.resize_with(range.len(), Vec::new);
-        let mut others: BTreeMap<usize, Vec<SortableSlot<K, N>>> = BTreeMap::new();
-        for slot in self.live.iter() {
-            let key_group = assign_to_key_group(&slot.timer.key, max_parallelism);
+        key_groups: &[u32],
+        groups: &mut [Vec<u8>],
+    ) -> Result<(), postcard::Error> {
+        for (slot, &key_group) in self.live.iter().zip(key_groups) {
+            // `key_groups` came from `assign_to_key_group`, below `groups.len()`.
+            let Some(buf) = groups.get_mut(key_group as usize) else {
+                return Err(postcard::Error::SerializeBufferFull);
+            };
             let t = &slot.timer;
-            let entry = (t.timestamp, slot.seq, t.key.clone(), t.namespace.clone());
-            match own.get_mut(key_group.wrapping_sub(range.start)) {
-                Some(group) if range.contains(key_group) => group.push(entry),
-                _ => others.entry(key_group).or_default().push(entry),
-            }
+            *buf = eddy_core::codec::encode_into(
+                &(&t.key, &t.namespace, t.timestamp, slot.seq),
+                std::mem::take(buf),
+            )?;
         }
-        let own = own
-            .into_iter()
-            .enumerate()
-            .filter(|(_, slots)| !slots.is_empty())
-            .map(|(i, slots)| (range.start + i, slots));
-        let mut groups: BTreeMap<usize, Vec<SortableSlot<K, N>>> = own.collect();
-        groups.append(&mut others);
-        for slots in groups.values_mut() {
-            slots.sort_unstable_by_key(|&(timestamp, seq, _, _)| (timestamp, seq));
-        }
-        groups
+        Ok(())
     }
 }
 
-/// Serializes sorted slots as the `Vec<(K, N, i64)>` restore reads, without building it.
-struct TimersSer<'a, K, N>(&'a [SortableSlot<K, N>]);
+/// A snapshotted timer: `(key, namespace, timestamp, registration sequence)`.
+type TimerEntry<K, N> = (K, N, i64, u64);
 
-impl<K: Key, N: Key> serde::Serialize for TimersSer<'_, K, N> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for (timestamp, _, key, namespace) in self.0 {
-            seq.serialize_element(&(key, namespace, timestamp))?;
-        }
-        seq.end()
-    }
-}
-
-/// One key group's timers as `(key, namespace, timestamp)`: event time, then processing time.
-type GroupTimers<K, N> = (Vec<(K, N, i64)>, Vec<(K, N, i64)>);
+/// One key group's timers: event time, then processing time.
+type GroupTimers<K, N> = (Vec<TimerEntry<K, N>>, Vec<TimerEntry<K, N>>);
 
 /// Event-time and processing-time timers of one keyed operator subtask (Flink's
 /// `InternalTimerService`). Timers are deduplicated per `(key, namespace, timestamp)` and time
@@ -410,28 +394,49 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
 
     /// Snapshots all timers, split by the key group of their key.
     pub fn snapshot(&self) -> Result<TimerServiceSnapshot, StateError> {
-        let range = self.key_group_range;
-        let mut event = self.event_time.by_key_group(range, self.max_parallelism);
-        let mut processing = self
-            .processing_time
-            .by_key_group(range, self.max_parallelism);
-        let key_group_ids: BTreeSet<usize> =
-            event.keys().chain(processing.keys()).copied().collect();
-        let mut key_groups = BTreeMap::new();
-        for key_group in key_group_ids {
-            let (event, processing) = (
-                event.remove(&key_group).unwrap_or_default(),
-                processing.remove(&key_group).unwrap_or_default(),
-            );
-            // Same bytes as `(Vec<(K, N, i64)>, Vec<(K, N, i64)>)`.
-            let timers = (TimersSer(&event), TimersSer(&processing));
-            let bytes =
-                eddy_core::codec::encode(&timers).map_err(|source| StateError::Serialization {
-                    state: "timers".to_string(),
-                    source,
-                })?;
-            key_groups.insert(key_group, bytes);
+        let max_parallelism = self.max_parallelism;
+        let event = self.event_time.key_groups(max_parallelism);
+        let processing = self.processing_time.key_groups(max_parallelism);
+        // Counted first so each key group's bytes can start with the lengths of its two lists
+        // (postcard's `(Vec, Vec)`); buffers are indexed by key group because a map lookup per
+        // timer cost a sixth of the snapshot.
+        let count = |key_groups: &[u32]| {
+            let mut counts = vec![0usize; max_parallelism];
+            for &g in key_groups {
+                if let Some(c) = counts.get_mut(g as usize) {
+                    *c += 1;
+                }
+            }
+            counts
+        };
+        let (event_counts, processing_counts) = (count(&event), count(&processing));
+        let has_timers = |g: usize| event_counts[g] > 0 || processing_counts[g] > 0;
+        let mut groups: Vec<Vec<u8>> = vec![Vec::new(); max_parallelism];
+        let fail = |source| StateError::Serialization {
+            state: "timers".to_string(),
+            source,
+        };
+        for (g, buf) in groups.iter_mut().enumerate() {
+            if has_timers(g) {
+                put_varint(buf, event_counts[g]);
+            }
         }
+        self.event_time
+            .write_by_key_group(&event, &mut groups)
+            .map_err(fail)?;
+        for (g, buf) in groups.iter_mut().enumerate() {
+            if has_timers(g) {
+                put_varint(buf, processing_counts[g]);
+            }
+        }
+        self.processing_time
+            .write_by_key_group(&processing, &mut groups)
+            .map_err(fail)?;
+        let key_groups = groups
+            .into_iter()
+            .enumerate()
+            .filter(|(g, _)| has_timers(*g))
+            .collect();
         Ok(TimerServiceSnapshot {
             max_parallelism: self.max_parallelism,
             key_group_range: self.key_group_range,
@@ -479,14 +484,15 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
                 processing.extend(p);
             }
         }
-        // Stable sorts keep the per-key-group firing order for equal timestamps.
-        event.sort_by_key(|t| t.2);
-        processing.sort_by_key(|t| t.2);
-        for (key, namespace, timestamp) in event {
+        // Snapshots are in memory order: firing order is (timestamp, registration sequence);
+        // timers of different former subtasks with equal timestamps have no defined order.
+        event.sort_by_key(|t| (t.2, t.3));
+        processing.sort_by_key(|t| (t.2, t.3));
+        for (key, namespace, timestamp, _) in event {
             self.event_time
                 .register(Cow::Owned(key), Cow::Owned(namespace), timestamp);
         }
-        for (key, namespace, timestamp) in processing {
+        for (key, namespace, timestamp, _) in processing {
             self.processing_time
                 .register(Cow::Owned(key), Cow::Owned(namespace), timestamp);
         }

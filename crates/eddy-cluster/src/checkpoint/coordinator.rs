@@ -315,11 +315,13 @@ impl CheckpointCoordinator {
     ) -> Vec<CoordinatorAction> {
         let id = self.next_id;
         self.next_id += 1;
+        let is_final = self.all_sources_finished();
         let barrier = CheckpointBarrier {
             id,
             timestamp: now,
             kind,
             savepoint_dir,
+            final_checkpoint: is_final,
         };
         if savepoint_request.is_none() {
             self.last_trigger_ms = Some(now);
@@ -333,7 +335,7 @@ impl CheckpointCoordinator {
                 waiting: self.tasks.clone(),
                 acks: Vec::new(),
                 savepoint_request,
-                is_final: self.all_sources_finished(),
+                is_final,
             },
         );
         vec![CoordinatorAction::TriggerSources(barrier)]

@@ -172,6 +172,7 @@ mod tests {
             timestamp: 0,
             kind: SnapshotKind::Checkpoint,
             savepoint_dir: None,
+            final_checkpoint: false,
         }
     }
 

@@ -73,6 +73,11 @@ pub struct CheckpointBarrier {
     pub kind: SnapshotKind,
     /// For savepoints: the directory the state goes to (checkpoints use the job's storage).
     pub savepoint_dir: Option<String>,
+    /// Triggered after every source finished: a finished source takes part in every
+    /// checkpoint but ends only once a final one completes (ending after an earlier one left
+    /// the checkpoints after it waiting for a task that was gone).
+    #[serde(default)]
+    pub final_checkpoint: bool,
 }
 
 /// Identifies one subtask of a job: JobGraph vertex index and subtask index.

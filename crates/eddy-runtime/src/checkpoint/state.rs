@@ -73,6 +73,22 @@ impl OperatorSubtaskState {
         })
     }
 
+    /// Streams the bytes of [`to_bytes`](Self::to_bytes) into `out`. An encoding failure comes
+    /// back as an I/O error of kind `Other` wrapping the [`StateCodecError`].
+    pub fn write_to(&self, operator: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut keep = KeepIoError { out, error: None };
+        match postcard::to_io(self, &mut keep) {
+            Ok(_) => Ok(()),
+            Err(source) => Err(keep.error.take().unwrap_or_else(|| {
+                std::io::Error::other(StateCodecError {
+                    operator: operator.to_string(),
+                    what: "encoded",
+                    source,
+                })
+            })),
+        }
+    }
+
     /// Reads bytes written by [`OperatorSubtaskState::to_bytes`].
     pub fn from_bytes(bytes: &[u8], operator: &str) -> Result<Self, StateCodecError> {
         postcard::from_bytes(bytes).map_err(|source| StateCodecError {
@@ -80,6 +96,26 @@ impl OperatorSubtaskState {
             what: "decoded",
             source,
         })
+    }
+}
+
+/// Keeps the writer's error, which postcard would replace by its own.
+struct KeepIoError<'a> {
+    out: &'a mut dyn std::io::Write,
+    error: Option<std::io::Error>,
+}
+
+impl std::io::Write for KeepIoError<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write_all(buf).map(|()| buf.len()).map_err(|e| {
+            let kind = e.kind();
+            self.error = Some(e);
+            std::io::Error::from(kind)
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -200,6 +236,18 @@ mod tests {
 
     fn items(r: &RestoredOperatorState, name: &str) -> Vec<u8> {
         r.operator[name].1.iter().map(|v| v[0]).collect()
+    }
+
+    #[test]
+    fn streamed_bytes_are_the_encoded_bytes() {
+        let state = list("s", OperatorStateMode::Union, &[1, 2, 3]);
+        let mut streamed = Vec::new();
+        state.write_to("op", &mut streamed).unwrap();
+        assert_eq!(streamed, state.to_bytes("op").unwrap());
+        assert_eq!(
+            OperatorSubtaskState::from_bytes(&streamed, "op").unwrap(),
+            state
+        );
     }
 
     #[test]

@@ -88,6 +88,22 @@ pub trait CheckpointStorage: Send + Sync {
         name: &str,
         bytes: &[u8],
     ) -> Result<StateHandle, StorageError>;
+    /// Stores one state file that `write` streams out, so a large snapshot is not first copied
+    /// into one buffer; returns its handle. The default collects the bytes for
+    /// [`write_state`](Self::write_state).
+    fn write_state_with(
+        &self,
+        loc: &CheckpointLocation,
+        name: &str,
+        write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<StateHandle, StorageError> {
+        let mut bytes = Vec::new();
+        write(&mut bytes).map_err(|source| StorageError::Io {
+            path: format!("{}/{name}", loc.dir),
+            source,
+        })?;
+        self.write_state(loc, name, &bytes)
+    }
     /// Reads a state file back, checking its size and CRC.
     fn read_state(
         &self,
@@ -144,6 +160,27 @@ pub fn path_of_url(url: &str) -> Result<PathBuf, StorageError> {
 
 fn crc32(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes)
+}
+
+/// Counts and checksums what passes through to the file, for the state handle.
+struct ChecksummedWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    size: u64,
+}
+
+impl<W: Write> Write for ChecksummedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let written = buf.get(..n).unwrap_or(buf);
+        self.crc.update(written);
+        self.size += written.len() as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn check_handle(path: &str, handle: &StateHandle, bytes: &[u8]) -> Result<(), StorageError> {
@@ -273,6 +310,31 @@ impl CheckpointStorage for FileCheckpointStorage {
             file: name.to_string(),
             size: bytes.len() as u64,
             crc32: crc32(bytes),
+        })
+    }
+
+    fn write_state_with(
+        &self,
+        loc: &CheckpointLocation,
+        name: &str,
+        write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<StateHandle, StorageError> {
+        let path = Path::new(&loc.dir).join(name);
+        let file = std::fs::File::create(&path).map_err(io(&path))?;
+        let mut out = std::io::BufWriter::with_capacity(
+            1 << 16,
+            ChecksummedWriter {
+                inner: file,
+                crc: crc32fast::Hasher::new(),
+                size: 0,
+            },
+        );
+        write(&mut out).map_err(io(&path))?;
+        let written = out.into_inner().map_err(|e| io(&path)(e.into_error()))?;
+        Ok(StateHandle {
+            file: name.to_string(),
+            size: written.size,
+            crc32: written.crc.finalize(),
         })
     }
 
@@ -553,6 +615,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("_metadata"), "{e}");
+    }
+
+    #[test]
+    fn streamed_state_files_match_written_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = FileCheckpointStorage::new(dir.path());
+        let memory = MemoryCheckpointStorage::default();
+        // Larger than the write buffer, written in pieces of changing size.
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for s in [&file as &dyn CheckpointStorage, &memory] {
+            let loc = s.checkpoint_location(JobId(7), 1).unwrap();
+            let whole = s.write_state(&loc, "whole", &bytes).unwrap();
+            let streamed = s
+                .write_state_with(&loc, "streamed", &mut |out| {
+                    for piece in bytes.chunks(3_000).chain(bytes.chunks(70_000)).take(67) {
+                        out.write_all(piece)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!((streamed.size, streamed.crc32), (whole.size, whole.crc32));
+            assert_eq!(s.read_state(&loc, &streamed).unwrap(), bytes);
+            let failed = s
+                .write_state_with(&loc, "failed", &mut |_| {
+                    Err(std::io::Error::other("the encoder gave up"))
+                })
+                .unwrap_err()
+                .to_string();
+            assert!(
+                failed.contains("failed") && failed.contains("the encoder gave up"),
+                "{failed}"
+            );
+        }
     }
 
     #[test]

@@ -552,6 +552,7 @@ mod tests {
             timestamp: 0,
             kind: SnapshotKind::Checkpoint,
             savepoint_dir: None,
+            final_checkpoint: false,
         }
     }
 
