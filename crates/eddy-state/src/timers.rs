@@ -15,7 +15,7 @@
 
 use crate::error::StateError;
 use crate::snapshot::{check_max_parallelism, check_type, put_varint, TimerServiceSnapshot};
-use crate::table::salted_hash;
+use crate::table::{local_hash, salted_hash};
 use eddy_core::keygroup::{assign_to_key_group, KeyGroupRange};
 use eddy_core::Key;
 use hashbrown::hash_table::Entry;
@@ -84,9 +84,11 @@ impl Bucket {
     }
 }
 
+/// Timers of one key sit side by side in the hash table, as keyed state does (see
+/// [`local_hash`]): a window operator registers one per window of its key for every element.
 #[inline]
 fn timer_hash<K: Key, N: Key>(key: &K, namespace: &N, timestamp: i64) -> u64 {
-    salted_hash(&(key, namespace, timestamp))
+    local_hash(salted_hash(key), salted_hash(&(namespace, timestamp)))
 }
 
 /// The timers of one time domain.
