@@ -62,8 +62,8 @@ pub struct KeyedStateSnapshot {
 }
 
 /// A snapshot of an [`crate::InternalTimerService`]. Per key group: the postcard bytes of
-/// `(event-time timers, processing-time timers)`, each a list of `(key, namespace, timestamp,
-/// registration sequence)` in no particular order; restore sorts by timestamp and sequence.
+/// `(event-time timers, processing-time timers)`, each a list of `(key, namespace, timestamp)` in
+/// no particular order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimerServiceSnapshot {
     /// The max parallelism the key groups were computed with.

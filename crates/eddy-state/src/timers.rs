@@ -2,8 +2,9 @@
 //! processing-time timers per `(key, namespace, timestamp)`, fired in
 //! timestamp order and snapshotted by key group.
 //!
-//! Each time domain is a `TimerQueue`: a hash set of live timers (deduplication and O(1)
-//! deletion) plus the firing order: per timestamp, the timers in registration order, in a
+//! Each time domain is a `TimerQueue`: hash sets of live timers, one per key group as in Flink's
+//! `KeyGroupPartitionedPriorityQueue` (deduplication, O(1) deletion, snapshots by key group
+//! without hashing a key), plus the firing order: per timestamp, the timers' entries, in a
 //! `BTreeMap` of timestamps. Window timers align on few timestamps (every window of a slide ends
 //! at the same time), so the map is short and its queues long: registering appends, firing pops
 //! the front — sequential memory, no sifting through a heap of millions of entries (it was the
@@ -12,9 +13,16 @@
 //! set; its order entry turns stale and is skipped when it reaches the front, so the front is
 //! always live and `next_*_timer` can take `&self`. The sequence number identifies a timer's
 //! registration.
+//!
+//! Timers of one timestamp fire by key group and, within it, by slot in the hash table (sorted
+//! once, when the timestamp starts firing), not in registration order: Flink's heap timers
+//! promise no order among equal timestamps either, and registration order visited the timers —
+//! and the window state of their keys, which keyed state lays out alike (one table per key
+//! group, a key's entries side by side) — at random: a cache miss per timer, twice (Nexmark q5
+//! fires millions at once).
 
 use crate::error::StateError;
-use crate::snapshot::{check_max_parallelism, check_type, put_varint, TimerServiceSnapshot};
+use crate::snapshot::{check_max_parallelism, check_type, TimerServiceSnapshot};
 use crate::table::{local_hash, salted_hash};
 use eddy_core::keygroup::{assign_to_key_group, KeyGroupRange};
 use eddy_core::Key;
@@ -41,20 +49,43 @@ struct Slot<K, N> {
     seq: u64,
 }
 
-/// An order entry: `(sequence, hash of the timer)`; the hash finds the live slot.
-type OrderEntry = (u64, u64);
+/// An order entry: `(sequence, hash of the timer, index of its key group's table)`; the hash
+/// finds the live slot in that table.
+type OrderEntry = (u64, u64, usize);
 
-/// The timers of one timestamp, in registration order.
+/// The timers of one timestamp. A `Many` bucket is put into firing order once, when it starts
+/// firing (`sorted`); timers registered later are appended.
 enum Bucket {
     One(OrderEntry),
-    Many(VecDeque<OrderEntry>),
+    Many {
+        queue: VecDeque<OrderEntry>,
+        sorted: bool,
+    },
 }
 
 impl Bucket {
     fn front(&self) -> Option<OrderEntry> {
         match self {
             Bucket::One(e) => Some(*e),
-            Bucket::Many(q) => q.front().copied(),
+            Bucket::Many { queue, .. } => queue.front().copied(),
+        }
+    }
+
+    /// Sorts a bucket about to fire by key group, then slot (`hash & masks[group]`); returns
+    /// whether it did.
+    fn sort_for_firing(&mut self, masks: &[u64]) -> bool {
+        match self {
+            Bucket::Many { queue, sorted } if !*sorted => {
+                *sorted = true;
+                queue
+                    .make_contiguous()
+                    .sort_unstable_by_key(|&(seq, hash, group)| {
+                        let mask = masks.get(group).copied().unwrap_or(u64::MAX);
+                        (group, hash & mask, seq)
+                    });
+                true
+            }
+            _ => false,
         }
     }
 
@@ -62,24 +93,29 @@ impl Bucket {
     fn pop_front(&mut self) -> bool {
         match self {
             Bucket::One(_) => true,
-            Bucket::Many(q) => {
-                q.pop_front();
-                q.is_empty()
+            Bucket::Many { queue, .. } => {
+                queue.pop_front();
+                queue.is_empty()
             }
         }
     }
 
     fn push(&mut self, e: OrderEntry) {
         match self {
-            Bucket::One(first) => *self = Bucket::Many(VecDeque::from([*first, e])),
-            Bucket::Many(q) => q.push_back(e),
+            Bucket::One(first) => {
+                *self = Bucket::Many {
+                    queue: VecDeque::from([*first, e]),
+                    sorted: false,
+                }
+            }
+            Bucket::Many { queue, .. } => queue.push_back(e),
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Bucket::One(_) => 1,
-            Bucket::Many(q) => q.len(),
+            Bucket::Many { queue, .. } => queue.len(),
         }
     }
 }
@@ -93,7 +129,13 @@ fn timer_hash<K: Key, N: Key>(key: &K, namespace: &N, timestamp: i64) -> u64 {
 
 /// The timers of one time domain.
 struct TimerQueue<K, N> {
-    live: HashTable<Slot<K, N>>,
+    range: KeyGroupRange,
+    max_parallelism: usize,
+    /// Live timers per key group of `range` (index: key group - `range.start`), then one table
+    /// for keys of other key groups (none should reach this subtask; kept, not lost).
+    live: Vec<HashTable<Slot<K, N>>>,
+    /// Timers in `live`.
+    live_count: usize,
     order: BTreeMap<i64, Bucket>,
     /// Entries in `order`, live and stale.
     entries: usize,
@@ -101,9 +143,12 @@ struct TimerQueue<K, N> {
 }
 
 impl<K: Key, N: Key> TimerQueue<K, N> {
-    fn new() -> Self {
+    fn new(range: KeyGroupRange, max_parallelism: usize) -> Self {
         TimerQueue {
-            live: HashTable::new(),
+            range,
+            max_parallelism,
+            live: (0..=range.len()).map(|_| HashTable::new()).collect(),
+            live_count: 0,
             order: BTreeMap::new(),
             entries: 0,
             next_seq: 0,
@@ -111,14 +156,37 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
     }
 
     fn len(&self) -> usize {
-        self.live.len()
+        self.live_count
+    }
+
+    /// The index of `key`'s table in `live`.
+    #[inline]
+    fn group_of(&self, key: &K) -> usize {
+        let key_group = assign_to_key_group(key, self.max_parallelism);
+        if self.range.contains(key_group) {
+            key_group - self.range.start
+        } else {
+            self.range.len()
+        }
+    }
+
+    /// Whether the order entry's timer is still registered.
+    #[inline]
+    fn is_live(&self, (seq, hash, group): OrderEntry) -> bool {
+        self.live
+            .get(group)
+            .is_some_and(|t| t.find(hash, |s| s.seq == seq).is_some())
     }
 
     /// Registers unless present; a borrowed key or namespace is cloned only when inserted, so
     /// re-registering an existing timer (every element of a window does) allocates nothing.
     fn register(&mut self, key: Cow<'_, K>, namespace: Cow<'_, N>, timestamp: i64) -> bool {
         let hash = timer_hash(key.as_ref(), namespace.as_ref(), timestamp);
-        let entry = self.live.entry(
+        let group = self.group_of(key.as_ref());
+        let Some(live) = self.live.get_mut(group) else {
+            return false;
+        };
+        let entry = live.entry(
             hash,
             |s| {
                 s.timer.timestamp == timestamp
@@ -142,12 +210,13 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
                 });
                 match self.order.entry(timestamp) {
                     std::collections::btree_map::Entry::Vacant(v) => {
-                        v.insert(Bucket::One((seq, hash)));
+                        v.insert(Bucket::One((seq, hash, group)));
                     }
                     std::collections::btree_map::Entry::Occupied(mut o) => {
-                        o.get_mut().push((seq, hash))
+                        o.get_mut().push((seq, hash, group))
                     }
                 }
+                self.live_count += 1;
                 self.entries += 1;
                 true
             }
@@ -156,29 +225,33 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
 
     fn delete(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
         let hash = timer_hash(key, namespace, timestamp);
-        let found = self.live.find_entry(hash, |s| {
+        let group = self.group_of(key);
+        let Some(live) = self.live.get_mut(group) else {
+            return false;
+        };
+        let found = live.find_entry(hash, |s| {
             s.timer.timestamp == timestamp && s.timer.key == *key && s.timer.namespace == *namespace
         });
         let Ok(slot) = found else {
             return false;
         };
         slot.remove();
+        self.live_count -= 1;
         self.drop_stale_top();
         // Stale entries behind the front only cost memory; rebuild once they dominate.
-        if self.entries > 2 * self.live.len() + 64 {
-            let live = &self.live;
-            let is_live = |&(seq, hash): &OrderEntry| live.find(hash, |s| s.seq == seq).is_some();
+        if self.entries > 2 * self.live_count + 64 {
+            let mut order = std::mem::take(&mut self.order);
             let mut entries = 0;
-            self.order.retain(|_, b| {
+            order.retain(|_, b| {
                 match b {
                     Bucket::One(e) => {
-                        if !is_live(e) {
+                        if !self.is_live(*e) {
                             return false;
                         }
                     }
-                    Bucket::Many(q) => {
-                        q.retain(is_live);
-                        if q.is_empty() {
+                    Bucket::Many { queue, .. } => {
+                        queue.retain(|e| self.is_live(*e));
+                        if queue.is_empty() {
                             return false;
                         }
                     }
@@ -186,6 +259,7 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
                 entries += b.len();
                 true
             });
+            self.order = order;
             self.entries = entries;
         }
         true
@@ -194,11 +268,16 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
     /// Drops stale entries at the front, so the first entry is a live timer.
     fn drop_stale_top(&mut self) {
         while let Some(mut first) = self.order.first_entry() {
-            let Some((seq, hash)) = first.get().front() else {
+            let Some(front) = first.get().front() else {
                 first.remove();
                 continue;
             };
-            if self.live.find(hash, |s| s.seq == seq).is_some() {
+            let (seq, hash, group) = front;
+            if self
+                .live
+                .get(group)
+                .is_some_and(|t| t.find(hash, |s| s.seq == seq).is_some())
+            {
                 break;
             }
             self.entries -= 1;
@@ -215,61 +294,105 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
     }
 
     fn poll(&mut self, up_to: i64) -> Option<InternalTimer<K, N>> {
+        let masks: Vec<u64> = match self.order.first_key_value() {
+            Some((_, Bucket::Many { sorted: false, .. })) => {
+                self.live.iter().map(slot_mask).collect()
+            }
+            _ => Vec::new(),
+        };
         let mut first = self.order.first_entry()?;
         if *first.key() > up_to {
             return None;
         }
-        let (seq, hash) = first.get().front()?;
+        if first.get_mut().sort_for_firing(&masks) {
+            // The new front may be stale: restore the invariant, then look again.
+            self.drop_stale_top();
+            first = self.order.first_entry()?;
+            if *first.key() > up_to {
+                return None;
+            }
+        }
+        let (seq, hash, group) = first.get().front()?;
         if first.get_mut().pop_front() {
             first.remove();
         }
         self.entries -= 1;
         let slot = self
             .live
-            .find_entry(hash, |s| s.seq == seq)
-            .ok()
+            .get_mut(group)
+            .and_then(|t| t.find_entry(hash, |s| s.seq == seq).ok())
             .map(|o| o.remove().0);
+        if slot.is_some() {
+            self.live_count -= 1;
+        }
         self.drop_stale_top();
         slot.map(|s| s.timer)
     }
 
-    /// The key group of every live timer, in the hash table's memory order.
-    fn key_groups(&self, max_parallelism: usize) -> Vec<u32> {
+    /// The live timers of key group `key_group`, from its own table or (for a key group
+    /// outside the range) picked from the overflow table.
+    fn slots_of(&self, key_group: usize) -> Vec<&Slot<K, N>> {
+        if self.range.contains(key_group) {
+            return self
+                .live
+                .get(key_group - self.range.start)
+                .map(|t| t.iter().collect())
+                .unwrap_or_default();
+        }
         self.live
-            .iter()
-            .map(|s| assign_to_key_group(&s.timer.key, max_parallelism) as u32)
-            .collect()
+            .last()
+            .map(|t| {
+                t.iter()
+                    .filter(|s| {
+                        assign_to_key_group(&s.timer.key, self.max_parallelism) == key_group
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
-    /// Appends every live timer as `(key, namespace, timestamp, sequence)` to the buffer of its
-    /// key group (`groups[key_group]`, in which the caller wrote the count).
-    ///
-    /// Timers are written in the hash table's memory order, not in firing order: sorting them
-    /// was a third of q5's checkpoint cost, so the sequence number travels along and restore
-    /// sorts instead (checkpoints come every second, restores are rare; Flink's heap timers
-    /// likewise snapshot the heap array as it is).
-    fn write_by_key_group(
-        &self,
-        key_groups: &[u32],
-        groups: &mut [Vec<u8>],
-    ) -> Result<(), postcard::Error> {
-        for (slot, &key_group) in self.live.iter().zip(key_groups) {
-            // `key_groups` came from `assign_to_key_group`, below `groups.len()`.
-            let Some(buf) = groups.get_mut(key_group as usize) else {
-                return Err(postcard::Error::SerializeBufferFull);
-            };
-            let t = &slot.timer;
-            *buf = eddy_core::codec::encode_into(
-                &(&t.key, &t.namespace, t.timestamp, slot.seq),
-                std::mem::take(buf),
-            )?;
+    /// The key groups of timers kept although outside the range.
+    fn other_key_groups(&self) -> BTreeSet<usize> {
+        if self.range.is_empty() {
+            return BTreeSet::new();
         }
-        Ok(())
+        self.live
+            .last()
+            .map(|t| {
+                t.iter()
+                    .map(|s| assign_to_key_group(&s.timer.key, self.max_parallelism))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
-/// A snapshotted timer: `(key, namespace, timestamp, registration sequence)`.
-type TimerEntry<K, N> = (K, N, i64, u64);
+/// The bits of a hash that pick the slot in `table` (hashbrown: the low bits; its bucket count
+/// is the power of two whose 7/8 is the capacity).
+fn slot_mask<T>(table: &HashTable<T>) -> u64 {
+    let buckets = (table.capacity().saturating_mul(8) / 7).next_power_of_two();
+    buckets.saturating_sub(1) as u64
+}
+
+/// Serializes live slots as the `Vec<(K, N, i64)>` restore reads, in the hash table's memory
+/// order: within a timestamp, firing order is the table's anyway, and sorting by timestamp was
+/// a third of q5's checkpoint cost (Flink's heap timers likewise snapshot the heap as it is).
+struct SlotsSer<'a, K, N>(&'a [&'a Slot<K, N>]);
+
+impl<K: Key, N: Key> serde::Serialize for SlotsSer<'_, K, N> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for slot in self.0 {
+            let t = &slot.timer;
+            seq.serialize_element(&(&t.key, &t.namespace, t.timestamp))?;
+        }
+        seq.end()
+    }
+}
+
+/// A snapshotted timer: `(key, namespace, timestamp)`.
+type TimerEntry<K, N> = (K, N, i64);
 
 /// One key group's timers: event time, then processing time.
 type GroupTimers<K, N> = (Vec<TimerEntry<K, N>>, Vec<TimerEntry<K, N>>);
@@ -301,8 +424,8 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
         InternalTimerService {
             key_group_range,
             max_parallelism: max_parallelism.max(1),
-            event_time: TimerQueue::new(),
-            processing_time: TimerQueue::new(),
+            event_time: TimerQueue::new(key_group_range, max_parallelism.max(1)),
+            processing_time: TimerQueue::new(key_group_range, max_parallelism.max(1)),
         }
     }
 
@@ -372,9 +495,9 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
         self.processing_time.peek()
     }
 
-    /// Removes and returns the earliest event-time timer with `timestamp <= watermark` (ties in
-    /// registration order). Call it until `None`: timers registered meanwhile for a time
-    /// `<= watermark` fire in the same advance, as in Flink.
+    /// Removes and returns the earliest event-time timer with `timestamp <= watermark` (ties by
+    /// key group, in no particular order within it, as in Flink). Call it until `None`: timers
+    /// registered meanwhile for a time `<= watermark` fire in the same advance, as in Flink.
     pub fn poll_event_timer(&mut self, watermark: i64) -> Option<InternalTimer<K, N>> {
         self.event_time.poll(watermark)
     }
@@ -396,49 +519,28 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
 
     /// Snapshots all timers, split by the key group of their key.
     pub fn snapshot(&self) -> Result<TimerServiceSnapshot, StateError> {
-        let max_parallelism = self.max_parallelism;
-        let event = self.event_time.key_groups(max_parallelism);
-        let processing = self.processing_time.key_groups(max_parallelism);
-        // Counted first so each key group's bytes can start with the lengths of its two lists
-        // (postcard's `(Vec, Vec)`); buffers are indexed by key group because a map lookup per
-        // timer cost a sixth of the snapshot.
-        let count = |key_groups: &[u32]| {
-            let mut counts = vec![0usize; max_parallelism];
-            for &g in key_groups {
-                if let Some(c) = counts.get_mut(g as usize) {
-                    *c += 1;
-                }
+        let mut key_groups = BTreeMap::new();
+        let others = self.event_time.other_key_groups();
+        let others = others
+            .union(&self.processing_time.other_key_groups())
+            .copied()
+            .collect::<Vec<_>>();
+        for key_group in self.key_group_range.iter().chain(others) {
+            let (event, processing) = (
+                self.event_time.slots_of(key_group),
+                self.processing_time.slots_of(key_group),
+            );
+            if event.is_empty() && processing.is_empty() {
+                continue;
             }
-            counts
-        };
-        let (event_counts, processing_counts) = (count(&event), count(&processing));
-        let has_timers = |g: usize| event_counts[g] > 0 || processing_counts[g] > 0;
-        let mut groups: Vec<Vec<u8>> = vec![Vec::new(); max_parallelism];
-        let fail = |source| StateError::Serialization {
-            state: "timers".to_string(),
-            source,
-        };
-        for (g, buf) in groups.iter_mut().enumerate() {
-            if has_timers(g) {
-                put_varint(buf, event_counts[g]);
-            }
+            // Same bytes as `(Vec<(K, N, i64)>, Vec<(K, N, i64)>)`.
+            let bytes = eddy_core::codec::encode(&(SlotsSer(&event), SlotsSer(&processing)))
+                .map_err(|source| StateError::Serialization {
+                    state: "timers".to_string(),
+                    source,
+                })?;
+            key_groups.insert(key_group, bytes);
         }
-        self.event_time
-            .write_by_key_group(&event, &mut groups)
-            .map_err(fail)?;
-        for (g, buf) in groups.iter_mut().enumerate() {
-            if has_timers(g) {
-                put_varint(buf, processing_counts[g]);
-            }
-        }
-        self.processing_time
-            .write_by_key_group(&processing, &mut groups)
-            .map_err(fail)?;
-        let key_groups = groups
-            .into_iter()
-            .enumerate()
-            .filter(|(g, _)| has_timers(*g))
-            .collect();
         Ok(TimerServiceSnapshot {
             max_parallelism: self.max_parallelism,
             key_group_range: self.key_group_range,
@@ -449,8 +551,7 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
     }
 
     /// Restores timers from snapshots of any number of previous subtasks, keeping those whose
-    /// key group this service owns. Within a time domain, restored timers keep their firing
-    /// order (equal timestamps: snapshot order).
+    /// key group this service owns.
     pub fn restore(&mut self, snapshots: &[TimerServiceSnapshot]) -> Result<(), StateError> {
         for snapshot in snapshots {
             check_max_parallelism(snapshot.max_parallelism, self.max_parallelism)?;
@@ -486,15 +587,12 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
                 processing.extend(p);
             }
         }
-        // Snapshots are in memory order: firing order is (timestamp, registration sequence);
-        // timers of different former subtasks with equal timestamps have no defined order.
-        event.sort_by_key(|t| (t.2, t.3));
-        processing.sort_by_key(|t| (t.2, t.3));
-        for (key, namespace, timestamp, _) in event {
+        // Registering files each timer under its timestamp: no sort needed.
+        for (key, namespace, timestamp) in event {
             self.event_time
                 .register(Cow::Owned(key), Cow::Owned(namespace), timestamp);
         }
-        for (key, namespace, timestamp, _) in processing {
+        for (key, namespace, timestamp) in processing {
             self.processing_time
                 .register(Cow::Owned(key), Cow::Owned(namespace), timestamp);
         }
