@@ -49,9 +49,37 @@ struct Slot<K, N> {
     seq: u64,
 }
 
-/// An order entry: `(sequence, hash of the timer, index of its key group's table)`; the hash
-/// finds the live slot in that table.
-type OrderEntry = (u64, u64, usize);
+/// An order entry: `(sequence, index of its key group's table << 48 | 48 bits of its hash)`;
+/// they find the live slot.
+type OrderEntry = (u64, u64);
+
+/// Bits of an order entry's second half holding the timer's hash; the key group's table index
+/// is above them (16 bytes per entry instead of 24: q11 keeps a `BTreeMap` of them busy).
+const HASH_BITS: u32 = 48;
+const HASH_MASK: u64 = (1 << HASH_BITS) - 1;
+/// Table indices that fit above the hash; later key groups share the overflow table.
+const MAX_TABLES: usize = (1 << (64 - HASH_BITS)) - 1;
+
+#[inline]
+fn pack(hash48: u64, group: usize) -> u64 {
+    ((group as u64) << HASH_BITS) | hash48
+}
+
+/// `(hash in the live table, table index)` of an order entry's second half.
+#[inline]
+fn unpack(packed: u64) -> (u64, usize) {
+    (
+        table_hash(packed & HASH_MASK),
+        (packed >> HASH_BITS) as usize,
+    )
+}
+
+/// The live tables' hash of a timer from the 48 bits its order entry keeps: those bits pick the
+/// bucket (with [`local_hash`]'s locality), a multiplicative mix of them the tag.
+#[inline]
+fn table_hash(hash48: u64) -> u64 {
+    hash48 | (hash48.wrapping_mul(0x9e37_79b9_7f4a_7c15) & !HASH_MASK)
+}
 
 /// The timers of one timestamp. A `Many` bucket is put into firing order once, when it starts
 /// firing (`sorted`); timers registered later are appended.
@@ -71,17 +99,17 @@ impl Bucket {
         }
     }
 
-    /// Sorts a bucket about to fire by key group, then slot (`hash & masks[group]`); returns
+    /// Sorts a bucket about to fire by key group, then slot (`hash & mask(group)`); returns
     /// whether it did.
-    fn sort_for_firing(&mut self, masks: &[u64]) -> bool {
+    fn sort_for_firing(&mut self, mask: impl Fn(usize) -> u64) -> bool {
         match self {
             Bucket::Many { queue, sorted } if !*sorted => {
                 *sorted = true;
                 queue
                     .make_contiguous()
-                    .sort_unstable_by_key(|&(seq, hash, group)| {
-                        let mask = masks.get(group).copied().unwrap_or(u64::MAX);
-                        (group, hash & mask, seq)
+                    .sort_unstable_by_key(|&(seq, packed)| {
+                        let group = (packed >> HASH_BITS) as usize;
+                        (group, packed & HASH_MASK & mask(group), seq)
                     });
                 true
             }
@@ -132,10 +160,13 @@ struct TimerQueue<K, N> {
     range: KeyGroupRange,
     max_parallelism: usize,
     /// Live timers per key group of `range` (index: key group - `range.start`), then one table
-    /// for keys of other key groups (none should reach this subtask; kept, not lost).
+    /// for keys of other key groups (none should reach this subtask; kept, not lost) and, past
+    /// `MAX_TABLES`, for the key groups an order entry cannot name.
     live: Vec<HashTable<Slot<K, N>>>,
     /// Timers in `live`.
     live_count: usize,
+    /// The last key [`group_of`](Self::group_of) saw, with its table index.
+    last_key: Option<(K, usize)>,
     order: BTreeMap<i64, Bucket>,
     /// Entries in `order`, live and stale.
     entries: usize,
@@ -147,8 +178,11 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
         TimerQueue {
             range,
             max_parallelism,
-            live: (0..=range.len()).map(|_| HashTable::new()).collect(),
+            live: (0..=range.len().min(MAX_TABLES - 1))
+                .map(|_| HashTable::new())
+                .collect(),
             live_count: 0,
+            last_key: None,
             order: BTreeMap::new(),
             entries: 0,
             next_seq: 0,
@@ -159,20 +193,37 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
         self.live_count
     }
 
-    /// The index of `key`'s table in `live`.
+    /// The index of `key`'s table in `live`. The last key's is remembered: operators register
+    /// and delete timers of one key in a row (a window operator several per element), and
+    /// computing the key group (a hash and a division) cost q11 5 %.
     #[inline]
-    fn group_of(&self, key: &K) -> usize {
-        let key_group = assign_to_key_group(key, self.max_parallelism);
-        if self.range.contains(key_group) {
-            key_group - self.range.start
-        } else {
-            self.range.len()
+    fn group_of(&mut self, key: &K) -> usize {
+        if let Some((last, group)) = &self.last_key {
+            if last == key {
+                return *group;
+            }
         }
+        let key_group = assign_to_key_group(key, self.max_parallelism);
+        let overflow = self.live.len() - 1;
+        let group = if self.range.contains(key_group) {
+            (key_group - self.range.start).min(overflow)
+        } else {
+            overflow
+        };
+        match &mut self.last_key {
+            Some((last, g)) => {
+                last.clone_from(key);
+                *g = group;
+            }
+            None => self.last_key = Some((key.clone(), group)),
+        }
+        group
     }
 
     /// Whether the order entry's timer is still registered.
     #[inline]
-    fn is_live(&self, (seq, hash, group): OrderEntry) -> bool {
+    fn is_live(&self, (seq, packed): OrderEntry) -> bool {
+        let (hash, group) = unpack(packed);
         self.live
             .get(group)
             .is_some_and(|t| t.find(hash, |s| s.seq == seq).is_some())
@@ -181,7 +232,8 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
     /// Registers unless present; a borrowed key or namespace is cloned only when inserted, so
     /// re-registering an existing timer (every element of a window does) allocates nothing.
     fn register(&mut self, key: Cow<'_, K>, namespace: Cow<'_, N>, timestamp: i64) -> bool {
-        let hash = timer_hash(key.as_ref(), namespace.as_ref(), timestamp);
+        let hash48 = timer_hash(key.as_ref(), namespace.as_ref(), timestamp) & HASH_MASK;
+        let hash = table_hash(hash48);
         let group = self.group_of(key.as_ref());
         let Some(live) = self.live.get_mut(group) else {
             return false;
@@ -193,7 +245,11 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
                     && s.timer.key == *key
                     && s.timer.namespace == *namespace
             },
-            |s| timer_hash(&s.timer.key, &s.timer.namespace, s.timer.timestamp),
+            |s| {
+                table_hash(
+                    timer_hash(&s.timer.key, &s.timer.namespace, s.timer.timestamp) & HASH_MASK,
+                )
+            },
         );
         match entry {
             Entry::Occupied(_) => false,
@@ -210,10 +266,10 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
                 });
                 match self.order.entry(timestamp) {
                     std::collections::btree_map::Entry::Vacant(v) => {
-                        v.insert(Bucket::One((seq, hash, group)));
+                        v.insert(Bucket::One((seq, pack(hash48, group))));
                     }
                     std::collections::btree_map::Entry::Occupied(mut o) => {
-                        o.get_mut().push((seq, hash, group))
+                        o.get_mut().push((seq, pack(hash48, group)))
                     }
                 }
                 self.live_count += 1;
@@ -224,7 +280,7 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
     }
 
     fn delete(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
-        let hash = timer_hash(key, namespace, timestamp);
+        let hash = table_hash(timer_hash(key, namespace, timestamp) & HASH_MASK);
         let group = self.group_of(key);
         let Some(live) = self.live.get_mut(group) else {
             return false;
@@ -272,7 +328,8 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
                 first.remove();
                 continue;
             };
-            let (seq, hash, group) = front;
+            let (seq, packed) = front;
+            let (hash, group) = unpack(packed);
             if self
                 .live
                 .get(group)
@@ -294,17 +351,15 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
     }
 
     fn poll(&mut self, up_to: i64) -> Option<InternalTimer<K, N>> {
-        let masks: Vec<u64> = match self.order.first_key_value() {
-            Some((_, Bucket::Many { sorted: false, .. })) => {
-                self.live.iter().map(slot_mask).collect()
-            }
-            _ => Vec::new(),
-        };
+        let live = &self.live;
         let mut first = self.order.first_entry()?;
         if *first.key() > up_to {
             return None;
         }
-        if first.get_mut().sort_for_firing(&masks) {
+        if first
+            .get_mut()
+            .sort_for_firing(|g| live.get(g).map_or(u64::MAX, slot_mask))
+        {
             // The new front may be stale: restore the invariant, then look again.
             self.drop_stale_top();
             first = self.order.first_entry()?;
@@ -312,7 +367,8 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
                 return None;
             }
         }
-        let (seq, hash, group) = first.get().front()?;
+        let (seq, packed) = first.get().front()?;
+        let (hash, group) = unpack(packed);
         if first.get_mut().pop_front() {
             first.remove();
         }
@@ -332,23 +388,22 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
     /// The live timers of key group `key_group`, from its own table or (for a key group
     /// outside the range) picked from the overflow table.
     fn slots_of(&self, key_group: usize) -> Vec<&Slot<K, N>> {
-        if self.range.contains(key_group) {
-            return self
-                .live
-                .get(key_group - self.range.start)
-                .map(|t| t.iter().collect())
-                .unwrap_or_default();
+        let overflow = self.live.len() - 1;
+        let index = if self.range.contains(key_group) {
+            (key_group - self.range.start).min(overflow)
+        } else {
+            overflow
+        };
+        let Some(table) = self.live.get(index) else {
+            return Vec::new();
+        };
+        if index < overflow {
+            return table.iter().collect();
         }
-        self.live
-            .last()
-            .map(|t| {
-                t.iter()
-                    .filter(|s| {
-                        assign_to_key_group(&s.timer.key, self.max_parallelism) == key_group
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        table
+            .iter()
+            .filter(|s| assign_to_key_group(&s.timer.key, self.max_parallelism) == key_group)
+            .collect()
     }
 
     /// The key groups of timers kept although outside the range.
@@ -361,6 +416,7 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
             .map(|t| {
                 t.iter()
                     .map(|s| assign_to_key_group(&s.timer.key, self.max_parallelism))
+                    .filter(|g| !self.range.contains(*g))
                     .collect()
             })
             .unwrap_or_default()

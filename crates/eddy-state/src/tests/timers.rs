@@ -73,6 +73,41 @@ fn a_timestamp_fires_all_its_live_timers_once_whatever_was_deleted() {
 }
 
 #[test]
+fn timers_of_key_groups_outside_the_range_are_kept_and_snapshotted() {
+    // None should reach a subtask, but if one does it is kept, fires and is snapshotted under
+    // its own key group rather than lost.
+    let range = KeyGroupRange::for_operator_index(MAX_P, 2, 0);
+    let mut t = InternalTimerService::<String, u32>::new(range, MAX_P);
+    let outside = (0..)
+        .map(|i| format!("key-{i}"))
+        .find(|key| !range.contains(assign_to_key_group(key, MAX_P)))
+        .unwrap();
+    let inside = (0..)
+        .map(|i| format!("key-{i}"))
+        .find(|key| range.contains(assign_to_key_group(key, MAX_P)))
+        .unwrap();
+    assert!(t.register_event_time_timer(outside.clone(), 1, 7));
+    assert!(!t.register_event_time_timer(outside.clone(), 1, 7));
+    assert!(t.register_event_time_timer(inside.clone(), 1, 7));
+    let snapshot = t.snapshot().unwrap();
+    assert!(snapshot
+        .key_groups
+        .contains_key(&assign_to_key_group(&outside, MAX_P)));
+    let mut owner = InternalTimerService::<String, u32>::new(
+        KeyGroupRange::for_operator_index(MAX_P, 2, 1),
+        MAX_P,
+    );
+    owner.restore(std::slice::from_ref(&snapshot)).unwrap();
+    assert_eq!(
+        owner.poll_event_timer(7).map(|t| t.key),
+        Some(outside.clone())
+    );
+    assert!(t.delete_event_time_timer(&outside, &1, 7));
+    assert_eq!(t.poll_event_timer(7).map(|t| t.key), Some(inside));
+    assert_eq!(t.poll_event_timer(7), None);
+}
+
+#[test]
 fn timers_are_deduplicated_per_domain() {
     let mut t = service();
     assert!(t.register_event_time_timer(k("a"), 0, 10));
