@@ -228,6 +228,32 @@ fn a_source_that_finishes_early_stays_until_the_final_checkpoint() {
     assert_eq!(got, want);
 }
 
+#[test]
+fn stop_with_savepoint_ends_a_job_whose_other_source_already_finished() {
+    // The finished source must end with the stopping savepoint, not wait for a final
+    // checkpoint that a stopping job never triggers.
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    let early = env
+        .add_source("Early", || SlowSequence::new(5, 5, 0))
+        .set_parallelism(1);
+    let late = env
+        .add_source("Late", || SlowSequence::new(1_000_000, 1, 1))
+        .set_parallelism(1);
+    early.union(&[&late]).sink_to_discard();
+    let mut client = env.execute_async("stop with a finished source").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    client.stop_with_savepoint(Some(dir.path()), false).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(client.wait());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the job ends with its savepoint")
+        .unwrap();
+}
+
 /// Sleeps in its first snapshot (so that checkpoint times out), counts snapshots.
 #[derive(Clone)]
 struct SlowSnapshot {

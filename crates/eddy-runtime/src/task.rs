@@ -439,8 +439,12 @@ impl<R: SourceReader> SourceStreamTask<R> {
                 };
             }
             // Until every source finished, a finished source's checkpoints hold its final
-            // position; it waits for the job's final checkpoint, as the tasks downstream do.
-            (SourcePhase::Finished, _) if b.final_checkpoint => {
+            // position; it waits for the job's final checkpoint, as the tasks downstream do,
+            // or for a stop-with-savepoint that ends the job.
+            (SourcePhase::Finished, kind)
+                if b.final_checkpoint
+                    || matches!(kind, SnapshotKind::SavepointTerminate { .. }) =>
+            {
                 next = SourcePhase::AwaitingEnd {
                     id: b.id,
                     resume: false,
