@@ -323,23 +323,20 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
 
     /// Drops stale entries at the front, so the first entry is a live timer.
     fn drop_stale_top(&mut self) {
-        while let Some(mut first) = self.order.first_entry() {
-            let Some(front) = first.get().front() else {
-                first.remove();
-                continue;
-            };
-            let (seq, packed) = front;
-            let (hash, group) = unpack(packed);
-            if self
-                .live
-                .get(group)
-                .is_some_and(|t| t.find(hash, |s| s.seq == seq).is_some())
-            {
-                break;
-            }
-            self.entries -= 1;
-            if first.get_mut().pop_front() {
-                first.remove();
+        while let Some((_, bucket)) = self.order.first_key_value() {
+            match bucket.front() {
+                Some(front) if self.is_live(front) => break,
+                Some(_) => {
+                    self.entries -= 1;
+                    if let Some(mut first) = self.order.first_entry() {
+                        if first.get_mut().pop_front() {
+                            first.remove();
+                        }
+                    }
+                }
+                None => {
+                    self.order.pop_first();
+                }
             }
         }
     }
