@@ -722,3 +722,137 @@ fn processing_time_sliding_and_session_windows() {
         }
     }
 }
+
+/// Two-phase aggregation (a local phase before the shuffle) gives the one-phase results:
+/// tumbling and sliding windows, a slide that divides the size and one that does not, at
+/// parallelism 1 and 4.
+#[test]
+fn two_phase_aggregation_matches_the_oracle() {
+    let ms = Duration::from_millis;
+    for p in [1, 4] {
+        for (size, slide) in [(100, 100), (90, 30), (90, 40)] {
+            let evs = events(11, 3000, 7, D);
+            let env = env(p);
+            let out = source(&env, evs.clone())
+                .key_by(|e: &Ev| e.key)
+                .window(SlidingEventTimeWindows::of(ms(size), ms(slide)))
+                .aggregate_two_phase_with(CountSum, WithWindow)
+                .execute_and_collect("two-phase")
+                .unwrap();
+            assert_eq!(
+                sorted(out),
+                oracle_fixed(&evs, size as i64, slide as i64),
+                "p={p} size={size} slide={slide}"
+            );
+        }
+        let evs = events(5, 2000, 3, D);
+        let env = env(p);
+        let out = source(&env, evs.clone())
+            .key_by(|e: &Ev| e.key)
+            .window(TumblingEventTimeWindows::of(ms(70)))
+            .aggregate_two_phase(CountSum)
+            .execute_and_collect("two-phase tumbling")
+            .unwrap();
+        let expected: Vec<(u64, i64)> = oracle_fixed(&evs, 70, 70)
+            .into_iter()
+            .map(|r| (r.3, r.4))
+            .collect();
+        assert_eq!(sorted(out), sorted(expected), "p={p}");
+    }
+}
+
+/// With elements later than the watermark and allowed lateness, two phases fire exactly what
+/// one phase fires (late elements bypass the local buffer), and drop the same elements.
+#[test]
+fn two_phase_aggregation_handles_late_elements_like_one_phase() {
+    let ms = Duration::from_millis;
+    // Disorder up to 300 ms against watermarks that allow 20: many elements are late, some
+    // within the allowed lateness (re-firing their windows), some beyond it (dropped).
+    let evs = events(21, 3000, 5, 300);
+    let run = |two_phase: bool| {
+        let env = env(2);
+        let windowed = env
+            .from_collection(evs.clone())
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_generator(|| Punctuated {
+                    max: i64::MIN,
+                    bound: 20,
+                })
+                .with_timestamp_assigner(|e: &Ev, _| e.ts),
+            )
+            .set_parallelism(1)
+            .key_by(|e: &Ev| e.key)
+            .window(SlidingEventTimeWindows::of(ms(100), ms(50)))
+            .allowed_lateness(ms(120));
+        let out = if two_phase {
+            windowed.aggregate_two_phase_with(CountSum, WithWindow)
+        } else {
+            windowed.aggregate_with(CountSum, WithWindow)
+        };
+        sorted(out.execute_and_collect("late").unwrap())
+    };
+    let one = run(false);
+    let two = run(true);
+    let on_time = oracle_fixed(&evs, 100, 50).len();
+    assert!(
+        one.len() > on_time,
+        "late firings: {} rows, {on_time} windows",
+        one.len()
+    );
+    assert_eq!(one, two);
+}
+
+/// A watermark after every event: the greatest timestamp seen minus `bound`, so with more
+/// disorder than `bound` elements arrive late, at the same places in every run.
+struct Punctuated {
+    max: i64,
+    bound: i64,
+}
+
+impl WatermarkGenerator<Ev> for Punctuated {
+    fn on_event(&mut self, _: &Ev, ts: i64, output: &mut WatermarkOutput<'_>) {
+        self.max = self.max.max(ts);
+        output.emit_watermark(Watermark::new(self.max - self.bound - 1));
+    }
+    fn on_periodic_emit(&mut self, _: &mut WatermarkOutput<'_>) {}
+}
+
+/// What two-phase aggregation cannot do is a program error naming it.
+#[test]
+fn two_phase_aggregation_rejects_what_it_cannot_do() {
+    let ms = Duration::from_millis;
+    let env = env_p1();
+    source(&env, vec![])
+        .key_by(|e: &Ev| e.key)
+        .window(TumblingProcessingTimeWindows::of(ms(10)))
+        .aggregate_two_phase(CountSum)
+        .sink_to_discard();
+    let e = env.execute("processing time").unwrap_err().to_string();
+    assert!(
+        e.contains("needs tumbling or sliding event-time windows"),
+        "{e}"
+    );
+
+    let env = env_p1();
+    source(&env, vec![])
+        .key_by(|e: &Ev| e.key)
+        .window(TumblingEventTimeWindows::of(ms(10)))
+        .side_output_late_data(&OutputTag::<Ev>::new("late"))
+        .aggregate_two_phase(CountSum)
+        .sink_to_discard();
+    let e = env.execute("late side output").unwrap_err().to_string();
+    assert!(
+        e.contains("two-phase aggregation does not support a late-data side output"),
+        "{e}"
+    );
+
+    let env = env_p1();
+    source(&env, vec![])
+        .key_by(|e: &Ev| e.key)
+        .window(TumblingEventTimeWindows::of(ms(10)))
+        .trigger(EveryElement)
+        .aggregate_two_phase(CountSum)
+        .sink_to_discard();
+    let e = env.execute("custom trigger").unwrap_err().to_string();
+    assert!(e.contains("does not support a custom trigger"), "{e}");
+}

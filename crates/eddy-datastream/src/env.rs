@@ -180,6 +180,16 @@ impl StreamExecutionEnvironment {
         id
     }
 
+    /// The parallelism set on operator `id`, if one was.
+    pub(crate) fn node_parallelism(&self, id: OperatorId) -> Option<usize> {
+        self.inner
+            .borrow()
+            .graph
+            .nodes
+            .get(id as usize)
+            .and_then(|n| n.parallelism)
+    }
+
     pub(crate) fn with_node(&self, id: OperatorId, f: impl FnOnce(&mut StreamNode)) {
         if let Some(n) = self.inner.borrow_mut().graph.nodes.get_mut(id as usize) {
             f(n);

@@ -22,6 +22,9 @@ pub type Field<T, N> = fn(&mut T) -> &mut N;
 /// `DataStream` ones reached through `Deref`) read it hash-partitioned by key.
 pub struct KeyedStream<T, K> {
     stream: DataStream<T>,
+    /// The stream before the key partitioning, for operators that run ahead of the shuffle
+    /// (the local phase of a two-phase aggregation).
+    unpartitioned: DataStream<T>,
     pub(crate) selector: Arc<dyn KeySelector<T, K>>,
 }
 
@@ -29,6 +32,7 @@ impl<T, K> Clone for KeyedStream<T, K> {
     fn clone(&self) -> Self {
         KeyedStream {
             stream: self.stream.clone(),
+            unpartitioned: self.unpartitioned.clone(),
             selector: self.selector.clone(),
         }
     }
@@ -48,8 +52,14 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
         });
         KeyedStream {
             stream: input.with_partitioner(PartitionerKind::Hash, Some(Arc::new(partitioner))),
+            unpartitioned: input,
             selector,
         }
+    }
+
+    /// The stream before it was keyed.
+    pub(crate) fn unpartitioned(&self) -> &DataStream<T> {
+        &self.unpartitioned
     }
 
     /// The key selector.

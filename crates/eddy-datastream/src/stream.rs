@@ -283,6 +283,14 @@ impl<T: Data> DataStream<T> {
         KeyedStream::new(self.clone(), selector)
     }
 
+    /// The operator this stream comes from, unless it is a union of several.
+    pub(crate) fn single_node(&self) -> Option<OperatorId> {
+        match self.ports.as_slice() {
+            [port] => Some(port.node),
+            _ => None,
+        }
+    }
+
     pub(crate) fn with_partitioner(
         &self,
         kind: PartitionerKind,

@@ -436,7 +436,7 @@ pub fn q5(events: &DataStream<Event>) -> DataStream<(i64, i64)> {
             Duration::from_millis(WINDOW_MS),
             Duration::from_millis(SLIDE_MS),
         ))
-        .aggregate_with(
+        .aggregate_two_phase_with(
             Count,
             FnProcessWindow(
                 |auction: &i64,

@@ -264,6 +264,18 @@ pub trait OneInputOperator: Send + 'static {
     fn close(&mut self) -> Result<(), OperatorError> {
         Ok(())
     }
+    /// Checkpoint `barrier.id` is about to be taken: emit what must reach downstream ahead of
+    /// the barrier (Flink's `prepareSnapshotPreBarrier`; a local pre-aggregation flushes its
+    /// buffer here and so has no state of its own). Chained operators after this one process
+    /// what it emits before they snapshot.
+    fn prepare_snapshot_pre_barrier(
+        &mut self,
+        _barrier: &CheckpointBarrier,
+        _out: &mut Output<Self::Out>,
+    ) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
     /// Takes the operator's part of checkpoint `barrier.id` (the synchronous part: copy what
     /// must not change; the caller stores it off the task thread). Records before the barrier
     /// are all processed, none after it.
@@ -420,7 +432,13 @@ impl<Op: OneInputOperator> Input<Op::In> for OneInputDriver<Op> {
         ErasedOutput::snapshot_state(&mut self.out, barrier, out)
     }
 
+    /// The operator emits what must precede the barrier, then the barrier follows it to every
+    /// chained operator (which does the same) and network consumer.
     fn emit_barrier(&mut self, barrier: &CheckpointBarrier) -> Result<(), TaskError> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.label, || {
+            op.prepare_snapshot_pre_barrier(barrier, out)
+        })?;
         ErasedOutput::emit_barrier(&mut self.out, barrier)
     }
 

@@ -42,13 +42,67 @@ pub trait WindowAssigner<T>: Clone + Send + Sync + 'static {
     fn validate(&self) -> Result<(), String> {
         Ok(())
     }
+    /// For aligned event-time windows (tumbling, sliding): how time cuts into slices whose
+    /// elements all belong to the same windows, which lets a two-phase aggregation combine them
+    /// before the shuffle. `None` for every other assigner.
+    fn time_slicing(&self) -> Option<TimeSlicing> {
+        None
+    }
+}
+
+/// Aligned event-time windows cut into slices (Flink SQL's `SliceAssigner`): windows of `size`
+/// start every `slide` (tumbling: `slide == size`) at `offset`; a slice is `gcd(size, slide)`
+/// long, so every window is a whole number of slices and the elements of one slice share their
+/// windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeSlicing {
+    size: i64,
+    slide: i64,
+    offset: i64,
+    slice: i64,
+}
+
+impl TimeSlicing {
+    fn new(size: i64, slide: i64, offset: i64) -> Self {
+        let (mut a, mut b) = (size.max(1), slide.max(1));
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        TimeSlicing {
+            size,
+            slide,
+            offset,
+            slice: a,
+        }
+    }
+
+    /// The start of the slice holding event time `t`.
+    #[inline]
+    pub fn slice_start(&self, t: i64) -> i64 {
+        TimeWindow::window_start_with_offset(t, self.offset, self.slice)
+    }
+
+    /// The `max_timestamp` of the earliest window that holds the slice starting at
+    /// `slice_start`: once the watermark reaches it, that window fires.
+    pub fn first_window_max_timestamp(&self, slice_start: i64) -> i64 {
+        // The earliest window holding the slice starts right after `slice_start - size`.
+        let before = slice_start.saturating_sub(self.size);
+        let start =
+            TimeWindow::window_start_with_offset(before, self.offset, self.slide) + self.slide;
+        start.saturating_add(self.size).saturating_sub(1)
+    }
+
+    /// The slice length in ms.
+    pub fn slice_ms(&self) -> i64 {
+        self.slice
+    }
 }
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn event_timestamp(timestamp: i64) -> FunctionResult<i64> {
+pub(crate) fn event_timestamp(timestamp: i64) -> FunctionResult<i64> {
     if timestamp == i64::MIN {
         return Err(
             "record has no event timestamp (i64::MIN). Is the time characteristic \
@@ -135,6 +189,10 @@ macro_rules! tumbling {
             fn validate(&self) -> Result<(), String> {
                 positive(self.size, "size", stringify!($name))
             }
+            fn time_slicing(&self) -> Option<TimeSlicing> {
+                ($event && self.size > 0)
+                    .then(|| TimeSlicing::new(self.size, self.size, self.offset))
+            }
         }
     };
 }
@@ -214,6 +272,10 @@ macro_rules! sliding {
             fn validate(&self) -> Result<(), String> {
                 positive(self.size, "size", stringify!($name))?;
                 positive(self.slide, "slide", stringify!($name))
+            }
+            fn time_slicing(&self) -> Option<TimeSlicing> {
+                ($event && self.size > 0 && self.slide > 0)
+                    .then(|| TimeSlicing::new(self.size, self.slide, self.offset))
             }
         }
     };
@@ -410,6 +472,57 @@ mod tests {
         let mut out = Vec::new();
         a.assign_windows(&(), ts, 0, &mut out).unwrap();
         out
+    }
+
+    /// Every timestamp of a slice gets the windows of the slice's start, and the slice's first
+    /// window is the earliest of them, for tumbling and sliding windows with and without
+    /// offsets, slides that divide the size and slides that do not.
+    #[test]
+    fn elements_of_one_slice_share_their_windows() {
+        let ms = Duration::from_millis;
+        type Case = Box<dyn Fn(i64) -> (Vec<TimeWindow>, TimeSlicing)>;
+        let cases: Vec<Case> = vec![
+            Box::new(move |t| {
+                let a = SlidingEventTimeWindows::of(ms(10_000), ms(2_000));
+                (
+                    assign(&a, t),
+                    WindowAssigner::<()>::time_slicing(&a).unwrap(),
+                )
+            }),
+            Box::new(move |t| {
+                let a = SlidingEventTimeWindows::of_with_offset_ms(ms(10), ms(4), 3);
+                (
+                    assign(&a, t),
+                    WindowAssigner::<()>::time_slicing(&a).unwrap(),
+                )
+            }),
+            Box::new(move |t| {
+                let a = TumblingEventTimeWindows::of_with_offset_ms(ms(7), -2);
+                (
+                    assign(&a, t),
+                    WindowAssigner::<()>::time_slicing(&a).unwrap(),
+                )
+            }),
+        ];
+        for case in &cases {
+            for t in -50..50 {
+                let (windows, slicing) = case(t);
+                let start = slicing.slice_start(t);
+                assert!(start <= t && t < start + slicing.slice_ms());
+                let (of_start, _) = case(start);
+                assert_eq!(windows, of_start, "t={t} slice {start}");
+                let first = windows.iter().map(|w| w.max_timestamp()).min().unwrap();
+                assert_eq!(slicing.first_window_max_timestamp(start), first, "t={t}");
+            }
+        }
+        let a = SlidingEventTimeWindows::of(ms(10), ms(4));
+        assert_eq!(
+            WindowAssigner::<()>::time_slicing(&a).map(|s| s.slice_ms()),
+            Some(2)
+        );
+        let processing = SlidingProcessingTimeWindows::of(ms(10), ms(2));
+        assert!(WindowAssigner::<()>::time_slicing(&processing).is_none());
+        assert!(WindowAssigner::<()>::time_slicing(&GlobalWindows::create()).is_none());
     }
 
     #[test]
