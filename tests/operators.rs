@@ -775,3 +775,181 @@ fn keyed_process_side_output() {
         sorted((90..=100).map(|v| ((v % 4) as u8, v)).collect::<Vec<_>>())
     );
 }
+
+/// Words drawn from a small vocabulary, skewed towards the first ones.
+fn words(n: usize, vocabulary: u64) -> Vec<(String, u64)> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bound = x % vocabulary + 1;
+            (format!("w{}", (x >> 20) % bound), 1)
+        })
+        .collect()
+}
+
+/// The greatest running count per word.
+fn final_counts(out: Vec<(String, u64)>) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for (w, c) in out {
+        let e = m.entry(w).or_insert(0);
+        *e = c.max(*e);
+    }
+    m
+}
+
+#[test]
+fn two_phase_reduce_ends_with_the_values_of_reduce() {
+    let input = words(20_000, 300);
+    let mut expected = BTreeMap::new();
+    for (w, _) in &input {
+        *expected.entry(w.clone()).or_insert(0u64) += 1;
+    }
+    for p in [1, 2, 4] {
+        for borrowed in [false, true] {
+            let env = env(p);
+            let src = env.from_collection(input.clone());
+            let keyed = if borrowed {
+                src.key_by_ref(|t: &(String, u64)| &t.0)
+            } else {
+                src.key_by(|t: &(String, u64)| t.0.clone())
+            };
+            let out = keyed
+                .reduce_two_phase(|a, b| (a.0, a.1 + b.1))
+                .execute_and_collect("two-phase reduce")
+                .unwrap();
+            // The local phase combined records: fewer running values than input records.
+            assert!(out.len() < input.len() / 2, "p={p}: {} values", out.len());
+            assert_eq!(final_counts(out), expected, "p={p} borrowed={borrowed}");
+        }
+    }
+}
+
+/// Emits `words`, then nothing until released: the local phase must hand them on after its
+/// latency bound, not hold them until the end of input.
+#[derive(Clone)]
+struct HoldOpen {
+    words: Vec<(String, u64)>,
+    sent: bool,
+    release: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl eddy::runtime::source::SourceReader for HoldOpen {
+    type Out = (String, u64);
+    fn open(
+        &mut self,
+        _: &eddy::runtime::source::SourceContext,
+    ) -> Result<(), eddy::runtime::OperatorError> {
+        Ok(())
+    }
+    fn poll_next(
+        &mut self,
+        out: &mut Vec<eddy::core::StreamRecord<(String, u64)>>,
+        _max: usize,
+    ) -> Result<eddy::runtime::source::InputStatus, eddy::runtime::OperatorError> {
+        use eddy::runtime::source::InputStatus;
+        if !self.sent {
+            self.sent = true;
+            out.extend(
+                self.words
+                    .iter()
+                    .cloned()
+                    .map(eddy::core::StreamRecord::new),
+            );
+            return Ok(InputStatus::NothingAvailable);
+        }
+        if self.release.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(InputStatus::EndOfInput);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        Ok(InputStatus::NothingAvailable)
+    }
+    fn snapshot_position(&mut self) -> Result<Vec<u8>, eddy::runtime::OperatorError> {
+        Ok(Vec::new())
+    }
+    fn restore_position(&mut self, _: &[u8]) -> Result<(), eddy::runtime::OperatorError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn two_phase_reduce_hands_values_on_within_its_latency_bound() {
+    let env = env(2);
+    let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let src = HoldOpen {
+        words: words(50, 5),
+        sent: false,
+        release: release.clone(),
+    };
+    let out = env
+        .add_source("hold open", move || src.clone())
+        .set_parallelism(1)
+        .key_by_ref(|t: &(String, u64)| &t.0)
+        .reduce_two_phase(|a, b| (a.0, a.1 + b.1))
+        .collect();
+    let mut client = env.execute_async("latency").unwrap();
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while seen.is_empty() && started.elapsed() < std::time::Duration::from_secs(10) {
+        seen.extend(out.take());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let waited = started.elapsed();
+    release.store(true, std::sync::atomic::Ordering::SeqCst);
+    client.wait().unwrap();
+    seen.extend(out.take());
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "nothing came out while the source was open"
+    );
+    assert_eq!(final_counts(seen).values().sum::<u64>(), 50);
+}
+
+/// A watermark after every record.
+struct EveryRecord;
+impl WatermarkGenerator<(String, u64)> for EveryRecord {
+    fn on_event(&mut self, _: &(String, u64), ts: i64, output: &mut WatermarkOutput<'_>) {
+        output.emit_watermark(Watermark::new(ts - 1));
+    }
+    fn on_periodic_emit(&mut self, _: &mut WatermarkOutput<'_>) {}
+}
+
+/// The local phase hands its values on before every watermark, so nothing it held arrives
+/// late for an event-time window after it.
+#[test]
+fn two_phase_reduce_output_is_never_behind_the_watermark() {
+    let input = words(5_000, 20);
+    let env = env(2);
+    let late = OutputTag::<(String, u64)>::new("late");
+    let counts = env
+        .from_collection(input.clone())
+        .set_parallelism(1)
+        .map(|w: (String, u64)| w)
+        .set_parallelism(1)
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_generator(|| EveryRecord).with_timestamp_assigner({
+                let n = std::sync::atomic::AtomicI64::new(0);
+                move |_: &(String, u64), _| n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            }),
+        )
+        .set_parallelism(1)
+        .key_by_ref(|t: &(String, u64)| &t.0)
+        .reduce_two_phase(|a, b| (a.0, a.1 + b.1))
+        .key_by_ref(|t: &(String, u64)| &t.0)
+        .window(TumblingEventTimeWindows::of(
+            std::time::Duration::from_millis(100),
+        ))
+        .side_output_late_data(&late)
+        .reduce(|a, b| if a.1 >= b.1 { a } else { b });
+    let late_out = counts.get_side_output(&late).collect();
+    let out = counts.collect();
+    env.execute("watermarks").unwrap();
+    assert_eq!(late_out.take(), Vec::new());
+    let mut expected = BTreeMap::new();
+    for (w, _) in &input {
+        *expected.entry(w.clone()).or_insert(0u64) += 1;
+    }
+    assert_eq!(final_counts(out.take()), expected);
+}

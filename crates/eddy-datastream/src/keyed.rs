@@ -9,6 +9,9 @@ use eddy_core::{Data, Key};
 use eddy_runtime::factory::OneInputFactory;
 use eddy_runtime::functions::KeyedProcessFunction;
 use eddy_runtime::operators::keyed::{GroupedReduceOperator, KeyedProcessOperator};
+use eddy_runtime::operators::local_reduce::{
+    LocalReduceOperator, DEFAULT_LOCAL_REDUCE_KEYS, DEFAULT_LOCAL_REDUCE_LATENCY_MS,
+};
 use eddy_runtime::operators::KeySelector;
 use eddy_runtime::output::KeyPartitioner;
 use std::ops::{Add, Deref};
@@ -90,6 +93,41 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
         f: F,
     ) -> SingleOutputStreamOperator<T> {
         self.reduce_named("Keyed Reduce", f)
+    }
+
+    /// [`reduce`](Self::reduce) in two phases (Flink SQL's mini-batch local-global
+    /// aggregation): a local phase chained before the shuffle reduces the records of each key it
+    /// sees within a short batch (up to 16,384 keys or 100 ms of processing time, and never
+    /// across a watermark or checkpoint barrier) and sends one record per key on; the keyed
+    /// reduce after the shuffle combines those. Far fewer records cross the shuffle when keys
+    /// repeat. The result stream carries fewer intermediate values than `reduce` (one per
+    /// batch and key instead of one per record), and each key's latest value is the same,
+    /// provided `f` is associative and commutative.
+    pub fn reduce_two_phase<F: FnMut(T, T) -> T + Clone + Send + 'static>(
+        &self,
+        f: F,
+    ) -> SingleOutputStreamOperator<T> {
+        let sel = self.selector.clone();
+        let make = per_subtask(f.clone(), move |f| {
+            LocalReduceOperator::new(
+                sel.clone(),
+                f,
+                DEFAULT_LOCAL_REDUCE_KEYS,
+                DEFAULT_LOCAL_REDUCE_LATENCY_MS,
+            )
+        });
+        let input = self.unpartitioned();
+        let local =
+            input.transform::<T>("LocalReduce", Arc::new(OneInputFactory::new(make)), false);
+        // The local phase belongs to its input's chain.
+        let local = match input
+            .single_node()
+            .and_then(|n| self.execution_environment().node_parallelism(n))
+        {
+            Some(p) => local.set_parallelism(p),
+            None => local,
+        };
+        KeyedStream::new((*local).clone(), self.selector.clone()).reduce_named("Keyed Reduce", f)
     }
 
     fn reduce_named<F: FnMut(T, T) -> T + Clone + Send + 'static>(

@@ -202,7 +202,7 @@ fn measure_in_child(a: &Args, query: Query, p: usize) -> Result<Measurement> {
 /// The COST comparison: the reference loop against the engine at p=1 and p=2.
 fn cost(a: &Args) -> Result<()> {
     println!(
-        "{:<5} {:>14} {:>14} {:>14}  (events/s; engine p=1 should be within 2x of the loop, p=2 faster)",
+        "{:<6} {:>14} {:>14} {:>14}  (events/s; engine p=1 should be within 2x of the loop, p=2 faster)",
         "query", "1-thread loop", "engine p=1", "engine p=2"
     );
     for &q in &a.queries {
@@ -235,30 +235,34 @@ fn cost(a: &Args) -> Result<()> {
     let start = std::time::Instant::now();
     let expected = wordcount::word_count_loop(lines);
     let loop_rate = words / start.elapsed().as_secs_f64();
-    let mut rates = Vec::new();
-    for p in [1, 2] {
-        let env = StreamExecutionEnvironment::get_execution_environment();
-        env.set_parallelism(p);
-        let sum = SharedChecksum::default();
-        wordcount::add_word_count(&env, lines, &sum);
-        let r = env.execute("word count")?;
-        let got = *sum.lock().map_err(|_| anyhow::anyhow!("checksum lock"))?;
-        if got != expected {
-            bail!(
-                "word count p={p}: output {} differs from the loop's {}",
-                got.to_hex(),
-                expected.to_hex()
-            );
+    for two_phase in [false, true] {
+        let mut rates = Vec::new();
+        for p in [1, 2] {
+            let env = StreamExecutionEnvironment::get_execution_environment();
+            env.set_parallelism(p);
+            let sum = SharedChecksum::default();
+            wordcount::add_word_count(&env, lines, &sum, two_phase);
+            let r = env.execute("word count")?;
+            let got = *sum.lock().map_err(|_| anyhow::anyhow!("checksum lock"))?;
+            if got != expected {
+                bail!(
+                    "word count p={p} (two-phase: {two_phase}): output {} differs from the \
+                     loop's {}",
+                    got.to_hex(),
+                    expected.to_hex()
+                );
+            }
+            rates.push(words / r.net_runtime.as_secs_f64());
         }
-        rates.push(words / r.net_runtime.as_secs_f64());
+        let name = if two_phase { "words2" } else { "words" };
+        print_cost(name, loop_rate, rates[0], rates[1]);
     }
-    print_cost("words", loop_rate, rates[0], rates[1]);
     Ok(())
 }
 
 fn print_cost(name: &str, loop_rate: f64, p1: f64, p2: f64) {
     println!(
-        "{name:<5} {:>12.2} M {:>12.2} M {:>12.2} M  p=1 at {:.2}x of the loop, p=2 at {:.2}x",
+        "{name:<6} {:>12.2} M {:>12.2} M {:>12.2} M  p=1 at {:.2}x of the loop, p=2 at {:.2}x",
         loop_rate / 1e6,
         p1 / 1e6,
         p2 / 1e6,

@@ -31,10 +31,17 @@ pub fn line(n: u64) -> String {
     s
 }
 
-/// The streaming word count over `lines` lines into `sum` (final count per word).
-pub fn add_word_count(env: &StreamExecutionEnvironment, lines: u64, sum: &SharedChecksum) {
+/// The streaming word count over `lines` lines into `sum` (final count per word); with
+/// `two_phase`, the rolling count is `reduce_two_phase` (words counted per batch before the
+/// shuffle), otherwise `reduce` (every word crosses the shuffle and updates the count).
+pub fn add_word_count(
+    env: &StreamExecutionEnvironment,
+    lines: u64,
+    sum: &SharedChecksum,
+    two_phase: bool,
+) {
     let generate: GeneratorFunction<String> = std::sync::Arc::new(line);
-    let counts = env
+    let words = env
         .add_source("Lines", move || {
             DataGeneratorSource::new(lines, generate.clone())
         })
@@ -43,8 +50,13 @@ pub fn add_word_count(env: &StreamExecutionEnvironment, lines: u64, sum: &Shared
                 out.collect((w.to_string(), 1));
             }
         })
-        .key_by_ref(|t: &(String, u64)| &t.0)
-        .reduce(|a, b| (a.0, a.1 + b.1));
+        .key_by_ref(|t: &(String, u64)| &t.0);
+    let add = |a: (String, u64), b: (String, u64)| (a.0, a.1 + b.1);
+    let counts = if two_phase {
+        words.reduce_two_phase(add)
+    } else {
+        words.reduce(add)
+    };
     checksum_sink(
         &counts,
         sum,

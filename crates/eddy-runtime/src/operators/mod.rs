@@ -7,6 +7,7 @@ pub mod broadcast;
 pub mod co;
 pub mod interval_join;
 pub mod keyed;
+pub mod local_reduce;
 pub mod sink;
 pub mod two_phase;
 pub mod watermark;
@@ -47,6 +48,14 @@ use std::sync::Arc;
 pub trait KeySelector<T, K>: Send + Sync + 'static {
     /// The key of one value.
     fn get_key(&self, value: &T) -> K;
+
+    /// The key of one value borrowed from it, if this selector can (`key_by_ref`): lets an
+    /// operator look a key up without cloning it.
+    #[inline]
+    fn key_ref<'a>(&self, value: &'a T) -> Option<&'a K> {
+        let _ = value;
+        None
+    }
 
     /// The keys of a batch, appended to `out`.
     fn keys(&self, batch: &[StreamRecord<T>], out: &mut Vec<K>) {
@@ -103,6 +112,11 @@ impl<T, K: Clone, F: Fn(&T) -> &K + Send + Sync + 'static> KeySelector<T, K>
     #[inline]
     fn get_key(&self, value: &T) -> K {
         (self.0)(value).clone()
+    }
+
+    #[inline]
+    fn key_ref<'a>(&self, value: &'a T) -> Option<&'a K> {
+        Some((self.0)(value))
     }
 
     #[inline]
