@@ -422,6 +422,30 @@ impl<K: Key> KeyedStateBackend<K> {
         })
     }
 
+    /// A cache hint: starts loading the entry of `key` (not necessarily the current key) in
+    /// `namespace` of state `index`. Does nothing for an unknown state or a key outside the
+    /// range.
+    pub(crate) fn prefetch<N: Key, E: StateEntry, F: Send + 'static>(
+        &self,
+        index: usize,
+        key: &K,
+        namespace: &N,
+    ) {
+        let Some(slot) = self.states.get(index) else {
+            return;
+        };
+        let Some(table) = slot.table.as_any().downcast_ref::<StateTable<K, N, E, F>>() else {
+            return;
+        };
+        let key_group = assign_to_key_group(key, self.max_parallelism);
+        if !self.key_group_range.contains(key_group) {
+            return;
+        }
+        if let Some(map) = table.groups.get(key_group - self.key_group_range.start) {
+            map.prefetch(key, namespace);
+        }
+    }
+
     /// Snapshots every state (registered or restored-but-unregistered), split by key group.
     pub fn snapshot(&self) -> Result<KeyedStateSnapshot, StateError> {
         let states: Vec<StateMeta> = self

@@ -349,6 +349,23 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
             .map(|(timestamp, _)| *timestamp)
     }
 
+    /// The timer `n` places after the front of a firing timestamp (one already sorted), if it
+    /// is live.
+    fn peek_ahead(&self, n: usize) -> Option<(&K, &N)> {
+        let (_, bucket) = self.order.first_key_value()?;
+        let Bucket::Many {
+            queue,
+            sorted: true,
+        } = bucket
+        else {
+            return None;
+        };
+        let (seq, packed) = *queue.get(n)?;
+        let (hash, group) = unpack(packed);
+        let slot = self.live.get(group)?.find(hash, |s| s.seq == seq)?;
+        Some((&slot.timer.key, &slot.timer.namespace))
+    }
+
     fn poll(&mut self, up_to: i64) -> Option<InternalTimer<K, N>> {
         let live = &self.live;
         let mut first = self.order.first_entry()?;
@@ -589,6 +606,12 @@ impl<K: Key, N: Key> InternalTimerService<K, N> {
     /// registered meanwhile for a time `<= watermark` fire in the same advance, as in Flink.
     pub fn poll_event_timer(&mut self, watermark: i64) -> Option<InternalTimer<K, N>> {
         self.event_time.poll(watermark)
+    }
+
+    /// The key and namespace of the event-time timer `n` places after the next to fire, when
+    /// the earliest timestamp is firing (a firing loop fetches their state ahead).
+    pub fn peek_event_timer_ahead(&self, n: usize) -> Option<(&K, &N)> {
+        self.event_time.peek_ahead(n)
     }
 
     /// Removes and returns the earliest processing-time timer with `timestamp <= now`.

@@ -74,6 +74,10 @@ pub trait WindowContents<K: Key, T, W: Window>: Send + 'static {
     ) -> Result<(), OperatorError> {
         Ok(())
     }
+    /// A cache hint: the contents of `key` (any key of the subtask) in `ns` are read soon.
+    fn prefetch(&self, backend: &KeyedStateBackend<K>, key: &K, ns: &W) {
+        let _ = (backend, key, ns);
+    }
     /// Drops the contents of `ns`.
     fn clear(&mut self, backend: &mut KeyedStateBackend<K>, ns: &W) -> Result<(), StateError>;
     /// Folds the contents of `sources` into `target` (merging windows).
@@ -93,6 +97,11 @@ fn not_open() -> OperatorError {
 /// same calls on a `ReducingState` or an `AggregatingState` handle in `self.state`.
 macro_rules! single_value_contents {
     () => {
+        fn prefetch(&self, backend: &KeyedStateBackend<K>, key: &K, ns: &W) {
+            if let Some(s) = self.state {
+                s.prefetch_in(backend, key, ns);
+            }
+        }
         fn add(
             &mut self,
             backend: &mut KeyedStateBackend<K>,

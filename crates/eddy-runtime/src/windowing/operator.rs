@@ -21,6 +21,11 @@ use eddy_state::{InternalTimerService, KeyedStateBackend, ValueState};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+/// How many timers ahead of the firing one the window operator prefetches window state: far
+/// enough to cover a cache miss, near enough that the timer's own slot (prefetched further
+/// ahead by the timer queue) is in the cache.
+const STATE_PREFETCH_AHEAD: usize = 6;
+
 /// Settings of a window operator besides its functions.
 pub struct WindowSettings<T> {
     /// How long after a window's end late elements still update it (event time only).
@@ -589,6 +594,11 @@ where
             let Some(t) = rt.timers.poll_event_timer(wm.timestamp) else {
                 break;
             };
+            // Millions of windows may fire at once, each state read a cache miss: start
+            // loading the state of a window a few timers ahead.
+            if let Some((key, window)) = rt.timers.peek_event_timer_ahead(STATE_PREFETCH_AHEAD) {
+                self.contents.prefetch(&rt.backend, key, window);
+            }
             self.on_timer(t.timestamp, t.key, t.namespace, true, out)?;
         }
         Ok(Some(wm))

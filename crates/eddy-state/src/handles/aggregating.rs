@@ -2,7 +2,7 @@
 //! [`AggregateFunction`].
 
 use super::{contains_live, define_handle, fold_sources, read_single};
-use crate::backend::{Access, KeyedStateStore};
+use crate::backend::{Access, KeyedStateBackend, KeyedStateStore};
 use crate::error::StateError;
 use crate::functions::AggregateFunction;
 use crate::ttl::{is_expired, TtlValue};
@@ -114,6 +114,14 @@ impl<IN: 'static, ACC: Data, OUT: 'static, N: Key> AggregatingState<IN, ACC, OUT
             }
             _ => Ok(Some(value)),
         }
+    }
+
+    /// A cache hint: starts loading the accumulator of `key` (any key of this subtask, not
+    /// only the current one) in `namespace`, which is about to be read.
+    pub fn prefetch_in<K: Key>(&self, backend: &KeyedStateBackend<K>, key: &K, namespace: &N) {
+        backend.prefetch::<N, TtlValue<ACC>, Arc<dyn AggregateFunction<IN, ACC, OUT>>>(
+            self.index, key, namespace,
+        );
     }
 
     /// Removes the accumulator of `namespace` and returns its result if it was live (or

@@ -1,7 +1,7 @@
 //! [`ReducingState`]: one value per key and namespace that every `add` reduces into.
 
 use super::{contains_live, define_handle, fold_sources, read_single};
-use crate::backend::KeyedStateStore;
+use crate::backend::{KeyedStateBackend, KeyedStateStore};
 use crate::error::StateError;
 use crate::functions::ReduceFn;
 use crate::ttl::{is_expired, TtlValue};
@@ -36,6 +36,12 @@ impl<V: Data> ReducingState<V, ()> {
 }
 
 impl<V: Data, N: Key> ReducingState<V, N> {
+    /// A cache hint: starts loading the value of `key` (any key of this subtask, not only the
+    /// current one) in `namespace`, which is about to be read.
+    pub fn prefetch_in<K: Key>(&self, backend: &KeyedStateBackend<K>, key: &K, namespace: &N) {
+        backend.prefetch::<N, TtlValue<V>, ReduceFn<V>>(self.index, key, namespace);
+    }
+
     /// The reduced value of the current key in `namespace`.
     pub fn get_in<S: KeyedStateStore + ?Sized>(
         &self,

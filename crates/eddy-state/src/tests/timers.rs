@@ -259,3 +259,33 @@ fn timers_snapshot_and_restore_by_key_group() {
         Err(StateError::MaxParallelismMismatch { .. })
     ));
 }
+
+/// While a timestamp fires, `peek_event_timer_ahead(n)` names the timer that fires `n + 1`
+/// polls later (what the window operator prefetches state for), skipping none.
+#[test]
+fn peek_ahead_names_the_timers_about_to_fire() {
+    let mut t = service();
+    for i in 0..200u32 {
+        t.register_event_time_timer(k(&format!("key{i}")), i % 3, 50);
+    }
+    t.register_event_time_timer(k("later"), 0, 60);
+    assert_eq!(t.peek_event_timer_ahead(0), None, "nothing fires yet");
+    let mut fired = vec![t.poll_event_timer(50).unwrap()];
+    let mut peeked = Vec::new();
+    loop {
+        peeked.push(
+            t.peek_event_timer_ahead(2)
+                .map(|(key, ns)| (key.clone(), *ns)),
+        );
+        match t.poll_event_timer(50) {
+            Some(timer) => fired.push(timer),
+            None => break,
+        }
+    }
+    assert_eq!(fired.len(), 200);
+    // After the i-th poll, the peek named the timer polled third after it.
+    for (i, p) in peeked.iter().enumerate() {
+        let expected = fired.get(i + 3).map(|f| (f.key.clone(), f.namespace));
+        assert_eq!(*p, expected, "peek after poll {i}");
+    }
+}
