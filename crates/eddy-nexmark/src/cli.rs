@@ -10,7 +10,8 @@
 //! - `nexmark cost [--queries q0,q5] [--events N] [--rate R]`: the COST baseline (McSherry
 //!   et al.): each query's single-threaded reference loop, and a word count over N/10 lines,
 //!   timed against the engine at p=1 and p=2 (the engine should be within 2x of the loop at
-//!   p=1 and faster at p=2).
+//!   p=1 and faster at p=2); the word count runs twice, with `reduce` (row `words`) and with
+//!   `reduce_two_phase` (row `words2`).
 
 use crate::checksum::{Checksum, SharedChecksum};
 use crate::{add_query, reference_checksum, wordcount, Query, Sink};

@@ -427,7 +427,8 @@ impl<T: Data, O: Data> KeyedProcessFunction<i64, (i64, T), O> for PerWindow<T, O
 }
 
 /// q5, hot items: per 10 s window sliding by 2 s, the auctions with the most bids, as
-/// `(auction, bids)`.
+/// `(auction, bids)`. Bids are counted in two phases (per auction and 2 s slice before the
+/// shuffle, then per window), as Flink SQL's local-global window aggregation does.
 pub fn q5(events: &DataStream<Event>) -> DataStream<(i64, i64)> {
     bids(events)
         .map(|b: Bid| b.auction)

@@ -1,8 +1,8 @@
 //! Word count for the COST comparison: deterministic generated text (lines of 10 words drawn
 //! from a 10,000-word vocabulary with a per-line seeded `java.util.Random`, read through a
 //! `DataGeneratorSource`), the streaming job Flink users know (tokenize, `key_by` word,
-//! rolling count) and the hand-written single-threaded loop it is measured against. Both end
-//! in the checksum of the final `(word, count)` rows.
+//! rolling count, in one or two phases) and the hand-written single-threaded loop it is
+//! measured against. Both end in the checksum of the final `(word, count)` rows.
 
 use crate::checksum::{checksum_sink, Checksum, SharedChecksum};
 use eddy::connectors::datagen::{DataGeneratorSource, GeneratorFunction};
