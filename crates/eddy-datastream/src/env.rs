@@ -180,14 +180,20 @@ impl StreamExecutionEnvironment {
         id
     }
 
-    /// The parallelism set on operator `id`, if one was.
+    /// The parallelism set on operator `id` (1 for a non-parallel one), if one was.
     pub(crate) fn node_parallelism(&self, id: OperatorId) -> Option<usize> {
         self.inner
             .borrow()
             .graph
             .nodes
             .get(id as usize)
-            .and_then(|n| n.parallelism)
+            .and_then(|n| {
+                if n.non_parallel {
+                    Some(1)
+                } else {
+                    n.parallelism
+                }
+            })
     }
 
     pub(crate) fn with_node(&self, id: OperatorId, f: impl FnOnce(&mut StreamNode)) {

@@ -101,8 +101,10 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
     /// across a watermark or checkpoint barrier) and sends one record per key on; the keyed
     /// reduce after the shuffle combines those. Far fewer records cross the shuffle when keys
     /// repeat. The result stream carries fewer intermediate values than `reduce` (one per
-    /// batch and key instead of one per record), and each key's latest value is the same,
-    /// provided `f` is associative and commutative.
+    /// batch and key instead of one per record, stamped with the batch's latest record's
+    /// time), and each key's latest value is the same, provided `f` is associative and
+    /// commutative and returns a record with its inputs' key (a partial is routed by its own
+    /// key; a changed key fails the job).
     pub fn reduce_two_phase<F: FnMut(T, T) -> T + Clone + Send + 'static>(
         &self,
         f: F,
@@ -116,17 +118,9 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
                 DEFAULT_LOCAL_REDUCE_LATENCY_MS,
             )
         });
-        let input = self.unpartitioned();
-        let local =
-            input.transform::<T>("LocalReduce", Arc::new(OneInputFactory::new(make)), false);
-        // The local phase belongs to its input's chain.
-        let local = match input
-            .single_node()
-            .and_then(|n| self.execution_environment().node_parallelism(n))
-        {
-            Some(p) => local.set_parallelism(p),
-            None => local,
-        };
+        let local = self
+            .unpartitioned()
+            .transform_local_phase::<T>("LocalReduce", Arc::new(OneInputFactory::new(make)));
         KeyedStream::new((*local).clone(), self.selector.clone()).reduce_named("Keyed Reduce", f)
     }
 

@@ -283,11 +283,22 @@ impl<T: Data> DataStream<T> {
         KeyedStream::new(self.clone(), selector)
     }
 
-    /// The operator this stream comes from, unless it is a union of several.
-    pub(crate) fn single_node(&self) -> Option<OperatorId> {
-        match self.ports.as_slice() {
-            [port] => Some(port.node),
+    /// Adds the local phase of a two-phase aggregation: an operator that belongs to this
+    /// stream's chain, so it gets the parallelism of the operator it follows (when the stream
+    /// comes from one).
+    pub(crate) fn transform_local_phase<O: Data>(
+        &self,
+        name: &str,
+        factory: Arc<dyn OperatorFactory>,
+    ) -> SingleOutputStreamOperator<O> {
+        let local = self.transform::<O>(name, factory, false);
+        let upstream = match self.ports.as_slice() {
+            [port] => self.env.node_parallelism(port.node),
             _ => None,
+        };
+        match upstream {
+            Some(p) => local.set_parallelism(p),
+            None => local,
         }
     }
 

@@ -322,17 +322,13 @@ impl<T: Data, K: Key, A: WindowAssigner<T>> WindowedStream<T, K, A> {
                 DEFAULT_LOCAL_BUFFER_ENTRIES,
             )
         };
-        let input = self.keyed.unpartitioned();
-        let local = input.transform::<(K, ACC)>(
-            &format!("LocalWindowAggregate({name})"),
-            Arc::new(OneInputFactory::new(make)),
-            false,
-        );
-        // The local phase belongs to its input's chain.
-        let local = match input.single_node().and_then(|n| env.node_parallelism(n)) {
-            Some(p) => local.set_parallelism(p),
-            None => local,
-        };
+        let local = self
+            .keyed
+            .unpartitioned()
+            .transform_local_phase::<(K, ACC)>(
+                &format!("LocalWindowAggregate({name})"),
+                Arc::new(OneInputFactory::new(make)),
+            );
         let partials = local.key_by_ref(|p: &(K, ACC)| &p.0);
         let global = WindowedStream {
             keyed: partials,

@@ -24,6 +24,8 @@ pub mod output;
 pub mod remote;
 pub mod source;
 pub mod task;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod valve;
 pub mod windowing;
 

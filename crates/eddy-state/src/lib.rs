@@ -40,6 +40,7 @@ pub mod descriptor;
 pub mod error;
 pub mod functions;
 pub mod handles;
+mod prefetch;
 pub mod snapshot;
 mod table;
 pub mod timers;

@@ -78,15 +78,11 @@ impl<K: Key, N: Key, E> KeyedMap<K, N, E> {
             .ok()
     }
 
-    /// Starts loading the home bucket of `(key, ns)` into the cache (where its entry almost
-    /// always is): a firing that knows which windows come next fetches their state ahead.
+    /// Starts loading the home bucket of `(key, ns)` into the cache: a firing that knows which
+    /// windows come next fetches their state ahead.
     #[inline]
     pub(crate) fn prefetch(&self, key: &K, ns: &N) {
-        let buckets = (self.table.capacity().saturating_mul(8) / 7).next_power_of_two();
-        let home = hash_kn(key, ns) & (buckets.saturating_sub(1) as u64);
-        if let Some(entry) = self.table.get_bucket(home as usize) {
-            crate::timers::prefetch(entry);
-        }
+        crate::prefetch::prefetch_home(&self.table, hash_kn(key, ns));
     }
 
     #[inline]

@@ -22,6 +22,7 @@
 //! fires millions at once).
 
 use crate::error::StateError;
+use crate::prefetch::{bucket_mask, prefetch_home};
 use crate::snapshot::{check_max_parallelism, check_type, TimerServiceSnapshot};
 use crate::table::{local_hash, salted_hash};
 use eddy_core::keygroup::{assign_to_key_group, KeyGroupRange};
@@ -104,18 +105,29 @@ impl Bucket {
         matches!(self, Bucket::Many { sorted: false, .. })
     }
 
-    /// Sorts a bucket about to fire by key group, then slot (`hash & masks[group]`, the masks
-    /// computed once per sort, not per comparison).
-    fn sort_for_firing(&mut self, masks: &[u64]) {
+    /// Sorts a bucket about to fire by key group, then slot (`hash & bucket mask of the
+    /// group's table`).
+    fn sort_for_firing<T>(&mut self, live: &[HashTable<T>]) {
         if let Bucket::Many { queue, sorted } = self {
             *sorted = true;
-            queue
-                .make_contiguous()
-                .sort_unstable_by_key(|&(seq, packed)| {
+            let key = |mask: u64, packed: u64| (packed & !HASH_MASK) | (packed & HASH_MASK & mask);
+            let mask_of = |group: usize| live.get(group).map_or(u64::MAX, bucket_mask);
+            let queue = queue.make_contiguous();
+            if queue.len() >= live.len() {
+                // Masks once per table, not once per comparison.
+                let masks: Vec<u64> = live.iter().map(bucket_mask).collect();
+                queue.sort_unstable_by_key(|&(seq, packed)| {
                     let group = (packed >> HASH_BITS) as usize;
-                    let mask = masks.get(group).copied().unwrap_or(u64::MAX);
-                    ((packed & !HASH_MASK) | (packed & HASH_MASK & mask), seq)
+                    (
+                        key(masks.get(group).copied().unwrap_or(u64::MAX), packed),
+                        seq,
+                    )
                 });
+            } else {
+                queue.sort_unstable_by_key(|&(seq, packed)| {
+                    (key(mask_of((packed >> HASH_BITS) as usize), packed), seq)
+                });
+            }
         }
     }
 
@@ -373,8 +385,7 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
             return None;
         }
         if first.get().unsorted() {
-            let masks: Vec<u64> = live.iter().map(slot_mask).collect();
-            first.get_mut().sort_for_firing(&masks);
+            first.get_mut().sort_for_firing(live);
             // The new front may be stale: restore the invariant, then look again.
             self.drop_stale_top();
             first = self.order.first_entry()?;
@@ -441,43 +452,19 @@ impl<K: Key, N: Key> TimerQueue<K, N> {
     }
 }
 
-/// The bits of a hash that pick the slot in `table` (hashbrown: the low bits; its bucket count
-/// is the power of two whose 7/8 is the capacity).
 /// How many timers ahead of the one firing `poll` fetches the live slot of: a bucket fires in
 /// slot order, but with millions of timers each slot is a cache miss, and the firing of a
 /// dozen timers covers the memory latency.
 const PREFETCH_AHEAD: usize = 12;
 
-/// Starts loading the live slot an order entry points to (its home bucket, where it almost
-/// always is) into the cache.
+/// Starts loading the live slot an order entry points to into the cache.
 #[inline]
 fn prefetch_slot<T>(live: &[HashTable<T>], entry: Option<OrderEntry>) {
     let Some((_, packed)) = entry else { return };
     let (hash, group) = unpack(packed);
-    let Some(table) = live.get(group) else { return };
-    if let Some(slot) = table.get_bucket((hash & slot_mask(table)) as usize) {
-        prefetch(slot);
+    if let Some(table) = live.get(group) {
+        prefetch_home(table, hash);
     }
-}
-
-/// A cache prefetch hint for `value`'s memory.
-#[inline(always)]
-pub(crate) fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch only hints the cache: it reads nothing the program sees and cannot
-    // fault; SSE, which provides it, is part of every x86_64 target.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            value as *const T as *const i8,
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
-
-fn slot_mask<T>(table: &HashTable<T>) -> u64 {
-    let buckets = (table.capacity().saturating_mul(8) / 7).next_power_of_two();
-    buckets.saturating_sub(1) as u64
 }
 
 /// Serializes live slots as the `Vec<(K, N, i64)>` restore reads, in the hash table's memory

@@ -424,56 +424,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::{Input, SystemClock, TaskEnv};
+    use crate::chain::{SystemClock, TaskEnv};
     use crate::channel::CancelToken;
-    use crate::error::{OperatorLabel, TaskError};
+    use crate::error::OperatorLabel;
     use crate::functions::FnProcessJoin;
     use crate::operators::FnKeySelector;
     use eddy_core::keygroup::KeyGroupRange;
-    use parking_lot::Mutex;
 
-    type Records<T> = Arc<Mutex<Vec<StreamRecord<T>>>>;
-
-    /// A chained consumer that keeps what it receives.
-    struct Sink<T>(Records<T>);
-
-    impl<T: Data> Input<T> for Sink<T> {
-        fn open(&mut self, _: &TaskEnv) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn process_batch(&mut self, b: &mut Vec<StreamRecord<T>>) -> Result<(), TaskError> {
-            self.0.lock().append(b);
-            Ok(())
-        }
-        fn process_watermark(&mut self, _: Watermark) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn process_watermark_status(
-            &mut self,
-            _: eddy_core::WatermarkStatus,
-        ) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn on_processing_time(&mut self, _: i64) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn next_processing_time(&self) -> Option<i64> {
-            None
-        }
-        fn flush(&mut self) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn finish(&mut self) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn close(&mut self) {}
-    }
-
-    fn sink<T: Data>() -> (Records<T>, Output<T>) {
-        let r: Records<T> = Arc::default();
-        let out = Output::new(vec![Box::new(Sink(r.clone()))], Vec::new(), Vec::new());
-        (r, out)
-    }
+    use crate::testing::{sink, Records, Sink};
 
     /// `(key, name)`.
     type El = (u32, String);

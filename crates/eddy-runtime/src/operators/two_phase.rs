@@ -404,10 +404,11 @@ mod tests {
     use crate::checkpoint::state::RestoredOperatorState;
     use crate::checkpoint::storage::MemoryCheckpointStorage;
     use crate::checkpoint::{
-        CheckpointResponder, SnapshotKind, SubtaskKey, TaskAcknowledgement, TaskCheckpointing,
-        TaskMailbox, TaskRestore, Uploader,
+        CheckpointResponder, SubtaskKey, TaskAcknowledgement, TaskCheckpointing, TaskMailbox,
+        TaskRestore, Uploader,
     };
     use crate::error::OperatorLabel;
+    use crate::testing::barrier;
     use eddy_core::keygroup::KeyGroupRange;
     use parking_lot::Mutex;
     use std::sync::Arc;
@@ -544,16 +545,6 @@ mod tests {
             .map(|v| StreamRecord::new(v.to_string()))
             .collect();
         op.process_batch(&mut b, &mut Output::default())
-    }
-
-    fn barrier(id: CheckpointId) -> CheckpointBarrier {
-        CheckpointBarrier {
-            id,
-            timestamp: 0,
-            kind: SnapshotKind::Checkpoint,
-            savepoint_dir: None,
-            final_checkpoint: false,
-        }
     }
 
     fn restore_of(states: &[OperatorSubtaskState], parallelism: usize) -> Vec<TaskRestore> {

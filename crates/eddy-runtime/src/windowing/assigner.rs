@@ -50,6 +50,11 @@ pub trait WindowAssigner<T>: Clone + Send + Sync + 'static {
     }
 }
 
+/// An `i128` time back in the `i64` range.
+fn clamp(t: i128) -> i64 {
+    t.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
 /// Aligned event-time windows cut into slices (Flink SQL's `SliceAssigner`): windows of `size`
 /// start every `slide` (tumbling: `slide == size`) at `offset`; a slice is `gcd(size, slide)`
 /// long, so every window is a whole number of slices and the elements of one slice share their
@@ -76,20 +81,31 @@ impl TimeSlicing {
         }
     }
 
-    /// The start of the slice holding event time `t`.
+    /// The start of the slice holding event time `t` (computed wide: no overflow at the ends
+    /// of the time range).
     #[inline]
     pub fn slice_start(&self, t: i64) -> i64 {
-        TimeWindow::window_start_with_offset(t, self.offset, self.slice)
+        // Per element of the local phase: 64-bit unless that would overflow.
+        match t
+            .checked_sub(self.offset)
+            .and_then(|d| t.checked_sub(d.rem_euclid(self.slice)))
+        {
+            Some(start) => start,
+            None => {
+                let (t, offset, slice) = (t as i128, self.offset as i128, self.slice as i128);
+                clamp(t - (t - offset).rem_euclid(slice))
+            }
+        }
     }
 
     /// The `max_timestamp` of the earliest window that holds the slice starting at
     /// `slice_start`: once the watermark reaches it, that window fires.
     pub fn first_window_max_timestamp(&self, slice_start: i64) -> i64 {
+        let (size, slide, offset) = (self.size as i128, self.slide as i128, self.offset as i128);
         // The earliest window holding the slice starts right after `slice_start - size`.
-        let before = slice_start.saturating_sub(self.size);
-        let start =
-            TimeWindow::window_start_with_offset(before, self.offset, self.slide) + self.slide;
-        start.saturating_add(self.size).saturating_sub(1)
+        let before = slice_start as i128 - size;
+        let start = before - (before - offset).rem_euclid(slide) + slide;
+        clamp(start + size - 1)
     }
 
     /// The slice length in ms.

@@ -5,10 +5,11 @@
 //! would have added every element to every window.
 //!
 //! Results are those of the one-phase window operator: a slice's elements share all their
-//! windows ([`TimeSlicing`]), the buffer is handed on before a watermark that could fire one
-//! of its windows, before every checkpoint barrier (so the operator has no state) and at the
-//! end of input, and an element whose slice already lies in a fired window goes on at once,
-//! as it would have without the local phase.
+//! windows ([`TimeSlicing`]), the buffer is emitted before a watermark that could fire one
+//! of its windows, before the input is marked idle (downstream stops waiting for its
+//! watermarks), before every checkpoint barrier (so the operator has no state) and at the end
+//! of input, and an element whose slice already lies in a fired window goes on at once, as it
+//! would have without the local phase.
 
 use super::assigner::{event_timestamp, TimeSlicing};
 use crate::chain::OneInputOperator;
@@ -17,7 +18,7 @@ use crate::error::OperatorError;
 use crate::operators::KeySelector;
 use crate::output::Output;
 use eddy_core::keygroup::StableHasher;
-use eddy_core::{Data, Key, StreamRecord, Watermark};
+use eddy_core::{Data, Key, StreamRecord, Watermark, WatermarkStatus};
 use eddy_state::AggregateFunction;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -61,12 +62,9 @@ impl<T, K: Key, ACC: Data, V> LocalWindowAggregateOperator<T, K, ACC, V> {
         }
     }
 
-    fn hand_on(&mut self, out: &mut Output<(K, ACC)>) {
+    fn emit_buffer(&mut self, out: &mut Output<(K, ACC)>) {
         for ((key, slice), acc) in self.buffer.drain() {
-            out.push(StreamRecord {
-                value: (key, acc),
-                timestamp: slice,
-            });
+            out.push(partial(key, acc, slice));
         }
         self.next_fire = i64::MAX;
     }
@@ -100,16 +98,13 @@ where
                     if fire <= self.watermark {
                         // A window of this slice has fired already: the element is late for
                         // it, and the window operator must see it before later watermarks.
-                        out.push(StreamRecord {
-                            value: (v.into_key().0, acc),
-                            timestamp: slice,
-                        });
+                        out.push(partial(v.into_key().0, acc, slice));
                         continue;
                     }
                     v.insert(acc);
                     self.next_fire = self.next_fire.min(fire);
                     if self.buffer.len() >= self.capacity {
-                        self.hand_on(out);
+                        self.emit_buffer(out);
                     }
                 }
             }
@@ -123,10 +118,23 @@ where
         out: &mut Output<(K, ACC)>,
     ) -> Result<Option<Watermark>, OperatorError> {
         if wm.timestamp >= self.next_fire {
-            self.hand_on(out);
+            self.emit_buffer(out);
         }
         self.watermark = self.watermark.max(wm.timestamp);
         Ok(Some(wm))
+    }
+
+    fn process_watermark_status(
+        &mut self,
+        status: WatermarkStatus,
+        out: &mut Output<(K, ACC)>,
+    ) -> Result<Option<WatermarkStatus>, OperatorError> {
+        // An idle input stops holding back the window operator's watermark: what this phase
+        // holds must get there first, as the elements would have without it.
+        if status == WatermarkStatus::Idle {
+            self.emit_buffer(out);
+        }
+        Ok(Some(status))
     }
 
     fn prepare_snapshot_pre_barrier(
@@ -134,13 +142,23 @@ where
         _barrier: &CheckpointBarrier,
         out: &mut Output<(K, ACC)>,
     ) -> Result<(), OperatorError> {
-        self.hand_on(out);
+        self.emit_buffer(out);
         Ok(())
     }
 
     fn finish(&mut self, out: &mut Output<(K, ACC)>) -> Result<(), OperatorError> {
-        self.hand_on(out);
+        self.emit_buffer(out);
         Ok(())
+    }
+}
+
+/// A partial accumulator record, stamped with its slice's start: any time of the slice gets
+/// its windows, and the start is never `i64::MIN` (which means "no timestamp") unless the
+/// slice is that one instant, which no element can be in.
+fn partial<K, ACC>(key: K, acc: ACC, slice: i64) -> StreamRecord<(K, ACC)> {
+    StreamRecord {
+        value: (key, acc),
+        timestamp: slice.max(i64::MIN + 1),
     }
 }
 
@@ -180,5 +198,142 @@ impl<K, T, ACC, V> AggregateFunction<(K, ACC), ACC, V> for MergePartials<K, T, A
     }
     fn merge(&self, a: ACC, b: ACC) -> ACC {
         self.agg.merge(a, b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::FnKeySelector;
+    use crate::testing::{barrier, sink};
+    use crate::windowing::{SlidingEventTimeWindows, WindowAssigner};
+    use std::time::Duration;
+
+    struct Count;
+    impl AggregateFunction<(u32, i64), u64, u64> for Count {
+        fn create_accumulator(&self) -> u64 {
+            0
+        }
+        fn add(&self, _: (u32, i64), acc: &mut u64) {
+            *acc += 1;
+        }
+        fn get_result(&self, acc: &u64) -> u64 {
+            *acc
+        }
+        fn merge(&self, a: u64, b: u64) -> u64 {
+            a + b
+        }
+    }
+
+    type Local = LocalWindowAggregateOperator<(u32, i64), u32, u64, u64>;
+
+    /// Sliding 10 ms / 5 ms windows: slices of 5 ms.
+    fn local(capacity: usize) -> Local {
+        let assigner =
+            SlidingEventTimeWindows::of(Duration::from_millis(10), Duration::from_millis(5));
+        let slicing = WindowAssigner::<()>::time_slicing(&assigner).expect("aligned windows");
+        LocalWindowAggregateOperator::new(
+            Arc::new(FnKeySelector(|e: &(u32, i64)| e.0)),
+            Arc::new(Count),
+            slicing,
+            capacity,
+        )
+    }
+
+    fn batch(events: &[(u32, i64)]) -> Vec<StreamRecord<(u32, i64)>> {
+        events
+            .iter()
+            .map(|&(k, t)| StreamRecord {
+                value: (k, t),
+                timestamp: t,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn combines_per_key_and_slice_and_hands_on_when_a_window_may_fire() {
+        let (records, mut out) = sink::<(u32, u64)>();
+        let mut op = local(100);
+        let mut b = batch(&[(1, 10), (1, 12), (2, 11), (1, 16), (1, 14)]);
+        op.process_batch(&mut b, &mut out).unwrap();
+        // Nothing fires before 14 (the first window holding slice [10, 15) ends at 15).
+        assert_eq!(
+            op.process_watermark(Watermark::new(13), &mut out).unwrap(),
+            Some(Watermark::new(13))
+        );
+        out.flush_buffered().unwrap();
+        assert!(records.lock().is_empty());
+        op.process_watermark(Watermark::new(14), &mut out).unwrap();
+        out.flush_buffered().unwrap();
+        let mut got: Vec<_> = records
+            .lock()
+            .drain(..)
+            .map(|r| (r.value, r.timestamp))
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![((1, 1), 15), ((1, 3), 10), ((2, 1), 10)]);
+    }
+
+    #[test]
+    fn a_late_element_goes_on_at_once() {
+        let (records, mut out) = sink::<(u32, u64)>();
+        let mut op = local(100);
+        op.process_watermark(Watermark::new(20), &mut out).unwrap();
+        // Slice [15, 20) is in window [10, 20), which fired at 19.
+        op.process_batch(&mut batch(&[(3, 17)]), &mut out).unwrap();
+        out.flush_buffered().unwrap();
+        let got: Vec<_> = records
+            .lock()
+            .drain(..)
+            .map(|r| (r.value, r.timestamp))
+            .collect();
+        assert_eq!(got, vec![((3, 1), 15)]);
+    }
+
+    #[test]
+    fn idle_input_capacity_barrier_and_end_hand_the_buffer_on() {
+        let (records, mut out) = sink::<(u32, u64)>();
+        let mut op = local(3);
+        op.process_batch(&mut batch(&[(1, 100)]), &mut out).unwrap();
+        // Downstream stops waiting for an idle input: the buffer goes first.
+        assert_eq!(
+            op.process_watermark_status(WatermarkStatus::Idle, &mut out)
+                .unwrap(),
+            Some(WatermarkStatus::Idle)
+        );
+        out.flush_buffered().unwrap();
+        assert_eq!(records.lock().drain(..).count(), 1);
+        // Full at three entries.
+        op.process_batch(&mut batch(&[(1, 100), (2, 100)]), &mut out)
+            .unwrap();
+        out.flush_buffered().unwrap();
+        assert!(records.lock().is_empty());
+        op.process_batch(&mut batch(&[(3, 100)]), &mut out).unwrap();
+        out.flush_buffered().unwrap();
+        assert_eq!(records.lock().drain(..).count(), 3);
+        op.process_batch(&mut batch(&[(4, 100)]), &mut out).unwrap();
+        op.prepare_snapshot_pre_barrier(&barrier(1), &mut out)
+            .unwrap();
+        out.flush_buffered().unwrap();
+        assert_eq!(records.lock().drain(..).count(), 1);
+        op.process_batch(&mut batch(&[(5, 100)]), &mut out).unwrap();
+        op.finish(&mut out).unwrap();
+        out.flush_buffered().unwrap();
+        assert_eq!(records.lock().drain(..).count(), 1);
+    }
+
+    #[test]
+    fn slices_at_the_ends_of_time_do_not_overflow() {
+        let assigner =
+            SlidingEventTimeWindows::of(Duration::from_millis(10), Duration::from_millis(4));
+        let s = WindowAssigner::<()>::time_slicing(&assigner).expect("aligned windows");
+        for t in [i64::MIN + 1, i64::MIN + 3, -1, 0, i64::MAX - 1, i64::MAX] {
+            let start = s.slice_start(t);
+            assert!(start <= t, "{t}");
+            let fire = s.first_window_max_timestamp(start);
+            assert!(fire >= start || fire == i64::MIN, "{t}: {fire}");
+        }
+        // A partial of the first slice of time still has a timestamp.
+        assert_eq!(partial(1u32, 1u64, i64::MIN).timestamp, i64::MIN + 1);
     }
 }

@@ -596,8 +596,12 @@ where
             };
             // Millions of windows may fire at once, each state read a cache miss: start
             // loading the state of a window a few timers ahead.
-            if let Some((key, window)) = rt.timers.peek_event_timer_ahead(STATE_PREFETCH_AHEAD) {
-                self.contents.prefetch(&rt.backend, key, window);
+            // (Merging windows keep state under another window than the timer's: no hint.)
+            if rt.merging.is_none() {
+                if let Some((key, window)) = rt.timers.peek_event_timer_ahead(STATE_PREFETCH_AHEAD)
+                {
+                    self.contents.prefetch(&rt.backend, key, window);
+                }
             }
             self.on_timer(t.timestamp, t.key, t.namespace, true, out)?;
         }
