@@ -37,6 +37,19 @@ fn final_counts(out: &[(u64, u64)]) -> BTreeMap<u64, u64> {
     m
 }
 
+/// An environment checkpointing every 15 ms into `dir` and restarting up to three times at
+/// once: the setting of the injected-failure tests.
+fn recovering_env(dir: &Path) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(15));
+    env.configure_checkpointing(|c| c.storage = Some(dir.display().to_string()));
+    env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
+        attempts: 3,
+        delay_ms: 0,
+    });
+    env
+}
+
 fn counting_job(
     env: &StreamExecutionEnvironment,
     n: u64,
@@ -82,13 +95,7 @@ fn keyed_state_is_exactly_once_across_injected_failures() {
     let n = 4000;
     for round in 0..4 {
         let dir = tempfile::tempdir().unwrap();
-        let env = StreamExecutionEnvironment::get_execution_environment();
-        env.enable_checkpointing(Duration::from_millis(15));
-        env.configure_checkpointing(|c| c.storage = Some(dir.path().display().to_string()));
-        env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
-            attempts: 3,
-            delay_ms: 0,
-        });
+        let env = recovering_env(dir.path());
         let at = pick(&mut s, n / 4, n - 100);
         let flag = Arc::new(AtomicBool::new(false));
         // Odd rounds count in two phases: the local phase's buffer is handed on before each
@@ -689,13 +696,7 @@ fn two_phase_window_aggregation_is_exactly_once_across_failures() {
     let mut s = seed();
     for round in 0..3 {
         let dir = tempfile::tempdir().unwrap();
-        let env = StreamExecutionEnvironment::get_execution_environment();
-        env.enable_checkpointing(Duration::from_millis(15));
-        env.configure_checkpointing(|c| c.storage = Some(dir.path().display().to_string()));
-        env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
-            attempts: 3,
-            delay_ms: 0,
-        });
+        let env = recovering_env(dir.path());
         let at = pick(&mut s, n / 4, n - 100);
         let flag = Arc::new(AtomicBool::new(false));
         let out = env

@@ -58,3 +58,14 @@ pub(crate) fn barrier(id: crate::checkpoint::CheckpointId) -> crate::checkpoint:
         final_checkpoint: false,
     }
 }
+
+/// What `records` received as `(value, timestamp)`, sorted, leaving it empty.
+pub(crate) fn take_sorted<T: Ord>(records: &Records<T>) -> Vec<(T, i64)> {
+    let mut got: Vec<(T, i64)> = records
+        .lock()
+        .drain(..)
+        .map(|r| (r.value, r.timestamp))
+        .collect();
+    got.sort();
+    got
+}

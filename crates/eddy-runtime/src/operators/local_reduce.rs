@@ -253,7 +253,7 @@ where
 mod tests {
     use super::*;
     use crate::operators::{FnKeyRefSelector, FnKeySelector};
-    use crate::testing::{barrier, sink};
+    use crate::testing::{barrier, sink, take_sorted};
 
     type Word = (String, u64);
 
@@ -295,12 +295,7 @@ mod tests {
             assert!(records.lock().is_empty());
             op.process_watermark(Watermark::new(9), &mut out).unwrap();
             out.flush_buffered().unwrap();
-            let mut got: Vec<_> = records
-                .lock()
-                .drain(..)
-                .map(|r| (r.value, r.timestamp))
-                .collect();
-            got.sort();
+            let got = take_sorted(&records);
             assert_eq!(
                 got,
                 vec![(("a".to_string(), 3), 7), (("b".to_string(), 1), 3)],

@@ -205,7 +205,7 @@ impl<K, T, ACC, V> AggregateFunction<(K, ACC), ACC, V> for MergePartials<K, T, A
 mod tests {
     use super::*;
     use crate::operators::FnKeySelector;
-    use crate::testing::{barrier, sink};
+    use crate::testing::{barrier, sink, take_sorted};
     use crate::windowing::{SlidingEventTimeWindows, WindowAssigner};
     use std::time::Duration;
 
@@ -265,12 +265,7 @@ mod tests {
         assert!(records.lock().is_empty());
         op.process_watermark(Watermark::new(14), &mut out).unwrap();
         out.flush_buffered().unwrap();
-        let mut got: Vec<_> = records
-            .lock()
-            .drain(..)
-            .map(|r| (r.value, r.timestamp))
-            .collect();
-        got.sort();
+        let got = take_sorted(&records);
         assert_eq!(got, vec![((1, 1), 15), ((1, 3), 10), ((2, 1), 10)]);
     }
 
@@ -282,12 +277,7 @@ mod tests {
         // Slice [15, 20) is in window [10, 20), which fired at 19.
         op.process_batch(&mut batch(&[(3, 17)]), &mut out).unwrap();
         out.flush_buffered().unwrap();
-        let got: Vec<_> = records
-            .lock()
-            .drain(..)
-            .map(|r| (r.value, r.timestamp))
-            .collect();
-        assert_eq!(got, vec![((3, 1), 15)]);
+        assert_eq!(take_sorted(&records), vec![((3, 1), 15)]);
     }
 
     #[test]
