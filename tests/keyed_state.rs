@@ -730,27 +730,21 @@ fn key_by_ref_matches_key_by() {
             (c.to_string().repeat(len), i)
         })
         .collect();
-    let run = |by_ref: bool| {
-        let e = env(2);
-        let s = e.from_collection(words.clone());
-        let keyed = if by_ref {
+    let keyed = |by_ref: bool| {
+        let s = env(2).from_collection(words.clone());
+        if by_ref {
             s.key_by_ref(|t: &(String, i64)| &t.0)
         } else {
             s.key_by(|t: &(String, i64)| t.0.clone())
-        };
-        let mut sums = keyed
+        }
+    };
+    let run = |by_ref: bool| {
+        let mut sums = keyed(by_ref)
             .reduce(|a, b| (a.0, a.1 + b.1))
             .execute_and_collect("reduce")
             .unwrap();
         sums.sort();
-        let e = env(2);
-        let s = e.from_collection(words.clone());
-        let keyed = if by_ref {
-            s.key_by_ref(|t: &(String, i64)| &t.0)
-        } else {
-            s.key_by(|t: &(String, i64)| t.0.clone())
-        };
-        let mut values = keyed
+        let mut values = keyed(by_ref)
             .process(ValueJob::default())
             .execute_and_collect("value state")
             .unwrap();

@@ -304,13 +304,7 @@ impl CheckpointStorage for FileCheckpointStorage {
         name: &str,
         bytes: &[u8],
     ) -> Result<StateHandle, StorageError> {
-        let path = Path::new(&loc.dir).join(name);
-        std::fs::write(&path, bytes).map_err(io(&path))?;
-        Ok(StateHandle {
-            file: name.to_string(),
-            size: bytes.len() as u64,
-            crc32: crc32(bytes),
-        })
+        self.write_state_with(loc, name, &mut |w| w.write_all(bytes))
     }
 
     fn write_state_with(

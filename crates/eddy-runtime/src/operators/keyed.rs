@@ -6,7 +6,7 @@ use crate::chain::{Clock, OneInputOperator, OperatorContext};
 use crate::checkpoint::{CheckpointBarrier, OperatorSubtaskState};
 use crate::error::OperatorError;
 use crate::functions::{KeyedContext, KeyedProcessFunction, RuntimeContext, TimeDomain};
-use crate::output::Output;
+use crate::output::{Output, SideOutputs};
 use eddy_core::{Data, Key, StreamRecord, Watermark};
 use eddy_state::{InternalTimerService, KeyedStateBackend, ValueState, ValueStateDescriptor};
 use std::marker::PhantomData;
@@ -91,6 +91,25 @@ impl<K: Key> KeyedCore<K> {
         }
     }
 
+    /// The context of keyed functions over this core's state and timers, for elements
+    /// (`time_domain: None`) or firing timers.
+    fn context<'a>(
+        &'a mut self,
+        side: SideOutputs<'a>,
+        now: i64,
+        time_domain: Option<TimeDomain>,
+    ) -> KeyedContext<'a, K> {
+        KeyedContext {
+            timestamp: StreamRecord::<()>::NO_TIMESTAMP,
+            backend: &mut self.backend,
+            timers: &mut self.timers,
+            side,
+            watermark: self.watermark,
+            now,
+            time_domain,
+        }
+    }
+
     /// Reads the clock and gives it to TTL.
     pub fn now(&mut self) -> i64 {
         let now = super::now(&self.clock);
@@ -114,15 +133,7 @@ impl<K: Key> KeyedCore<K> {
     ) -> Result<(), OperatorError> {
         let now = self.now();
         let (mut c, side) = out.split(StreamRecord::<O>::NO_TIMESTAMP);
-        let mut ctx = KeyedContext {
-            timestamp: StreamRecord::<O>::NO_TIMESTAMP,
-            backend: &mut self.backend,
-            timers: &mut self.timers,
-            side,
-            watermark: self.watermark,
-            now,
-            time_domain: None,
-        };
+        let mut ctx = self.context(side, now, None);
         for r in batch.drain(..) {
             selector.set_current_key(&r.value, ctx.backend);
             ctx.timestamp = r.timestamp;
@@ -151,15 +162,7 @@ impl<K: Key> KeyedCore<K> {
         }
         let now = self.now();
         let (mut c, side) = out.split(StreamRecord::<O>::NO_TIMESTAMP);
-        let mut ctx = KeyedContext {
-            timestamp: StreamRecord::<O>::NO_TIMESTAMP,
-            backend: &mut self.backend,
-            timers: &mut self.timers,
-            side,
-            watermark: wm,
-            now,
-            time_domain: Some(TimeDomain::EventTime),
-        };
+        let mut ctx = self.context(side, now, Some(TimeDomain::EventTime));
         while let Some(t) = ctx.timers.poll_event_timer(wm) {
             ctx.backend.set_current_key(t.key);
             ctx.timestamp = t.timestamp;
@@ -183,15 +186,7 @@ impl<K: Key> KeyedCore<K> {
     ) -> Result<(), OperatorError> {
         self.backend.set_current_time(now);
         let (mut c, side) = out.split(StreamRecord::<O>::NO_TIMESTAMP);
-        let mut ctx = KeyedContext {
-            timestamp: StreamRecord::<O>::NO_TIMESTAMP,
-            backend: &mut self.backend,
-            timers: &mut self.timers,
-            side,
-            watermark: self.watermark,
-            now,
-            time_domain: Some(TimeDomain::ProcessingTime),
-        };
+        let mut ctx = self.context(side, now, Some(TimeDomain::ProcessingTime));
         while let Some(t) = ctx.timers.poll_processing_timer(now) {
             ctx.backend.set_current_key(t.key);
             on_timer(t.timestamp, &mut ctx, &mut c)?;

@@ -64,15 +64,21 @@ pub trait KeySelector<T, K>: Send + Sync + 'static {
 
     /// Makes `value`'s key the current key of `backend`, before the value is handed to the
     /// operator's function (which may consume it).
+    /// A borrowed key is cloned into the previous current key's allocation (`clone_from`), so
+    /// a `String` key costs no allocation per record.
     #[inline]
     fn set_current_key(&self, value: &T, backend: &mut KeyedStateBackend<K>)
     where
         K: eddy_core::Key,
     {
-        backend.set_current_key(self.get_key(value));
+        match self.key_ref(value) {
+            Some(key) => backend.set_current_key_from(key),
+            None => backend.set_current_key(self.get_key(value)),
+        }
     }
 
-    /// For each record, the subtask that owns its key group.
+    /// For each record, the subtask that owns its key group (hashing the borrowed key where
+    /// the selector can).
     fn key_channels(
         &self,
         batch: &[StreamRecord<T>],
@@ -82,11 +88,13 @@ pub trait KeySelector<T, K>: Send + Sync + 'static {
     ) where
         K: std::hash::Hash,
     {
+        use eddy_core::keygroup::{assign_to_key_group, operator_index_for_key_group};
         out.extend(batch.iter().map(|r| {
-            let kg =
-                eddy_core::keygroup::assign_to_key_group(&self.get_key(&r.value), max_parallelism);
-            eddy_core::keygroup::operator_index_for_key_group(max_parallelism, num_channels, kg)
-                as u32
+            let kg = match self.key_ref(&r.value) {
+                Some(key) => assign_to_key_group(key, max_parallelism),
+                None => assign_to_key_group(&self.get_key(&r.value), max_parallelism),
+            };
+            operator_index_for_key_group(max_parallelism, num_channels, kg) as u32
         }));
     }
 }
@@ -101,9 +109,9 @@ impl<T, K, F: Fn(&T) -> K + Send + Sync + 'static> KeySelector<T, K> for FnKeySe
     }
 }
 
-/// A closure borrowing the key from the value as a [`KeySelector`] (`key_by_ref`): partitioning
-/// hashes the borrowed key, and a keyed operator clones it into the previous current key's
-/// allocation (`clone_from`), so a `String` key costs no allocation per record.
+/// A closure borrowing the key from the value as a [`KeySelector`] (`key_by_ref`): partitioning,
+/// keyed operators and local pre-aggregation use the borrowed key
+/// ([`KeySelector::key_ref`]), so a `String` key costs no allocation per record.
 pub struct FnKeyRefSelector<F>(pub F);
 
 impl<T, K: Clone, F: Fn(&T) -> &K + Send + Sync + 'static> KeySelector<T, K>
@@ -117,30 +125,6 @@ impl<T, K: Clone, F: Fn(&T) -> &K + Send + Sync + 'static> KeySelector<T, K>
     #[inline]
     fn key_ref<'a>(&self, value: &'a T) -> Option<&'a K> {
         Some((self.0)(value))
-    }
-
-    #[inline]
-    fn set_current_key(&self, value: &T, backend: &mut KeyedStateBackend<K>)
-    where
-        K: eddy_core::Key,
-    {
-        backend.set_current_key_from((self.0)(value));
-    }
-
-    fn key_channels(
-        &self,
-        batch: &[StreamRecord<T>],
-        num_channels: usize,
-        max_parallelism: usize,
-        out: &mut Vec<u32>,
-    ) where
-        K: std::hash::Hash,
-    {
-        out.extend(batch.iter().map(|r| {
-            let kg = eddy_core::keygroup::assign_to_key_group((self.0)(&r.value), max_parallelism);
-            eddy_core::keygroup::operator_index_for_key_group(max_parallelism, num_channels, kg)
-                as u32
-        }));
     }
 }
 
