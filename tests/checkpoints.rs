@@ -484,6 +484,93 @@ fn a_corrupt_checkpoint_falls_back_to_the_previous_one() {
     );
 }
 
+/// Every retained checkpoint unreadable: the restart fails, naming each checkpoint it tried
+/// and why, instead of starting the job over from empty state (which would write every result
+/// a second time). Retried by the restart strategy, then the job fails for good.
+#[test]
+fn unreadable_checkpoints_fail_the_restart_instead_of_starting_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    let root = dir.path().to_path_buf();
+    env.configure_checkpointing(|c| {
+        c.storage = Some(root.display().to_string());
+        c.num_retained = 2;
+    });
+    env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
+        attempts: 2,
+        delay_ms: 0,
+    });
+    let n = 4000;
+    // The map blocks at n/2 (no checkpoint can pass it), the test corrupts every retained
+    // checkpoint, then the map fails.
+    let blocked = Arc::new(AtomicBool::new(false));
+    let corrupted = Arc::new(AtomicBool::new(false));
+    let (b2, c2) = (blocked.clone(), corrupted.clone());
+    let out = env
+        .add_source("Slow Sequence", move || SlowSequence::new(n, 50, 1))
+        .set_parallelism(1)
+        .uid("source")
+        .map(move |v: u64| {
+            if v == n / 2 && !b2.swap(true, Ordering::SeqCst) {
+                while !c2.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                panic!("injected failure after the checkpoints were corrupted");
+            }
+            v
+        })
+        .uid("fail")
+        .map(|v: u64| (v % KEYS, 1u64))
+        .key_by(|t: &(u64, u64)| t.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .uid("count")
+        .collect();
+    let mut client = env.execute_async("unreadable").unwrap();
+    while !blocked.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Checkpoints whose barriers passed the map before it blocked complete meanwhile.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut chks = Vec::new();
+    for job in std::fs::read_dir(&root).unwrap().flatten() {
+        for chk in std::fs::read_dir(job.path()).unwrap().flatten() {
+            if chk.path().join("_metadata").exists() {
+                for e in std::fs::read_dir(chk.path()).unwrap().flatten() {
+                    if e.file_name() != "_metadata" {
+                        // Truncated, as a crash mid-write leaves it.
+                        std::fs::write(e.path(), b"").unwrap();
+                    }
+                }
+                chks.push(chk.file_name().to_string_lossy().to_string());
+            }
+        }
+    }
+    assert_eq!(chks.len(), 2, "{chks:?}");
+    corrupted.store(true, Ordering::SeqCst);
+    let err = client.wait().unwrap_err().to_string();
+    assert!(err.contains("never starts over from empty state"), "{err}");
+    for chk in &chks {
+        assert!(err.contains(chk.as_str()), "{chk} not named: {err}");
+    }
+    assert!(err.contains("truncated"), "{err}");
+    // No key's running count started over (a restart from empty state counts from 1 again).
+    let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+    for (k, c) in out.take() {
+        let prev = last.insert(k, c).unwrap_or(0);
+        assert!(
+            c > prev,
+            "key {k} counted from {c} after {prev}: started over"
+        );
+    }
+    assert!(last.values().sum::<u64>() < n, "{last:?}");
+    let failures = client.failures();
+    assert!(
+        failures.iter().all(|f| f.restored_checkpoint.is_none()),
+        "{failures:?}"
+    );
+}
+
 #[test]
 fn rescale_through_a_savepoint_gives_the_uninterrupted_result() {
     let n = 3000;

@@ -5,7 +5,9 @@
 //! read). How tasks are deployed and reached is behind [`Deployer`] and [`DeployedAttempt`]:
 //! threads in this process for the MiniCluster, TaskExecutors over RPC for a cluster.
 
-use crate::checkpoint::restore::{self, LoadedCheckpoint, RestoreError};
+use crate::checkpoint::restore::{
+    self, FailedCandidate, LoadedCheckpoint, NoUsableCheckpoint, RestoreError,
+};
 use crate::checkpoint::{
     CheckpointCoordinator, CheckpointStatsSnapshot, CompletedCheckpoint, CoordinatorAction, JobEnd,
     OperatorInfo,
@@ -565,53 +567,72 @@ fn job_master_loop(
                 }
             }
         }
-        // The latest completed checkpoint that can be read; older retained ones otherwise.
-        let mut restore_state = HashMap::new();
-        let mut restored_id = None;
-        let mut restored_from = None;
-        let candidates: Vec<CompletedCheckpoint> =
-            coordinator.completed_checkpoints().cloned().collect();
-        let allow = g
-            .config
-            .savepoint_restore
-            .as_ref()
-            .is_some_and(|s| s.allow_non_restored_state);
-        for c in candidates {
-            match restore::load(&c).and_then(|l: LoadedCheckpoint| restore::assign(&l, g, allow)) {
-                Ok(s) => {
-                    restore_state = s;
-                    restored_id = Some(c.metadata.checkpoint_id);
-                    restored_from = Some(c.clone());
-                    coordinator.record_restore(&c, now_ms());
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(
-                        "cannot restore checkpoint {}, trying an older one: {e}",
-                        c.metadata.checkpoint_id
-                    );
-                    ctx.shared.lock().failures.push(JobFailure {
-                        timestamp: now_ms(),
-                        cause: e.to_string(),
-                        restarted: false,
-                        restored_checkpoint: None,
-                        recovered_after: None,
-                    });
-                }
-            }
-        }
-        record(true, restored_id);
+        record(true, None);
         recovering_since = Some(failed_at);
         attempt += 1;
-        let spec = RestoreSpec {
-            states: restore_state,
-            checkpoint: restored_from,
+        next = match restore_latest(coordinator, g) {
+            Ok(spec) => {
+                if let Some(c) = &spec.checkpoint {
+                    if let Some(f) = ctx.shared.lock().failures.last_mut() {
+                        f.restored_checkpoint = Some(c.metadata.checkpoint_id);
+                    }
+                }
+                ctx.deployer.deploy(attempt, &spec, coordinator)
+            }
+            // Fails this restart: the restart strategy judges it like any failure (the files
+            // may be readable again on the next try), and no attempt runs without its state.
+            Err(e) => Err(JobExecutionError::Restore(e.into())),
         };
-        next = ctx.deployer.deploy(attempt, &spec, coordinator);
         if next.is_ok() {
             ctx.shared.lock().set_status(JobStatus::Running);
         }
         publish(ctx, coordinator);
+    }
+}
+
+/// The state a restart deploys: the latest completed checkpoint that can be read, older
+/// retained ones otherwise, and empty state only if the job never completed a checkpoint.
+fn restore_latest(
+    coordinator: &mut CheckpointCoordinator,
+    g: &JobGraph,
+) -> Result<RestoreSpec, NoUsableCheckpoint> {
+    let candidates: Vec<CompletedCheckpoint> =
+        coordinator.completed_checkpoints().cloned().collect();
+    let allow = g
+        .config
+        .savepoint_restore
+        .as_ref()
+        .is_some_and(|s| s.allow_non_restored_state);
+    let mut tried = Vec::new();
+    for c in candidates {
+        match restore::load(&c).and_then(|l: LoadedCheckpoint| restore::assign(&l, g, allow)) {
+            Ok(states) => {
+                coordinator.record_restore(&c, now_ms());
+                return Ok(RestoreSpec {
+                    states,
+                    checkpoint: Some(c),
+                });
+            }
+            Err(e) => {
+                tracing::error!(
+                    "cannot restore checkpoint {}, trying an older one: {e}",
+                    c.metadata.checkpoint_id
+                );
+                tried.push(FailedCandidate {
+                    id: c.metadata.checkpoint_id,
+                    location: c.location.dir.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    if tried.is_empty() {
+        Ok(RestoreSpec {
+            states: HashMap::new(),
+            checkpoint: None,
+        })
+    } else {
+        Err(NoUsableCheckpoint { tried })
     }
 }
 

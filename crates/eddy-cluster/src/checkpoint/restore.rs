@@ -52,6 +52,9 @@ pub enum RestoreError {
         /// Its key (uid or generated id).
         key: String,
     },
+    /// No retained checkpoint could be restored.
+    #[error(transparent)]
+    NoUsableCheckpoint(#[from] NoUsableCheckpoint),
     /// The max parallelism changed, so key groups do not line up.
     #[error(
         "cannot restore from {location}: operator '{operator}' had max parallelism {snapshot}, the \
@@ -67,6 +70,40 @@ pub enum RestoreError {
         /// In the job.
         job: usize,
     },
+}
+
+/// One retained checkpoint a restore could not use, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCandidate {
+    /// The checkpoint's id.
+    pub id: u64,
+    /// Its directory.
+    pub location: String,
+    /// Why it could not be restored.
+    pub reason: String,
+}
+
+impl std::fmt::Display for FailedCandidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "checkpoint {} ({}): {}",
+            self.id, self.location, self.reason
+        )
+    }
+}
+
+/// Every retained checkpoint of a job that completed checkpoints failed to restore: the job
+/// does not start over from empty state (its sinks would write committed output again).
+#[derive(Debug, Error)]
+#[error(
+    "no retained checkpoint of the job can be restored, and a job that completed checkpoints \
+     never starts over from empty state; tried {}",
+    tried.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
+)]
+pub struct NoUsableCheckpoint {
+    /// The checkpoints tried, newest first.
+    pub tried: Vec<FailedCandidate>,
 }
 
 /// A checkpoint read into memory.

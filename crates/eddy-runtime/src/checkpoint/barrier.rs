@@ -5,11 +5,14 @@
 //! on every channel, so the snapshot holds exactly the records before the barrier. At-least-once
 //! counts barriers without blocking. A channel that ended counts as having delivered every
 //! barrier. A newer barrier while an older alignment is open aborts the older checkpoint (an
-//! upstream task declined it), as Flink does.
+//! upstream task declined it), as Flink does. A checkpoint the coordinator aborted is forgotten
+//! on its own: an older alignment still open goes on (under `max_concurrent > 1` a newer
+//! checkpoint can be aborted while an older one aligns), and the aborted one's barriers are
+//! ignored when they come.
 
 use super::{CheckpointBarrier, CheckpointId};
 use eddy_core::CheckpointingMode;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// What a barrier (or an ended channel) means for the task.
@@ -41,6 +44,9 @@ pub struct BarrierHandler {
     blocked: Vec<bool>,
     /// Checkpoints at or below this id are done here (snapshotted or aborted).
     done_up_to: Option<CheckpointId>,
+    /// Checkpoints above `done_up_to` aborted by the coordinator while an older alignment was
+    /// open: their barriers are ignored, the older alignment is not given up for them.
+    aborted: BTreeSet<CheckpointId>,
 }
 
 impl BarrierHandler {
@@ -53,6 +59,7 @@ impl BarrierHandler {
             open: BTreeMap::new(),
             blocked: vec![false; channels],
             done_up_to: None,
+            aborted: BTreeSet::new(),
         }
     }
 
@@ -80,7 +87,8 @@ impl BarrierHandler {
         if self.is_done(b.id) || channel >= self.ended.len() {
             return out;
         }
-        // A newer barrier means older open checkpoints lost a barrier upstream.
+        // A newer barrier means older open checkpoints lost a barrier upstream (channels are
+        // FIFO), whether or not the newer one was itself aborted.
         if self.mode == CheckpointingMode::ExactlyOnce {
             if let Some((&old, _)) = self.open.iter().next() {
                 if old < b.id {
@@ -88,6 +96,12 @@ impl BarrierHandler {
                     self.abort(old);
                 }
             }
+        }
+        if self.aborted.contains(&b.id) {
+            if self.open.range(..b.id).next().is_none() {
+                self.mark_done(b.id);
+            }
+            return out;
         }
         let n = self.ended.len();
         let a = self.open.entry(b.id).or_insert_with(|| Alignment {
@@ -146,18 +160,31 @@ impl BarrierHandler {
     }
 
     fn finish_up_to(&mut self, id: CheckpointId) {
-        self.done_up_to = Some(self.done_up_to.map_or(id, |d| d.max(id)));
+        self.mark_done(id);
         if self.mode == CheckpointingMode::ExactlyOnce {
             self.blocked.iter_mut().for_each(|b| *b = false);
         }
     }
 
-    /// Gives up checkpoint `id` (the coordinator aborted it): unblocks its channels.
+    fn mark_done(&mut self, id: CheckpointId) {
+        self.done_up_to = Some(self.done_up_to.map_or(id, |d| d.max(id)));
+        self.aborted.retain(|a| *a > id);
+    }
+
+    /// Gives up checkpoint `id` (the coordinator aborted it): unblocks its channels. An older
+    /// checkpoint still aligning is left to complete.
     pub fn abort(&mut self, id: CheckpointId) {
+        if self.is_done(id) {
+            return;
+        }
         if self.open.remove(&id).is_some() && self.mode == CheckpointingMode::ExactlyOnce {
             self.blocked.iter_mut().for_each(|b| *b = false);
         }
-        self.done_up_to = Some(self.done_up_to.map_or(id, |d| d.max(id)));
+        if self.open.range(..id).next().is_some() {
+            self.aborted.insert(id);
+        } else {
+            self.mark_done(id);
+        }
     }
 }
 
@@ -201,6 +228,36 @@ mod tests {
         assert!(out.trigger.is_none());
         assert_eq!(h.blocked().unwrap(), &[false, true]);
         assert_eq!(h.on_barrier(0, b(2)).trigger.unwrap().0.id, 2);
+    }
+
+    #[test]
+    fn aborting_a_newer_checkpoint_lets_the_open_alignment_complete() {
+        let mut h = BarrierHandler::new(CheckpointingMode::ExactlyOnce, 2);
+        h.on_barrier(0, b(1));
+        // Checkpoint 2 was declined elsewhere while 1 aligns here (max_concurrent > 1).
+        h.abort(2);
+        assert_eq!(h.blocked().unwrap(), &[true, false]);
+        assert_eq!(h.on_barrier(1, b(1)).trigger.unwrap().0.id, 1);
+        assert!(h.blocked().is_none());
+        // Barrier 2 comes after all: nothing to align, nothing blocked.
+        assert_eq!(h.on_barrier(0, b(2)), BarrierOutcome::default());
+        assert_eq!(h.on_barrier(1, b(2)), BarrierOutcome::default());
+        assert!(h.blocked().is_none());
+        assert_eq!(h.on_barrier(0, b(3)).trigger, None);
+        assert_eq!(h.on_barrier(1, b(3)).trigger.unwrap().0.id, 3);
+        // An aborted barrier arriving before the older one's also gives the older one up.
+        let mut h = BarrierHandler::new(CheckpointingMode::ExactlyOnce, 2);
+        h.on_barrier(0, b(1));
+        h.abort(2);
+        let out = h.on_barrier(1, b(2));
+        assert_eq!(out.aborted, Some(1));
+        assert!(out.trigger.is_none() && h.blocked().is_none());
+        // At-least-once: an aborted newer checkpoint does not end the older one either.
+        let mut h = BarrierHandler::new(CheckpointingMode::AtLeastOnce, 2);
+        h.on_barrier(0, b(1));
+        h.on_barrier(0, b(2));
+        h.abort(2);
+        assert_eq!(h.on_barrier(1, b(1)).trigger.unwrap().0.id, 1);
     }
 
     #[test]

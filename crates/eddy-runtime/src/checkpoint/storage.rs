@@ -6,6 +6,12 @@
 //! stores come with the storage issue. Savepoints always go to a directory
 //! (`<target>/savepoint-<job-id prefix>-<random>`), in the same self-contained format: state
 //! handles are relative to the checkpoint directory, so it can be moved.
+//!
+//! Durability (files): a state file is fsynced before its handle is returned (so before the
+//! task acknowledges); a new checkpoint or savepoint directory is made durable in its parent;
+//! `_metadata` is written to a temporary file, fsynced, the directory fsynced (the state files'
+//! entries), the file renamed into place and the directory fsynced again. A power loss
+//! therefore never leaves a `_metadata` over state files that did not reach the disk.
 
 use super::metadata::{CheckpointMetadata, StateHandle, METADATA_VERSION};
 use super::CheckpointId;
@@ -158,6 +164,33 @@ pub fn path_of_url(url: &str) -> Result<PathBuf, StorageError> {
     Ok(PathBuf::from(p))
 }
 
+/// fsyncs a directory, so the entries created in it survive a power loss.
+pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+/// Creates `dir` and the missing directories above it, each made durable in its parent.
+fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durably(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another upload thread made it meanwhile; its entry is made durable here too.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(dir)(e)),
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
 fn crc32(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes)
 }
@@ -244,7 +277,7 @@ impl FileCheckpointStorage {
         target: &Path,
         job: JobId,
     ) -> Result<CheckpointLocation, StorageError> {
-        std::fs::create_dir_all(target).map_err(io(target))?;
+        create_dir_durably(target)?;
         let job_hex = job.to_string();
         for attempt in 0..16u64 {
             let r = eddy_core::keygroup::fmix64(
@@ -262,9 +295,10 @@ impl FileCheckpointStorage {
             ));
             match std::fs::create_dir(&dir) {
                 Ok(()) => {
+                    sync_dir(target)?;
                     return Ok(CheckpointLocation {
                         dir: dir.display().to_string(),
-                    })
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(io(&dir)(e)),
@@ -292,7 +326,7 @@ impl CheckpointStorage for FileCheckpointStorage {
         id: CheckpointId,
     ) -> Result<CheckpointLocation, StorageError> {
         let dir = self.job_dir(job).join(format!("chk-{id}"));
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        create_dir_durably(&dir)?;
         Ok(CheckpointLocation {
             dir: dir.display().to_string(),
         })
@@ -325,6 +359,8 @@ impl CheckpointStorage for FileCheckpointStorage {
         );
         write(&mut out).map_err(io(&path))?;
         let written = out.into_inner().map_err(|e| io(&path)(e.into_error()))?;
+        // On the disk before the task acknowledges: `_metadata` may name it right after.
+        written.inner.sync_all().map_err(io(&path))?;
         Ok(StateHandle {
             file: name.to_string(),
             size: written.size,
@@ -357,13 +393,17 @@ impl CheckpointStorage for FileCheckpointStorage {
         })?;
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
         f.write_all(&json).map_err(io(&tmp))?;
-        // The rename makes the checkpoint complete: it must not reach the disk before the data.
+        // The rename makes the checkpoint complete: it must not reach the disk before the data
+        // (the state files were fsynced by their writers; their entries are made durable here).
         f.sync_all().map_err(io(&tmp))?;
         drop(f);
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
+        sync_dir(dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // The checkpoint directory's own entry (made by whichever upload came first).
+            sync_dir(parent)?;
         }
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        sync_dir(dir)?;
         Ok(())
     }
 
