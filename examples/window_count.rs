@@ -24,10 +24,12 @@
 //! writes through the exactly-once file sink: finished part files `part-<subtask>-<n>` appear
 //! when the checkpoint covering them completes; in-progress and pending files are hidden
 //! (`.part-…`). `--restore latest` resumes from the newest completed checkpoint of this job
-//! under `DIR` (or starts afresh if there is none), `--restore PATH` from a given `chk-<n>` or
+//! under `DIR` (or starts afresh if it never completed one), `--restore PATH` from a given `chk-<n>` or
 //! savepoint directory. Kill the process at any moment and start it again with
 //! `--restore latest` until it finishes: the finished files hold exactly the lines of a run that
-//! never failed. `--records-per-second` throttles the source so a run can be made to last. The
+//! never failed. Once a run finished, `--restore latest` finds its result in the job result
+//! store (`DIR/job-result-store/`) and does nothing; if checkpoints exist but none can be read,
+//! it fails naming each instead of starting over. `--records-per-second` throttles the source so a run can be made to last. The
 //! source's position (byte offset and line number) is checkpointed, so error messages keep
 //! naming the right line after a restore.
 
@@ -246,36 +248,6 @@ impl SourceReader for NumberedLines {
     }
 }
 
-/// The checkpoint `--restore` names: `latest` is the newest readable completed checkpoint of
-/// this job under the checkpoint directory (`None`: start afresh).
-fn restore_path(spec: &str, dir: Option<&PathBuf>) -> Result<Option<String>, String> {
-    if spec != "latest" {
-        return Ok(Some(spec.to_string()));
-    }
-    let Some(dir) = dir else {
-        return Err("--restore latest needs --checkpoint-dir".into());
-    };
-    let (found, warnings) =
-        eddy::runtime::checkpoint::storage::list_completed_checkpoints(dir, JOB_NAME);
-    for w in warnings {
-        eprintln!("window_count: skipping unreadable checkpoint: {w}");
-    }
-    for (loc, _) in found {
-        // A checkpoint whose state files are damaged is skipped for the one before it.
-        let usable = eddy::cluster::checkpoint::restore::open_path(&loc.dir)
-            .and_then(|c| eddy::cluster::checkpoint::restore::load(&c).map(|_| ()));
-        match usable {
-            Ok(()) => return Ok(Some(loc.dir)),
-            Err(e) => eprintln!("window_count: skipping checkpoint: {e}"),
-        }
-    }
-    eprintln!(
-        "window_count: no completed checkpoint under {}: starting from the beginning",
-        dir.display()
-    );
-    Ok(None)
-}
-
 /// Bounded out-of-orderness, emitted after every record instead of periodically.
 struct PerRecordBoundedOutOfOrderness {
     bound: i64,
@@ -407,9 +379,11 @@ pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String
         });
     }
     if let Some(spec) = &args.restore {
-        if let Some(path) = restore_path(spec, args.checkpoint_dir.as_ref())? {
-            eprintln!("window_count: restoring from {path}");
-            env.restore_from(path, false);
+        // `latest` is resolved when the job starts (`execution.savepoint.path: latest`); the
+        // resumed run owns the checkpoints it resumes from, so a finished run leaves none.
+        env.restore_from(spec.clone(), false);
+        if spec == "latest" {
+            env.set_claim_mode(RecoveryClaimMode::Claim);
         }
     }
     let (lines, source_name) = match &args.input {

@@ -51,7 +51,7 @@ pub mod prelude {
     pub use eddy_core::config::ExecutionConfig;
     pub use eddy_core::{
         CheckpointConfig, CheckpointingMode, Data, ExternalizedCheckpointRetention, Key,
-        RestartStrategyConfig, Watermark, WatermarkStatus,
+        RecoveryClaimMode, RestartStrategyConfig, Watermark, WatermarkStatus,
     };
     pub use eddy_datastream::{
         AllWindowedStream, BroadcastConnectedStream, BroadcastStream, CollectHandle,

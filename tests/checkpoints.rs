@@ -153,9 +153,22 @@ fn failover_restores_the_latest_checkpoint_and_records_the_failure() {
         recovered.is_some_and(|d| d >= Duration::from_millis(10)),
         "{recovered:?}"
     );
-    // The job finished: its checkpoints are discarded.
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert!(left.is_empty(), "{left:?}");
+    // The job finished: its checkpoints are discarded, its result recorded (clean).
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left, vec!["job-result-store".to_string()]);
+    let result = dir
+        .path()
+        .join("job-result-store")
+        .join(format!("{}.json", client.job_id()));
+    let text = std::fs::read_to_string(&result).unwrap();
+    assert!(
+        text.contains("\"FINISHED\"") && text.contains("\"failover\""),
+        "{text}"
+    );
 }
 
 #[test]
@@ -669,6 +682,49 @@ fn checkpoints_are_retained_on_cancellation_when_configured() {
         meta.contains("\"version\": 1") && meta.contains("\"job_name\": \"retained\""),
         "{meta}"
     );
+}
+
+/// `NO_CLAIM` (the default) never deletes the snapshot a job started from; `CLAIM` makes it
+/// the job's own checkpoint, deleted once subsumed (here: when the finished job cleans up).
+#[test]
+fn claim_mode_decides_who_deletes_the_restored_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let retained = dir.path().join("retained");
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(10));
+    let r = retained.clone();
+    env.configure_checkpointing(|c| {
+        c.storage = Some(r.display().to_string());
+        c.retention = ExternalizedCheckpointRetention::RetainOnCancellation;
+    });
+    let _ = counting_job(&env, 100_000, None, 1);
+    let mut client = env.execute_async("claimed").unwrap();
+    while client.checkpoint_stats().counts.completed < 2 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    client.cancel();
+    assert!(client.wait().is_err());
+    let chk = latest_chk(&retained).expect("a retained checkpoint");
+    for (mode, kept) in [
+        (RecoveryClaimMode::NoClaim, true),
+        (RecoveryClaimMode::Claim, false),
+    ] {
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.enable_checkpointing(Duration::from_millis(10));
+        let own = dir.path().join(format!("own-{mode}"));
+        env.configure_checkpointing(|c| c.storage = Some(own.display().to_string()));
+        env.restore_from(chk.display().to_string(), false);
+        env.set_claim_mode(mode);
+        let out = counting_job(&env, 3000, None, 1);
+        env.execute("claimed").unwrap();
+        assert!(!out.take().is_empty());
+        assert_eq!(chk.join("_metadata").is_file(), kept, "{mode}");
+        assert_eq!(
+            chk.parent().unwrap().exists(),
+            kept,
+            "{mode}: the job directory"
+        );
+    }
 }
 
 /// The lines of the finished part files under `dir` (hidden in-progress and pending files are

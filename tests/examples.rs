@@ -641,12 +641,13 @@ fn window_count_killed_at_random_moments_writes_exactly_the_uninterrupted_output
     run("window_count", &a);
     let want = finished_lines(&reference);
     assert!(want.len() > 100, "{}", want.len());
-    // The finished job keeps no checkpoints.
+    // The finished job keeps no checkpoints, only its recorded result.
+    assert!(completed_chks(&dir.path().join("ref-chk")).is_empty());
     assert_eq!(
-        std::fs::read_dir(dir.path().join("ref-chk"))
+        std::fs::read_dir(dir.path().join("ref-chk").join("job-result-store"))
             .map(|d| d.count())
             .unwrap_or(0),
-        0
+        1
     );
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -666,6 +667,108 @@ fn window_count_killed_at_random_moments_writes_exactly_the_uninterrupted_output
             got.len()
         );
     }
+}
+
+/// The chk directories with a `_metadata` under a checkpoint root.
+fn completed_chks(root: &std::path::Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for job in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        for chk in std::fs::read_dir(job.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if chk.path().join("_metadata").is_file() {
+                v.push(chk.path());
+            }
+        }
+    }
+    v
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A run that finished is never replayed: an earlier run's checkpoint that outlived the finish
+/// (a kill between recording the result and cleaning up, or NO_CLAIM) is not resumed by
+/// `--restore latest`, which finds the finished run in the job result store and does nothing.
+#[test]
+fn window_count_restore_latest_after_a_finished_run_does_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    let mut f = std::fs::File::create(&input).unwrap();
+    for (k, t, v) in window_csv(5, 1500, 200) {
+        writeln!(f, "{k},{t},{v}").unwrap();
+    }
+    drop(f);
+    let (out, chk) = (dir.path().join("out"), dir.path().join("chk"));
+    let args: Vec<String> = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--checkpoint-dir",
+        chk.to_str().unwrap(),
+        "--checkpoint-interval-ms",
+        "30",
+        "--size-ms",
+        "500",
+        "--restore",
+        "latest",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // A first run, killed once it completed a checkpoint; that checkpoint is kept aside.
+    let mut first = Command::new(example("window_count"))
+        .args(&args)
+        .args(["--records-per-second", "2000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let kept = loop {
+        if let Some(c) = completed_chks(&chk).pop() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let kept = dir.path().join("kept");
+            copy_dir(&c, &kept);
+            break (c, kept);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint completed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The second run resumes and finishes; its result is recorded.
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("window_count", &a);
+    let want = finished_lines(&out);
+    assert!(!want.is_empty());
+    assert!(
+        completed_chks(&chk).is_empty(),
+        "the finished run cleaned up"
+    );
+    let results: Vec<_> = std::fs::read_dir(chk.join("job-result-store"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(results[0].ends_with(".json") && !results[0].contains("DIRTY"));
+    // The first run's checkpoint comes back, as a kill before cleanup would leave it.
+    copy_dir(&kept.1, &kept.0);
+    let o = run("window_count", &a);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("already finished"), "{stdout}");
+    assert_eq!(finished_lines(&out), want, "a finished run was replayed");
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! eddy jobmanager                      # Dispatcher + ResourceManager + REST endpoint
 //! eddy taskmanager                     # registers its slots with the jobmanager
 //! eddy cluster start [--taskmanagers N] / eddy cluster stop
-//! eddy run JOB [ARGS..] [-m host:port] [-p N] [-d] [-s SAVEPOINT] [--allow-non-restored-state]
+//! eddy run JOB [ARGS..] [-m host:port] [-p N] [-d] [-s SAVEPOINT|latest] [--claimMode MODE]
+//!          [--allow-non-restored-state]
 //! eddy list [--all] | cancel ID | stop ID [--savepoint-path DIR] [--drain] | savepoint ID [DIR]
 //! eddy info JOB [ARGS..]               # the plan as JSON
 //! eddy jobs                            # the jobs this binary carries
@@ -85,7 +86,8 @@ enum Command {
         /// Submit and return without waiting for the job.
         #[arg(short = 'd', long)]
         detached: bool,
-        /// A savepoint or retained checkpoint to start from.
+        /// A savepoint or retained checkpoint to start from; `latest`: the job's newest
+        /// checkpoint under state.checkpoints.dir, unless the job result store says it finished.
         #[arg(short = 's', long = "fromSavepoint")]
         savepoint: Option<String>,
         /// Skip state of operators that are no longer in the job.
@@ -95,6 +97,10 @@ enum Command {
             alias = "allow-non-restored-state"
         )]
         allow_non_restored_state: bool,
+        /// Who owns the snapshot of -s afterwards: NO_CLAIM (default) or CLAIM
+        /// (`execution.state-recovery.claim-mode`).
+        #[arg(long = "claimMode", alias = "restoreMode", value_name = "MODE")]
+        claim_mode: Option<String>,
         /// The job (see `eddy jobs`).
         job: String,
         /// The job's own arguments.
@@ -312,6 +318,7 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
             detached,
             savepoint,
             allow_non_restored_state,
+            claim_mode,
             job,
             args,
         } => {
@@ -328,6 +335,9 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
                     "execution.savepoint.ignore-unclaimed-state".into(),
                     "true".into(),
                 );
+            }
+            if let Some(m) = claim_mode {
+                settings.insert(eddy::core::config::CLAIM_MODE.into(), m);
             }
             // Check the job's settings before anything is submitted.
             let mut probe = Configuration::default();
@@ -444,6 +454,13 @@ fn run_local(
     };
     let mut client = match env.execute_async(&name) {
         Ok(c) => c,
+        Err(eddy::cluster::JobExecutionError::AlreadyFinished(r)) => {
+            println!(
+                "{}",
+                already_finished(&r.job_id.to_string(), &r.job_name, r.end_time_ms)
+            );
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("{entry}: {e}");
             return ExitCode::from(EXIT_FAILED);
@@ -491,6 +508,14 @@ fn run_remote(
         .as_str()
         .ok_or_else(|| anyhow!("the jobmanager returned no job id: {r}"))?
         .to_string();
+    if r["already-finished"] == true {
+        let name = r["name"].as_str().unwrap_or_default();
+        println!(
+            "{}",
+            already_finished(&id, name, r["end-time"].as_i64().unwrap_or(0))
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("Job has been submitted with JobID {id}");
     if detached {
         return Ok(ExitCode::SUCCESS);
@@ -580,6 +605,15 @@ fn list(c: &RestClient, all: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a run of a job that already finished (by the JobResultStore) prints: nothing ran.
+fn already_finished(id: &str, name: &str, end_ms: i64) -> String {
+    format!(
+        "Job {id} ('{name}') already finished at {} UTC (recorded in the job result store): \
+         nothing to do.",
+        utc_time(end_ms)
+    )
 }
 
 /// `dd.MM.yyyy HH:mm:ss` in UTC, as Flink's `list` prints start times.

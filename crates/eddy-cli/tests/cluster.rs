@@ -302,7 +302,7 @@ fn word_count_on_two_taskmanagers_equals_the_minicluster() {
 }
 
 #[test]
-fn not_enough_slots_is_a_clear_error() {
+fn not_enough_slots_and_no_checkpoint_directory_are_clear_errors() {
     let c = Cluster::start_with(1, 1, &["-D", "slot.request.timeout=1s"]);
     let o = c.eddy("run", &["word_count", "-p", "3"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -310,6 +310,30 @@ fn not_enough_slots_is_a_clear_error() {
         text(&o).contains("not enough slots: needed 3, available 1"),
         "{}",
         text(&o)
+    );
+    // Checkpointing without a shared directory would keep each taskmanager's state in its own
+    // memory, lost at the first failover: refused at submission.
+    let o = c.eddy(
+        "run",
+        &["-D", "execution.checkpointing.interval=100ms", "word_count"],
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("state.checkpoints.dir"), "{}", text(&o));
+    let o = c.eddy(
+        "run",
+        &[
+            "-D",
+            "execution.checkpointing.interval=100ms",
+            "-D",
+            "state.checkpoints.dir=relative/chk",
+            "word_count",
+        ],
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("relative path"), "{}", text(&o));
+    assert_eq!(
+        c.get("/jobs/overview")["jobs"].as_array().map(Vec::len),
+        Some(1)
     );
 }
 

@@ -10,6 +10,7 @@ use crate::deployment::{
     build_checked, slot_of_subtasks, JobSubmission, ProgramBuilder, TaskDeployment,
     TaskManagerLocation,
 };
+use crate::job_result_store::JobResult;
 use crate::jobmaster::{
     job_master, now_ms, prepare, DeployedAttempt, Deployer, JmEvent, JobExecutionError, JobFailure,
     JobMasterCtx, JobShared, JobStatus, PreparedJob, RestoreSpec,
@@ -181,6 +182,36 @@ impl JobRecord {
     }
 }
 
+/// Why a submission started no job.
+#[derive(Debug)]
+pub enum SubmitRejection {
+    /// The job cannot run as submitted (unknown job, bad arguments or settings, an unusable
+    /// savepoint): the message says what.
+    Invalid(String),
+    /// `execution.savepoint.path: latest` found the logical job finished in the JobResultStore:
+    /// there is nothing to run.
+    AlreadyFinished(Box<JobResult>),
+}
+
+impl From<String> for SubmitRejection {
+    fn from(s: String) -> Self {
+        SubmitRejection::Invalid(s)
+    }
+}
+
+impl std::fmt::Display for SubmitRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitRejection::Invalid(m) => f.write_str(m),
+            SubmitRejection::AlreadyFinished(r) => write!(
+                f,
+                "job {} ('{}') already finished at {} ms since the epoch",
+                r.job_id, r.job_name, r.end_time_ms
+            ),
+        }
+    }
+}
+
 /// The state of an asynchronous savepoint operation (REST: trigger, then poll).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -293,16 +324,21 @@ impl Dispatcher {
 
     /// Accepts a job: builds and checks it, then starts its JobMaster. Returns its id; the
     /// job then waits for slots and runs (errors after this point show in its status).
-    pub fn submit(&self, mut submission: JobSubmission) -> Result<JobId, String> {
+    pub fn submit(&self, mut submission: JobSubmission) -> Result<JobId, SubmitRejection> {
+        self.submit_inner(&mut submission)
+    }
+
+    fn submit_inner(&self, submission: &mut JobSubmission) -> Result<JobId, SubmitRejection> {
         submission.job_id = JobId::generate();
         let mut settings = self.job_defaults.clone();
         settings.extend(submission.settings.clone());
         submission.settings = settings;
         submission.fingerprint.clear();
-        let program = build_checked(self.builder.as_ref(), &submission)?;
+        let program = build_checked(self.builder.as_ref(), submission)?;
         submission.fingerprint = program.fingerprint();
         let g = program.job_graph.clone();
         g.config.validate().map_err(|e| e.to_string())?;
+        check_cluster_checkpoint_storage(&g)?;
         for op in &g.operators {
             if let Some(f) = program.factories.get(&op.id) {
                 f.initialize_global().map_err(|e| {
@@ -314,7 +350,11 @@ impl Dispatcher {
             coordinator,
             initial,
             ..
-        } = prepare(&g, None).map_err(|e| e.to_string())?;
+        } = prepare(&g, None).map_err(|e| match e {
+            JobExecutionError::AlreadyFinished(r) => SubmitRejection::AlreadyFinished(r),
+            e => SubmitRejection::Invalid(e.to_string()),
+        })?;
+        let submission = submission.clone();
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Mutex::new(JobShared::default()));
         shared.lock().set_status(JobStatus::Created);
@@ -350,7 +390,7 @@ impl Dispatcher {
         std::thread::Builder::new()
             .name(format!("jobmaster-{}", &id.to_string()[..8]))
             .spawn(move || run_job(record, deployer, coordinator, initial, rx))
-            .map_err(|e| format!("cannot start the job master: {e}"))?;
+            .map_err(|e| SubmitRejection::Invalid(format!("cannot start the job master: {e}")))?;
         tracing::info!(job = %id, name = %g.job_name, "job submitted");
         Ok(id)
     }
@@ -483,6 +523,37 @@ impl Dispatcher {
             jobs: self.jobs.clone(),
         }
     }
+}
+
+/// A checkpointed job on a cluster needs checkpoint storage every process reaches: without
+/// `state.checkpoints.dir`, each taskmanager would keep its state in its own memory and the
+/// first failover would lose it. (A relative path would name another directory in each
+/// process.)
+fn check_cluster_checkpoint_storage(g: &JobGraph) -> Result<(), String> {
+    let cfg = &g.config.checkpoint;
+    if !cfg.is_enabled() {
+        return Ok(());
+    }
+    let Some(url) = cfg.storage.as_deref() else {
+        return Err(format!(
+            "job '{}' enables checkpointing ({} = {} ms) but {} is not set: on a cluster, \
+             checkpoints must go to a directory every jobmanager and taskmanager process \
+             reaches (a shared file system), or the first failover would lose the state",
+            g.job_name,
+            eddy_core::config::CHECKPOINTING_INTERVAL,
+            cfg.interval_ms.unwrap_or(0),
+            eddy_core::config::CHECKPOINTS_DIR
+        ));
+    };
+    let path = eddy_runtime::checkpoint::storage::path_of_url(url).map_err(|e| e.to_string())?;
+    if !path.is_absolute() {
+        return Err(format!(
+            "{} = '{url}' is a relative path, which names a different directory in each \
+             cluster process: give an absolute path or a file:/// URL",
+            eddy_core::config::CHECKPOINTS_DIR
+        ));
+    }
+    Ok(())
 }
 
 fn run_job(

@@ -13,6 +13,7 @@ use crate::checkpoint::{
     OperatorInfo,
 };
 use crate::execution_graph::ExecutionGraph;
+use crate::job_result_store::{FileJobResultStore, JobResult, JOB_RESULT_VERSION};
 use crate::restart::RestartBackoff;
 use eddy_core::jobgraph::{JobGraph, OperatorKind};
 use eddy_core::{CoreError, JobId};
@@ -101,6 +102,13 @@ pub enum JobExecutionError {
     /// Tasks could not be deployed to a taskmanager.
     #[error("deploying the job failed: {0}")]
     Deployment(String),
+    /// `execution.savepoint.path: latest` found that the job already finished after its last
+    /// checkpoint (in the JobResultStore): nothing was run.
+    #[error(
+        "job {} ('{}') already finished at {} ms since the epoch: nothing to do",
+        .0.job_id, .0.job_name, .0.end_time_ms
+    )]
+    AlreadyFinished(Box<JobResult>),
     /// The JobMaster thread died (a bug in Eddy).
     #[error("the job master crashed: {0}")]
     JobMasterCrashed(String),
@@ -389,12 +397,29 @@ pub(crate) fn prepare(
         .as_ref()
         .filter(|s| !s.path.is_empty())
     {
-        let c = restore::open_path(&sp.path)?;
-        let loaded = restore::load(&c)?;
-        initial = restore::assign(&loaded, g, sp.allow_non_restored_state)?;
-        tracing::info!(path = %c.location, checkpoint = c.metadata.checkpoint_id, "restoring job");
-        initial_checkpoint = Some(c.clone());
-        coordinator.add_restored(c, now_ms());
+        let loaded = if sp.path == restore::LATEST {
+            match resolve_latest_of(g)? {
+                restore::Latest::Fresh => None,
+                restore::Latest::Restore(l) => Some(*l),
+                restore::Latest::AlreadyFinished(r) => {
+                    return Err(JobExecutionError::AlreadyFinished(r))
+                }
+            }
+        } else {
+            Some(restore::load(&restore::open_path(&sp.path)?)?)
+        };
+        if let Some(loaded) = loaded {
+            initial = restore::assign(&loaded, g, sp.allow_non_restored_state)?;
+            let c = loaded.checkpoint;
+            tracing::info!(
+                path = %c.location,
+                checkpoint = c.metadata.checkpoint_id,
+                claim_mode = %sp.claim_mode,
+                "restoring job"
+            );
+            initial_checkpoint = Some(c.clone());
+            coordinator.add_restored(c, sp.claim_mode, now_ms());
+        }
     }
     Ok(PreparedJob {
         eg,
@@ -405,6 +430,35 @@ pub(crate) fn prepare(
         },
         operator_files,
     })
+}
+
+/// `execution.savepoint.path: latest`: the job's newest checkpoint under its checkpoint
+/// directory, unless the JobResultStore says a run of the job finished after it.
+fn resolve_latest_of(g: &JobGraph) -> Result<restore::Latest, JobExecutionError> {
+    let cfg = &g.config.checkpoint;
+    let root = cfg
+        .storage
+        .as_deref()
+        .map(eddy_runtime::checkpoint::storage::path_of_url)
+        .transpose()
+        .map_err(|e| JobExecutionError::CheckpointConfig(e.to_string()))?
+        .ok_or_else(|| {
+            JobExecutionError::CheckpointConfig(format!(
+                "{} = {} resumes from the job's checkpoint directory, but {} is not set",
+                eddy_core::config::SAVEPOINT_PATH,
+                restore::LATEST,
+                eddy_core::config::CHECKPOINTS_DIR
+            ))
+        })?;
+    let store = FileJobResultStore::for_job(&g.config)
+        .map_err(|e| JobExecutionError::CheckpointConfig(e.to_string()))?
+        .unwrap_or_else(|| FileJobResultStore::in_checkpoint_dir(&root));
+    let (latest, warnings) = restore::resolve_latest(&root, &store, &g.job_name)
+        .map_err(|e| JobExecutionError::Restore(e.into()))?;
+    for w in warnings {
+        tracing::warn!(job = %g.job_name, "{w}");
+    }
+    Ok(latest)
 }
 
 /// How one attempt ended.
@@ -452,8 +506,7 @@ fn job_master_loop(
             // Deploying failed (no slots within the timeout, a taskmanager refused): a
             // failure like any other, for the restart strategy to judge.
             Err(e) if is_cancellation(&e) => {
-                coordinator.on_job_end(JobEnd::Cancelled);
-                publish(ctx, coordinator);
+                end_job(ctx, coordinator, JobEnd::Cancelled, None);
                 return Err(e);
             }
             Err(e) => e,
@@ -479,8 +532,7 @@ fn job_master_loop(
                 };
                 match end {
                     AttemptEnd::Finished => {
-                        coordinator.on_job_end(JobEnd::Finished);
-                        publish(ctx, coordinator);
+                        end_job(ctx, coordinator, JobEnd::Finished, None);
                         return Ok(JobExecutionResult {
                             job_id: g.job_id,
                             job_name: g.job_name.clone(),
@@ -488,8 +540,7 @@ fn job_master_loop(
                         });
                     }
                     AttemptEnd::Cancelled(e) => {
-                        coordinator.on_job_end(JobEnd::Cancelled);
-                        publish(ctx, coordinator);
+                        end_job(ctx, coordinator, JobEnd::Cancelled, None);
                         let e = e.unwrap_or_else(|| {
                             TaskError::new(g.job_name.clone(), 0, "-", OperatorError::Cancelled)
                         });
@@ -513,8 +564,7 @@ fn job_master_loop(
         };
         let Some(delay) = delay else {
             record(false, None);
-            coordinator.on_job_end(JobEnd::Failed);
-            publish(ctx, coordinator);
+            end_job(ctx, coordinator, JobEnd::Failed, Some(failure.to_string()));
             if matches!(
                 g.config.effective_restart_strategy(),
                 eddy_core::RestartStrategyConfig::None
@@ -551,8 +601,7 @@ fn job_master_loop(
         }
         if cancelled {
             record(false, None);
-            coordinator.on_job_end(JobEnd::Cancelled);
-            publish(ctx, coordinator);
+            end_job(ctx, coordinator, JobEnd::Cancelled, None);
             return Err(JobExecutionError::TaskFailed(TaskError::new(
                 g.job_name.clone(),
                 0,
@@ -639,6 +688,58 @@ fn restore_latest(
 /// Whether a job error is only the user's cancellation.
 pub(crate) fn is_cancellation(e: &JobExecutionError) -> bool {
     matches!(e, JobExecutionError::TaskFailed(t) if t.is_cancellation())
+}
+
+/// The job ended: its result goes to the JobResultStore *before* its checkpoints are cleaned
+/// up, so a restart of the same logical job that comes at any moment after this finds it and
+/// does nothing. If the result cannot be recorded, the checkpoints are kept instead (a restart
+/// then resumes from the newest one, which holds the job's final state).
+fn end_job(
+    ctx: &JobMasterCtx,
+    coordinator: &mut CheckpointCoordinator,
+    end: JobEnd,
+    error: Option<String>,
+) {
+    let g = &ctx.graph;
+    let state = match end {
+        JobEnd::Finished => JobStatus::Finished,
+        JobEnd::Cancelled => JobStatus::Canceled,
+        JobEnd::Failed => JobStatus::Failed,
+    };
+    let store = match FileJobResultStore::for_job(&g.config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(job = %g.job_id, "no job result store: {e}");
+            None
+        }
+    };
+    let recorded = store.as_ref().map(|s| {
+        s.create_dirty(&JobResult {
+            version: JOB_RESULT_VERSION,
+            job_id: g.job_id,
+            job_name: g.job_name.clone(),
+            state,
+            end_time_ms: now_ms(),
+            error,
+        })
+    });
+    match recorded {
+        Some(Err(e)) => {
+            tracing::error!(
+                job = %g.job_id,
+                "cannot record the job's result ({e}); keeping its checkpoints"
+            );
+            coordinator.on_job_end_retaining();
+        }
+        Some(Ok(())) => {
+            coordinator.on_job_end(end);
+            if let Some(Err(e)) = store.map(|s| s.mark_clean(g.job_id)) {
+                tracing::warn!(job = %g.job_id, "cannot mark the job result clean: {e}");
+            }
+        }
+        None => coordinator.on_job_end(end),
+    }
+    publish(ctx, coordinator);
 }
 
 pub(crate) fn publish(ctx: &JobMasterCtx, coordinator: &CheckpointCoordinator) {

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod deployment;
 pub mod dispatcher;
 pub mod execution_graph;
+pub mod job_result_store;
 pub mod jobmaster;
 mod launch;
 pub mod minicluster;

@@ -167,12 +167,53 @@ impl RestartStrategyConfig {
     }
 }
 
-/// Where a job's state starts from (Flink's `execution.savepoint.path` and
-/// `execution.savepoint.ignore-unclaimed-state`).
+/// Where a job's state starts from (Flink's `execution.savepoint.path`,
+/// `execution.savepoint.ignore-unclaimed-state` and `execution.state-recovery.claim-mode`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavepointRestoreSettings {
     /// A savepoint or retained checkpoint directory (or its `_metadata` file), path or URL.
     pub path: String,
     /// Whether state of operators missing from the job may be skipped.
     pub allow_non_restored_state: bool,
+    /// Who owns the restored snapshot's files afterwards.
+    #[serde(default)]
+    pub claim_mode: RecoveryClaimMode,
+}
+
+/// Who owns a restored savepoint or retained checkpoint (Flink's `RecoveryClaimMode`, 1.15's
+/// `RestoreMode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RecoveryClaimMode {
+    /// The snapshot stays the user's: the job never modifies or deletes it. The job's first
+    /// checkpoint shares no file with it (Eddy's checkpoints are always full), so it may be
+    /// deleted once the job completed a checkpoint.
+    #[default]
+    NoClaim,
+    /// The job takes ownership: the snapshot is treated as one of its own checkpoints and
+    /// deleted once subsumed or when the job ends and its checkpoints are discarded.
+    Claim,
+}
+
+impl RecoveryClaimMode {
+    /// Flink's spellings (case-insensitive); `LEGACY` (removed in Flink 2.0) is refused.
+    pub fn parse(v: &str) -> Result<Self, String> {
+        match v.trim().to_ascii_uppercase().replace('-', "_").as_str() {
+            "NO_CLAIM" => Ok(RecoveryClaimMode::NoClaim),
+            "CLAIM" => Ok(RecoveryClaimMode::Claim),
+            "LEGACY" => {
+                Err("LEGACY is not supported (removed in Flink 2.0): use CLAIM or NO_CLAIM".into())
+            }
+            _ => Err("expected CLAIM or NO_CLAIM".into()),
+        }
+    }
+}
+
+impl std::fmt::Display for RecoveryClaimMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecoveryClaimMode::NoClaim => "NO_CLAIM",
+            RecoveryClaimMode::Claim => "CLAIM",
+        })
+    }
 }

@@ -1,8 +1,8 @@
 //! Execution configuration with Flink's key names, validated when it is set.
 
 use crate::checkpointing::{
-    CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RestartStrategyConfig,
-    SavepointRestoreSettings,
+    CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RecoveryClaimMode,
+    RestartStrategyConfig, SavepointRestoreSettings,
 };
 use crate::error::CoreError;
 use serde::{Deserialize, Serialize};
@@ -82,6 +82,14 @@ pub const SAVEPOINT_PATH: &str = "execution.savepoint.path";
 /// `execution.savepoint.ignore-unclaimed-state` (`true`/`false`)
 pub const SAVEPOINT_IGNORE_UNCLAIMED_STATE: &str = "execution.savepoint.ignore-unclaimed-state";
 
+/// `execution.state-recovery.claim-mode` (`CLAIM`/`NO_CLAIM`; Flink 2.0's name)
+pub const CLAIM_MODE: &str = "execution.state-recovery.claim-mode";
+/// `execution.savepoint-restore-mode`: Flink 1.15–1.20's name of [`CLAIM_MODE`], accepted too
+pub const SAVEPOINT_RESTORE_MODE: &str = "execution.savepoint-restore-mode";
+/// `job-result-store.storage-path`: where terminal job results are recorded (default:
+/// `<state.checkpoints.dir>/job-result-store`)
+pub const JOB_RESULT_STORE_PATH: &str = "job-result-store.storage-path";
+
 /// Every key the embedded runtime understands, for "did you mean" suggestions.
 pub const KNOWN_KEYS: &[&str] = &[
     PARALLELISM_DEFAULT,
@@ -115,6 +123,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     FAILURE_RATE_DELAY,
     SAVEPOINT_PATH,
     SAVEPOINT_IGNORE_UNCLAIMED_STATE,
+    CLAIM_MODE,
+    SAVEPOINT_RESTORE_MODE,
+    JOB_RESULT_STORE_PATH,
 ];
 
 /// The restart strategies `restart-strategy.type` can name.
@@ -205,6 +216,9 @@ pub struct ExecutionConfig {
     /// Savepoint or checkpoint to start from.
     #[serde(default)]
     pub savepoint_restore: Option<SavepointRestoreSettings>,
+    /// `job-result-store.storage-path`; `None`: `job-result-store/` in the checkpoint directory.
+    #[serde(default)]
+    pub job_result_store_path: Option<String>,
 }
 
 /// Flink's default `pipeline.auto-watermark-interval`.
@@ -229,11 +243,22 @@ impl Default for ExecutionConfig {
             checkpoint: CheckpointConfig::default(),
             restart_strategy: None,
             savepoint_restore: None,
+            job_result_store_path: None,
         }
     }
 }
 
 impl ExecutionConfig {
+    /// The restore settings, created (without a path yet) if absent.
+    fn restore_settings(&mut self) -> &mut SavepointRestoreSettings {
+        self.savepoint_restore
+            .get_or_insert_with(|| SavepointRestoreSettings {
+                path: String::new(),
+                allow_non_restored_state: false,
+                claim_mode: RecoveryClaimMode::NoClaim,
+            })
+    }
+
     /// The restart strategy in effect: the configured one, else Flink's default (none without
     /// checkpointing, exponential delay with it).
     pub fn effective_restart_strategy(&self) -> RestartStrategyConfig {
@@ -487,29 +512,27 @@ impl ExecutionConfig {
                 if path.is_empty() {
                     return Err(bad("expected a savepoint or checkpoint path"));
                 }
-                match &mut self.savepoint_restore {
-                    Some(s) => s.path = path.to_string(),
-                    None => {
-                        self.savepoint_restore = Some(SavepointRestoreSettings {
-                            path: path.to_string(),
-                            allow_non_restored_state: false,
-                        })
-                    }
-                }
+                self.restore_settings().path = path.to_string();
             }
             SAVEPOINT_IGNORE_UNCLAIMED_STATE => {
                 let allow = boolean()?;
-                match &mut self.savepoint_restore {
-                    Some(s) => s.allow_non_restored_state = allow,
-                    // Kept until the path comes; `validate` reports it if it never does.
-                    None if allow => {
-                        self.savepoint_restore = Some(SavepointRestoreSettings {
-                            path: String::new(),
-                            allow_non_restored_state: true,
-                        })
-                    }
-                    None => {}
+                // Kept until the path comes; `validate` reports it if it never does.
+                if allow || self.savepoint_restore.is_some() {
+                    self.restore_settings().allow_non_restored_state = allow;
                 }
+            }
+            CLAIM_MODE | SAVEPOINT_RESTORE_MODE => {
+                let mode = RecoveryClaimMode::parse(value).map_err(|r| bad(&r))?;
+                if mode != RecoveryClaimMode::NoClaim || self.savepoint_restore.is_some() {
+                    self.restore_settings().claim_mode = mode;
+                }
+            }
+            JOB_RESULT_STORE_PATH => {
+                let path = value.trim();
+                if path.is_empty() {
+                    return Err(bad("expected a directory"));
+                }
+                self.job_result_store_path = Some(path.to_string());
             }
             _ if crate::cluster_config::CLUSTER_KEYS.contains(&key) => {
                 return Err(CoreError::InvalidConfig {
@@ -588,7 +611,7 @@ impl ExecutionConfig {
             reason,
         };
         if let Some(restore) = &self.savepoint_restore {
-            if restore.path.trim().is_empty() {
+            if restore.path.trim().is_empty() && restore.allow_non_restored_state {
                 return Err(invalid(
                     SAVEPOINT_IGNORE_UNCLAIMED_STATE,
                     format!(
@@ -1221,7 +1244,8 @@ mod tests {
             c.savepoint_restore,
             Some(SavepointRestoreSettings {
                 path: "file:///tmp/sp/savepoint-1".into(),
-                allow_non_restored_state: false
+                allow_non_restored_state: false,
+                claim_mode: RecoveryClaimMode::NoClaim,
             })
         );
         c.set(SAVEPOINT_IGNORE_UNCLAIMED_STATE, "TRUE").unwrap();
@@ -1251,10 +1275,32 @@ mod tests {
             c.savepoint_restore,
             Some(SavepointRestoreSettings {
                 path: "/tmp/chk-7".into(),
-                allow_non_restored_state: true
+                allow_non_restored_state: true,
+                claim_mode: RecoveryClaimMode::NoClaim,
             })
         );
         c.validate().unwrap();
+
+        // The claim mode under either of Flink's names, before or after the path.
+        let mut c = ExecutionConfig::default();
+        c.set(CLAIM_MODE, "claim").unwrap();
+        c.set(SAVEPOINT_PATH, "/tmp/chk-7").unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.savepoint_restore.as_ref().map(|s| s.claim_mode),
+            Some(RecoveryClaimMode::Claim)
+        );
+        c.set(SAVEPOINT_RESTORE_MODE, "NO_CLAIM").unwrap();
+        assert_eq!(
+            c.savepoint_restore.as_ref().map(|s| s.claim_mode),
+            Some(RecoveryClaimMode::NoClaim)
+        );
+        let err = c.set(CLAIM_MODE, "LEGACY").unwrap_err().to_string();
+        assert!(err.contains("LEGACY is not supported"), "{err}");
+        set_err(&mut c, CLAIM_MODE, "maybe");
+        set_err(&mut c, JOB_RESULT_STORE_PATH, " ");
+        c.set(JOB_RESULT_STORE_PATH, "/data/jrs").unwrap();
+        assert_eq!(c.job_result_store_path.as_deref(), Some("/data/jrs"));
 
         // `false` alone is the default and restores nothing.
         let mut c = ExecutionConfig::default();

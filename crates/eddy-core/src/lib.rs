@@ -36,8 +36,8 @@ pub trait Key: Data + Eq + Hash {}
 impl<T: Data + Eq + Hash> Key for T {}
 
 pub use checkpointing::{
-    CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RestartStrategyConfig,
-    SavepointRestoreSettings,
+    CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RecoveryClaimMode,
+    RestartStrategyConfig, SavepointRestoreSettings,
 };
 pub use element::{StreamRecord, Watermark, WatermarkStatus};
 pub use error::CoreError;

@@ -10,7 +10,8 @@ use eddy_connectors::socket::SocketReader;
 use eddy_core::config::ExecutionConfig;
 use eddy_core::jobgraph::OperatorKind;
 use eddy_core::{
-    CheckpointConfig, CoreError, Data, OperatorId, RestartStrategyConfig, SavepointRestoreSettings,
+    CheckpointConfig, CoreError, Data, OperatorId, RecoveryClaimMode, RestartStrategyConfig,
+    SavepointRestoreSettings,
 };
 use eddy_runtime::factory::{JobProgram, OperatorFactory, SourceFactory};
 use eddy_runtime::source::SourceReader;
@@ -138,10 +139,36 @@ impl StreamExecutionEnvironment {
     /// Starts the job from a savepoint or retained checkpoint (`execution.savepoint.path`);
     /// with `allow_non_restored_state`, state of operators no longer in the job is skipped.
     pub fn restore_from(&self, path: impl Into<String>, allow_non_restored_state: bool) -> &Self {
-        self.inner.borrow_mut().config.savepoint_restore = Some(SavepointRestoreSettings {
+        let mut inner = self.inner.borrow_mut();
+        let claim_mode = inner
+            .config
+            .savepoint_restore
+            .as_ref()
+            .map(|s| s.claim_mode)
+            .unwrap_or_default();
+        inner.config.savepoint_restore = Some(SavepointRestoreSettings {
             path: path.into(),
             allow_non_restored_state,
+            claim_mode,
         });
+        self
+    }
+
+    /// Who owns the snapshot the job starts from (`execution.state-recovery.claim-mode`):
+    /// `NoClaim` (the default) leaves it untouched, `Claim` makes it the job's own checkpoint,
+    /// deleted once subsumed.
+    pub fn set_claim_mode(&self, mode: RecoveryClaimMode) -> &Self {
+        let mut inner = self.inner.borrow_mut();
+        match &mut inner.config.savepoint_restore {
+            Some(s) => s.claim_mode = mode,
+            None => {
+                inner.config.savepoint_restore = Some(SavepointRestoreSettings {
+                    path: String::new(),
+                    allow_non_restored_state: false,
+                    claim_mode: mode,
+                })
+            }
+        }
         self
     }
 

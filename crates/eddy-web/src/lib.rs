@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use eddy_cluster::deployment::JobSubmission;
-use eddy_cluster::dispatcher::{Dispatcher, JobDetails, SavepointStatus};
+use eddy_cluster::dispatcher::{Dispatcher, JobDetails, SavepointStatus, SubmitRejection};
 use eddy_cluster::jobmaster::JobStatus;
 use eddy_cluster::taskexecutor::ExecutionState;
 use eddy_core::JobId;
@@ -183,7 +183,18 @@ async fn submit(State(d): State<AppState>, body: Option<Json<SubmitBody>>) -> Re
             Json(json!({ "jobid": id, "jobUrl": format!("/jobs/{id}") })),
         )
             .into_response(),
-        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+        // Nothing started: the logical job finished before (its result is recorded).
+        Ok(Err(SubmitRejection::AlreadyFinished(r))) => (
+            StatusCode::OK,
+            Json(json!({
+                "jobid": r.job_id,
+                "name": r.job_name,
+                "already-finished": true,
+                "end-time": r.end_time_ms,
+            })),
+        )
+            .into_response(),
+        Ok(Err(SubmitRejection::Invalid(e))) => error(StatusCode::BAD_REQUEST, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -9,7 +9,7 @@
 //! the logic is tested without clocks or threads.
 
 use super::stats::{CheckpointStatsSnapshot, CheckpointStatsTracker, RestoredCheckpointStats};
-use eddy_core::{CheckpointConfig, JobId, OperatorId};
+use eddy_core::{CheckpointConfig, JobId, OperatorId, RecoveryClaimMode};
 use eddy_runtime::checkpoint::metadata::operator_state_key;
 use eddy_runtime::checkpoint::storage::FileCheckpointStorage;
 use eddy_runtime::checkpoint::{
@@ -115,6 +115,8 @@ pub struct CheckpointCoordinator {
     finished_sources: BTreeSet<SubtaskKey>,
     /// A stop-with-savepoint is in flight: no periodic checkpoints meanwhile.
     terminating: bool,
+    /// Directories of restored snapshots the job claimed (`CLAIM`): deleted like its own.
+    claimed: BTreeSet<String>,
     stats: CheckpointStatsTracker,
 }
 
@@ -149,6 +151,7 @@ impl CheckpointCoordinator {
             consecutive_failures: 0,
             finished_sources: BTreeSet::new(),
             terminating: false,
+            claimed: BTreeSet::new(),
             stats: CheckpointStatsTracker::default(),
         }
     }
@@ -164,11 +167,39 @@ impl CheckpointCoordinator {
     }
 
     /// Adds a checkpoint the job was restored from, so a failover before the first new
-    /// checkpoint goes back to it (it is never discarded by this job).
-    pub fn add_restored(&mut self, c: CompletedCheckpoint, now: i64) {
+    /// checkpoint goes back to it. Under `NO_CLAIM` it is never discarded by this job; under
+    /// `CLAIM` it is the job's own, discarded once subsumed or when the job's checkpoints are.
+    pub fn add_restored(&mut self, c: CompletedCheckpoint, claim: RecoveryClaimMode, now: i64) {
         self.record_restore(&c, now);
         self.next_id = self.next_id.max(c.metadata.checkpoint_id + 1);
+        if claim == RecoveryClaimMode::Claim {
+            self.claimed.insert(c.location.dir.clone());
+        }
         self.completed.push_back(c);
+    }
+
+    /// Whether this job may delete a completed checkpoint: its own, or one it claimed.
+    fn owns(&self, c: &CompletedCheckpoint) -> bool {
+        c.metadata.job_id == self.job_id || self.claimed.contains(&c.location.dir)
+    }
+
+    /// Deletes a checkpoint this job owns; a claimed `chk-<n>` of another job also takes that
+    /// job's directory with it once nothing else is left in it.
+    fn discard_owned(&self, c: &CompletedCheckpoint) {
+        if let Err(e) = c.storage.discard(&c.location) {
+            tracing::warn!("could not discard checkpoint {}: {e}", c.location);
+        }
+        if c.metadata.job_id != self.job_id {
+            let dir = Path::new(&c.location.dir);
+            if dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("chk-"))
+            {
+                if let Some(job_dir) = dir.parent() {
+                    let _ = std::fs::remove_dir(job_dir);
+                }
+            }
+        }
     }
 
     /// Statistics.
@@ -517,11 +548,10 @@ impl CheckpointCoordinator {
         let keep = self.cfg.num_retained.max(1);
         while self.completed.len() > keep {
             if let Some(old) = self.completed.pop_front() {
-                // Checkpoints of another job (restored from) are not ours to delete.
-                if old.metadata.job_id == self.job_id {
-                    if let Err(e) = old.storage.discard(&old.location) {
-                        tracing::warn!("could not discard subsumed checkpoint: {e}");
-                    }
+                // Checkpoints of another job (restored from) are not ours to delete, unless
+                // claimed.
+                if self.owns(&old) {
+                    self.discard_owned(&old);
                 }
             }
         }
@@ -624,19 +654,31 @@ impl CheckpointCoordinator {
     /// The job ended: discards pending checkpoints and, by the retention policy, completed ones.
     pub fn on_job_end(&mut self, end: JobEnd) {
         use eddy_core::ExternalizedCheckpointRetention as R;
-        let pending: Vec<_> = std::mem::take(&mut self.pending).into_values().collect();
-        for p in &pending {
-            self.discard_pending(p);
-        }
         let keep = match end {
             JobEnd::Finished => false,
             JobEnd::Cancelled => self.cfg.retention == R::RetainOnCancellation,
             JobEnd::Failed => self.cfg.retention != R::NoExternalizedCheckpoints,
         };
+        self.end(keep);
+    }
+
+    /// The job ended, but its completed checkpoints stay whatever the retention policy (its
+    /// result could not be recorded: a restart must find its final state).
+    pub fn on_job_end_retaining(&mut self) {
+        self.end(true);
+    }
+
+    fn end(&mut self, keep: bool) {
+        let pending: Vec<_> = std::mem::take(&mut self.pending).into_values().collect();
+        for p in &pending {
+            self.discard_pending(p);
+        }
         if !keep {
-            for c in self.completed.drain(..) {
-                if c.metadata.job_id == self.job_id {
-                    let _ = c.storage.discard(&c.location);
+            // Oldest first: a crash in between leaves the newest, the one a restart wants.
+            let completed: Vec<CompletedCheckpoint> = self.completed.drain(..).collect();
+            for c in completed {
+                if self.owns(&c) {
+                    self.discard_owned(&c);
                 }
             }
             self.storage.discard_job_dir_if_empty(self.job_id);

@@ -4,15 +4,20 @@
 //! redistributed over its new parallelism.
 
 use super::coordinator::CompletedCheckpoint;
+use crate::job_result_store::{FileJobResultStore, JobResult};
+use crate::jobmaster::JobStatus;
 use eddy_core::jobgraph::JobGraph;
 use eddy_core::keygroup::KeyGroupRange;
 use eddy_runtime::checkpoint::metadata::operator_state_key;
 use eddy_runtime::checkpoint::state::RestoredOperatorState;
-use eddy_runtime::checkpoint::storage::{resolve_restore_path, FileCheckpointStorage};
+use eddy_runtime::checkpoint::storage::{
+    list_completed_checkpoints, resolve_restore_path, FileCheckpointStorage,
+};
 use eddy_runtime::checkpoint::{
     CheckpointStorage, OperatorStateMeta, OperatorSubtaskState, StorageError, TaskRestore,
 };
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -104,6 +109,70 @@ impl std::fmt::Display for FailedCandidate {
 pub struct NoUsableCheckpoint {
     /// The checkpoints tried, newest first.
     pub tried: Vec<FailedCandidate>,
+}
+
+/// The value of `execution.savepoint.path` (and `--restore`) that resumes the logical job:
+/// see [`resolve_latest`].
+pub const LATEST: &str = "latest";
+
+/// What `latest` resolves to.
+pub enum Latest {
+    /// Nothing to resume: the job starts from empty state.
+    Fresh,
+    /// The newest readable checkpoint of the job, read.
+    Restore(Box<LoadedCheckpoint>),
+    /// The job's newest run finished after its last checkpoint: there is nothing left to do.
+    AlreadyFinished(Box<JobResult>),
+}
+
+/// Resolves `latest` for the logical job `job_name` under the checkpoint directory `root`:
+/// the newest completed checkpoint of a job of that name (any job id) that completed after
+/// the newest FINISHED result of that name in the JobResultStore, falling back to older ones
+/// of that span if one cannot be read. If such checkpoints exist and none can be read, it fails
+/// naming each (it never starts over from empty state). Checkpoints older than a recorded
+/// finish belong to runs that finished since (kept by NO_CLAIM): resuming them would replay
+/// what the finished run committed, so a finished job with no newer checkpoint resolves to
+/// [`Latest::AlreadyFinished`]. Unreadable `_metadata` files and job results are returned as
+/// warnings.
+pub fn resolve_latest(
+    root: &Path,
+    store: &FileJobResultStore,
+    job_name: &str,
+) -> Result<(Latest, Vec<String>), NoUsableCheckpoint> {
+    let mut warnings = Vec::new();
+    let (results, errors) = store.results();
+    warnings.extend(errors.iter().map(|e| format!("skipping job result: {e}")));
+    let finished = results
+        .into_iter()
+        .filter(|r| r.job_name == job_name && r.state == JobStatus::Finished)
+        .max_by_key(|r| r.end_time_ms);
+    let (found, errors) = list_completed_checkpoints(root, job_name);
+    warnings.extend(errors.iter().map(|e| format!("skipping checkpoint: {e}")));
+    let after = finished.as_ref().map_or(i64::MIN, |r| r.end_time_ms);
+    let mut tried = Vec::new();
+    for (loc, meta) in found
+        .into_iter()
+        .filter(|(_, m)| m.completion_timestamp > after)
+    {
+        match open_path(&loc.dir).and_then(|c| load(&c)) {
+            Ok(l) => return Ok((Latest::Restore(Box::new(l)), warnings)),
+            Err(e) => tried.push(FailedCandidate {
+                id: meta.checkpoint_id,
+                location: loc.dir.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    if !tried.is_empty() {
+        return Err(NoUsableCheckpoint { tried });
+    }
+    Ok((
+        match finished {
+            Some(r) => Latest::AlreadyFinished(Box::new(r)),
+            None => Latest::Fresh,
+        },
+        warnings,
+    ))
 }
 
 /// A checkpoint read into memory.
@@ -221,4 +290,105 @@ pub fn assign(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job_result_store::JOB_RESULT_VERSION;
+    use eddy_core::JobId;
+    use eddy_runtime::checkpoint::{
+        CheckpointMetadata, SnapshotKind, StateHandle, METADATA_VERSION,
+    };
+
+    fn checkpoint(root: &Path, job: u128, id: u64, name: &str, done: i64, broken: bool) {
+        let s = FileCheckpointStorage::new(root);
+        let loc = s.checkpoint_location(JobId(job), id).unwrap();
+        let handle: StateHandle = s
+            .write_state_with(&loc, "op-x-0", &mut |out| {
+                OperatorSubtaskState::default().write_to("x", out)
+            })
+            .unwrap();
+        if broken {
+            std::fs::write(Path::new(&loc.dir).join("op-x-0"), b"").unwrap();
+        }
+        let subtasks = vec![Some(handle)];
+        let meta = CheckpointMetadata {
+            version: METADATA_VERSION,
+            job_id: JobId(job),
+            job_name: name.into(),
+            checkpoint_id: id,
+            kind: SnapshotKind::Checkpoint,
+            trigger_timestamp: done - 1,
+            completion_timestamp: done,
+            operators: vec![OperatorStateMeta {
+                key: "x".into(),
+                name: "x".into(),
+                parallelism: 1,
+                max_parallelism: 128,
+                subtasks,
+            }],
+        };
+        s.write_metadata(&loc, &meta).unwrap();
+    }
+
+    fn finished(store: &FileJobResultStore, job: u128, name: &str, end: i64) {
+        store
+            .create_dirty(&JobResult {
+                version: JOB_RESULT_VERSION,
+                job_id: JobId(job),
+                job_name: name.into(),
+                state: JobStatus::Finished,
+                end_time_ms: end,
+                error: None,
+            })
+            .unwrap();
+    }
+
+    fn resolve(root: &Path, store: &FileJobResultStore) -> Result<Latest, NoUsableCheckpoint> {
+        resolve_latest(root, store, "job").map(|(l, _)| l)
+    }
+
+    #[test]
+    fn latest_respects_finished_results_and_never_falls_back_to_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let store = FileJobResultStore::in_checkpoint_dir(root);
+        assert!(matches!(resolve(root, &store), Ok(Latest::Fresh)));
+        checkpoint(root, 1, 3, "job", 100, false);
+        checkpoint(root, 1, 4, "job", 200, false);
+        checkpoint(root, 9, 9, "other", 900, false);
+        let Ok(Latest::Restore(l)) = resolve(root, &store) else {
+            panic!("expected a restore")
+        };
+        assert_eq!(l.checkpoint.metadata.checkpoint_id, 4);
+        // A run that finished after both: nothing to do, though they are still there.
+        finished(&store, 2, "job", 300);
+        let Ok(Latest::AlreadyFinished(r)) = resolve(root, &store) else {
+            panic!("expected already finished")
+        };
+        assert_eq!(r.job_id, JobId(2));
+        // A newer run of the same name checkpointed after that finish: it is resumed; if its
+        // newest is damaged, the one before it.
+        checkpoint(root, 5, 1, "job", 400, false);
+        checkpoint(root, 5, 2, "job", 500, true);
+        let Ok(Latest::Restore(l)) = resolve(root, &store) else {
+            panic!("expected a restore")
+        };
+        assert_eq!(
+            (
+                l.checkpoint.metadata.job_id,
+                l.checkpoint.metadata.checkpoint_id
+            ),
+            (JobId(5), 1)
+        );
+        // Every checkpoint since the finish damaged: an error naming each, never a fresh start.
+        checkpoint(root, 5, 1, "job", 400, true);
+        let Err(e) = resolve(root, &store) else {
+            panic!("expected an error")
+        };
+        let text = e.to_string();
+        assert_eq!(e.tried.len(), 2, "{text}");
+        assert!(text.contains("chk-1") && text.contains("chk-2"), "{text}");
+    }
 }
