@@ -96,6 +96,8 @@ struct Cluster {
     rpc_port: String,
     jm: Proc,
     tms: Vec<Proc>,
+    /// Heartbeat settings of every process.
+    heartbeats: &'static [&'static str],
 }
 
 fn field<'a>(line: &'a str, after: &str) -> &'a str {
@@ -113,6 +115,16 @@ impl Cluster {
 
     /// Likewise, with extra jobmanager arguments.
     fn start_with(tms: usize, slots: usize, extra: &[&str]) -> Cluster {
+        Self::start_heartbeats(tms, slots, FAST, extra)
+    }
+
+    /// Likewise, with these heartbeat settings (`&[]`: the defaults, 10 s / 50 s).
+    fn start_heartbeats(
+        tms: usize,
+        slots: usize,
+        heartbeats: &'static [&'static str],
+        extra: &[&str],
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut args = vec![
             "jobmanager",
@@ -121,7 +133,7 @@ impl Cluster {
             "-D",
             "rest.port=0",
         ];
-        args.extend_from_slice(FAST);
+        args.extend_from_slice(heartbeats);
         args.extend_from_slice(extra);
         let jm = Proc::start("jobmanager", dir.path(), &args);
         let line = jm.wait_line("jobmanager started");
@@ -133,6 +145,7 @@ impl Cluster {
             rpc_port,
             jm,
             tms: Vec::new(),
+            heartbeats,
         };
         for _ in 0..tms {
             c.add_taskmanager(slots);
@@ -145,7 +158,7 @@ impl Cluster {
         let port = format!("jobmanager.rpc.port={}", self.rpc_port);
         let slots = format!("taskmanager.numberOfTaskSlots={slots}");
         let mut args = vec!["taskmanager", "-D", &port, "-D", &slots];
-        args.extend_from_slice(FAST);
+        args.extend_from_slice(self.heartbeats);
         let name = format!("taskmanager-{}", self.tms.len());
         let tm = Proc::start(&name, self.dir.path(), &args);
         tm.wait_line("taskmanager started");
@@ -501,6 +514,167 @@ fn a_killed_taskmanager_fails_over_to_a_replacement_exactly_once() {
         );
         assert!(!j["failures"].as_array().unwrap().is_empty(), "{j}");
         assert_same_lines(&finished_lines(&out), &expected);
+    }
+}
+
+/// With the default heartbeats (10 s interval, 50 s timeout) a `kill -9`ed taskmanager is
+/// noticed within a fraction of a second: its connection to the jobmanager breaks, the
+/// jobmanager probes at once and loses it after `heartbeat.rpc-failure-threshold` (2) failed
+/// heartbeats, and its job — here entirely on it, so no data connection breaks — is
+/// RESTARTING within 5 s, then finishes exactly once on a replacement.
+/// `EDDY_DETECTION_KILLS=N` kills N times (one job each) and prints the distribution.
+#[test]
+fn a_killed_taskmanager_is_detected_within_seconds_with_default_heartbeats() {
+    let kills: usize = std::env::var("EDDY_DETECTION_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let mut c = Cluster::start_heartbeats(1, 2, &[], &[]);
+    let input = c.dir.path().join("events.csv");
+    window_csv(&input, 40, 3000);
+    let expected = reference(&c, &input);
+    let mut detect_ms = Vec::new();
+    let mut recover_ms = Vec::new();
+    for round in 0..kills {
+        let out = c.dir.path().join(format!("out-{round}"));
+        let chk = c.dir.path().join(format!("chk-{round}"));
+        let a = window_args(&input, &out, &chk, "3000");
+        let mut run = vec!["-d", "window_count"];
+        run.extend(a.iter().map(String::as_str));
+        let o = c.eddy("run", &run);
+        assert!(o.status.success(), "{}", text(&o));
+        let id = job_id_of(&o);
+        c.wait_for("a completed checkpoint", |c| {
+            c.job(&id)["checkpoints"]["completed"].as_u64().unwrap_or(0) >= 1
+        });
+        // Every task on the newest taskmanager; a replacement registers, then it dies.
+        let victim = c.tms.len() - 1;
+        c.add_taskmanager(2);
+        c.wait_taskmanagers(2);
+        let started = Instant::now();
+        c.tms[victim].kill9();
+        let deadline = started + Duration::from_secs(20);
+        loop {
+            if c.job(&id)["state"] == "RESTARTING" || c.job(&id)["attempt"].as_u64() > Some(1) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not restarting 20 s after the kill"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let detected = started.elapsed();
+        c.wait_for("the job to end", |c| {
+            matches!(
+                c.job(&id)["state"].as_str(),
+                Some("FINISHED" | "FAILED" | "CANCELED")
+            )
+        });
+        let j = c.job(&id);
+        assert_eq!(j["state"], "FINISHED", "{j}");
+        assert_same_lines(&finished_lines(&out), &expected);
+        let recovered = j["failures"][0]["recovered_after_ms"].as_u64().unwrap_or(0);
+        eprintln!(
+            "kill {round}: RESTARTING after {} ms, running again {recovered} ms after the \
+             failure reached the jobmanager ({})",
+            detected.as_millis(),
+            j["failures"][0]["cause"]
+        );
+        detect_ms.push(detected.as_millis() as u64);
+        recover_ms.push(recovered);
+        assert!(
+            detected < Duration::from_secs(5),
+            "detected after {detected:?}"
+        );
+    }
+    detect_ms.sort_unstable();
+    recover_ms.sort_unstable();
+    let pct = |v: &[u64], p: usize| v[(v.len() - 1) * p / 100];
+    eprintln!(
+        "{kills} kills: detection min {} / median {} / p90 {} / max {} ms; recovery median {} / \
+         max {} ms",
+        detect_ms[0],
+        pct(&detect_ms, 50),
+        pct(&detect_ms, 90),
+        pct(&detect_ms, 100),
+        pct(&recover_ms, 50),
+        pct(&recover_ms, 100)
+    );
+}
+
+/// Truncates every state file of every completed checkpoint under `root`; returns the
+/// checkpoint directories.
+fn truncate_checkpoints(root: &Path) -> Vec<String> {
+    let mut chks = Vec::new();
+    for job in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        for chk in std::fs::read_dir(job.path()).into_iter().flatten().flatten() {
+            if !chk.path().join("_metadata").is_file() {
+                continue;
+            }
+            for f in std::fs::read_dir(chk.path()).into_iter().flatten().flatten() {
+                if f.file_name() != "_metadata" {
+                    let _ = std::fs::write(f.path(), b"");
+                }
+            }
+            chks.push(chk.file_name().to_string_lossy().to_string());
+        }
+    }
+    chks
+}
+
+/// The issue's reproduction: state files truncated under every retained checkpoint, then a
+/// taskmanager killed. The job must fail naming the checkpoints it could not use — not finish
+/// after starting over from empty state with part of its output written twice.
+#[test]
+fn unreadable_checkpoints_fail_a_cluster_job_instead_of_replaying_it() {
+    let mut c = Cluster::start(2, 2);
+    let input = c.dir.path().join("events.csv");
+    window_csv(&input, 40, 6000);
+    let expected = reference(&c, &input);
+    let out = c.dir.path().join("out");
+    let chk = c.dir.path().join("chk");
+    let a = window_args(&input, &out, &chk, "2000");
+    let mut run = vec!["-d", "window_count"];
+    run.extend(a.iter().map(String::as_str));
+    let o = c.eddy("run", &run);
+    assert!(o.status.success(), "{}", text(&o));
+    let id = job_id_of(&o);
+    c.wait_for("completed checkpoints", |c| {
+        c.job(&id)["checkpoints"]["completed"].as_u64().unwrap_or(0) >= 3
+    });
+    truncate_checkpoints(&chk);
+    c.tms[0].kill9();
+    // A checkpoint that completed in between is truncated too.
+    let mut chks = Vec::new();
+    for _ in 0..30 {
+        chks = truncate_checkpoints(&chk);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    c.add_taskmanager(2);
+    c.wait_for("the job to end", |c| {
+        matches!(
+            c.job(&id)["state"].as_str(),
+            Some("FINISHED" | "FAILED" | "CANCELED")
+        )
+    });
+    let j = c.job(&id);
+    assert_eq!(j["state"], "FAILED", "{j}");
+    let err = j["error"].as_str().unwrap_or_default();
+    assert!(err.contains("never starts over from empty state"), "{err}");
+    assert!(!chks.is_empty());
+    for name in &chks {
+        assert!(err.contains(name.as_str()), "{name} not named: {err}");
+    }
+    // Nothing committed twice.
+    let mut want: std::collections::BTreeMap<&str, usize> = Default::default();
+    for l in &expected {
+        *want.entry(l.as_str()).or_default() += 1;
+    }
+    for l in finished_lines(&out) {
+        let n = want.get_mut(l.as_str()).unwrap_or_else(|| panic!("unexpected line {l}"));
+        assert!(*n > 0, "line written twice: {l}");
+        *n -= 1;
     }
 }
 

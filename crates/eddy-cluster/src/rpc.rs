@@ -32,6 +32,7 @@ use eddy_runtime::checkpoint::{CheckpointId, CheckpointMail, SubtaskKey, TaskAck
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -122,15 +123,105 @@ impl std::fmt::Display for SubmitError {
     }
 }
 
+#[derive(Clone)]
 enum Command {
     Mail(JobId, u64, CheckpointMail),
     Cancel(JobId, u64),
     Free(JobId, u64),
 }
 
+/// Whether an RPC failed in the transport (peer gone, connection refused or reset), as
+/// opposed to an answer: retried for commands, counted by the heartbeat monitor.
+fn is_transport_failure(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
+}
+
+/// How long a failed command waits before it is sent again (doubling up to a second).
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+/// How soon a heartbeat is sent again after one failed in the transport.
+const FAST_PROBE: Duration = Duration::from_millis(100);
+
+async fn send_command(c: &mut TaskExecutorClient<Channel>, cmd: &Command) -> Result<(), Status> {
+    match cmd {
+        Command::Mail(job, attempt, mail) => {
+            let mail = serde_json::to_vec(mail)
+                .map_err(|e| Status::internal(format!("cannot encode checkpoint mail: {e}")))?;
+            c.checkpoint_mail(v1::CheckpointMailRequest {
+                job_id: job.to_string(),
+                attempt: *attempt,
+                mail,
+            })
+            .await
+            .map(|_| ())
+        }
+        Command::Cancel(job, attempt) => c
+            .cancel_tasks(v1::CancelTasksRequest {
+                job_id: job.to_string(),
+                attempt: *attempt,
+            })
+            .await
+            .map(|_| ()),
+        Command::Free(job, attempt) => c
+            .free_slots(v1::FreeSlotsRequest {
+                job_id: job.to_string(),
+                attempt: *attempt,
+            })
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// Sends one taskmanager's commands in order; a command that fails in the transport is sent
+/// again (the ones behind it wait, keeping the order) until the taskmanager answers or is
+/// declared lost (`closed`): a lost checkpoint-complete notification would leave the job's
+/// last output uncommitted and its sources waiting for ever.
+async fn deliver_commands(
+    name: String,
+    mut c: TaskExecutorClient<Channel>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    closed: Arc<AtomicBool>,
+) {
+    while let Some(cmd) = rx.recv().await {
+        let mut delay = RETRY_FIRST;
+        loop {
+            match send_command(&mut c, &cmd).await {
+                Ok(()) => break,
+                Err(e) if is_transport_failure(&e) && !closed.load(Ordering::Acquire) => {
+                    tracing::debug!(
+                        "command to taskmanager {name} failed, sending it again in {delay:?}: {}",
+                        e.message()
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
+                    if closed.load(Ordering::Acquire) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("command to taskmanager {name} failed: {}", e.message());
+                    break;
+                }
+            }
+        }
+    }
+}
+
 struct Link {
     client: TaskExecutorClient<Channel>,
     tx: mpsc::UnboundedSender<Command>,
+    /// Set when the taskmanager is lost (or registered again): retries and its heartbeat
+    /// monitor stop.
+    closed: Arc<AtomicBool>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+    }
 }
 
 /// The jobmanager's connections to taskmanagers.
@@ -147,55 +238,35 @@ impl TmLinks {
         }
     }
 
-    fn add(&self, rid: &str, address: &str) -> Result<(), String> {
+    /// Connects to a (newly registered) taskmanager; returns its client and the flag that
+    /// says it is gone. A link it replaces is closed.
+    fn add(
+        &self,
+        rid: &str,
+        address: &str,
+    ) -> Result<(TaskExecutorClient<Channel>, Arc<AtomicBool>), String> {
         let channel = {
             let _guard = self.rt.enter();
             endpoint(address)?.connect_lazy()
         };
         let client = TaskExecutorClient::new(channel);
-        let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
-        let mut c = client.clone();
-        let name = rid.to_string();
-        self.rt.spawn(async move {
-            while let Some(cmd) = rx.recv().await {
-                let res = match cmd {
-                    Command::Mail(job, attempt, mail) => match serde_json::to_vec(&mail) {
-                        Ok(mail) => c
-                            .checkpoint_mail(v1::CheckpointMailRequest {
-                                job_id: job.to_string(),
-                                attempt,
-                                mail,
-                            })
-                            .await
-                            .map(|_| ()),
-                        Err(e) => Err(Status::internal(format!(
-                            "cannot encode checkpoint mail: {e}"
-                        ))),
-                    },
-                    Command::Cancel(job, attempt) => c
-                        .cancel_tasks(v1::CancelTasksRequest {
-                            job_id: job.to_string(),
-                            attempt,
-                        })
-                        .await
-                        .map(|_| ()),
-                    Command::Free(job, attempt) => c
-                        .free_slots(v1::FreeSlotsRequest {
-                            job_id: job.to_string(),
-                            attempt,
-                        })
-                        .await
-                        .map(|_| ()),
-                };
-                if let Err(e) = res {
-                    tracing::warn!("command to taskmanager {name} failed: {}", e.message());
-                }
-            }
-        });
-        self.links
-            .lock()
-            .insert(rid.to_string(), Link { client, tx });
-        Ok(())
+        let (tx, rx) = mpsc::unbounded_channel::<Command>();
+        let closed = Arc::new(AtomicBool::new(false));
+        self.rt.spawn(deliver_commands(
+            rid.to_string(),
+            client.clone(),
+            rx,
+            closed.clone(),
+        ));
+        self.links.lock().insert(
+            rid.to_string(),
+            Link {
+                client: client.clone(),
+                tx,
+                closed: closed.clone(),
+            },
+        );
+        Ok((client, closed))
     }
 
     pub(crate) fn remove(&self, rid: &str) {
@@ -252,6 +323,8 @@ struct RmService {
     rm: Arc<ResourceManager>,
     links: Arc<TmLinks>,
     dispatcher: Arc<Dispatcher>,
+    /// This jobmanager's session, sent with every heartbeat.
+    session: String,
 }
 
 #[tonic::async_trait]
@@ -263,13 +336,16 @@ impl v1::resource_manager_server::ResourceManager for RmService {
         let r = req.into_inner();
         let report = r.status.as_ref().map(report_from_proto).unwrap_or_default();
         let cfg = self.dispatcher.config();
-        if let Err(e) = self.links.add(&r.resource_id, &r.rpc_address) {
-            return Ok(Response::new(v1::RegisterTaskExecutorResponse {
-                accepted: false,
-                reason: e,
-                ..Default::default()
-            }));
-        }
+        let (client, closed) = match self.links.add(&r.resource_id, &r.rpc_address) {
+            Ok(l) => l,
+            Err(e) => {
+                return Ok(Response::new(v1::RegisterTaskExecutorResponse {
+                    accepted: false,
+                    reason: e,
+                    ..Default::default()
+                }))
+            }
+        };
         let old = self.rm.register(TaskManagerRecord {
             resource_id: r.resource_id.clone(),
             rpc_address: r.rpc_address.clone(),
@@ -290,6 +366,15 @@ impl v1::resource_manager_server::ResourceManager for RmService {
                 .taskmanager_tracker()
                 .notify(&r.resource_id, "it registered again (restarted)");
         }
+        tokio::spawn(monitor_taskmanager(
+            r.resource_id.clone(),
+            client,
+            closed,
+            self.rm.clone(),
+            self.dispatcher.taskmanager_tracker(),
+            cfg.clone(),
+            self.session.clone(),
+        ));
         Ok(Response::new(v1::RegisterTaskExecutorResponse {
             accepted: true,
             reason: String::new(),
@@ -449,6 +534,7 @@ pub async fn start_jobmanager(
                 rm: rm.clone(),
                 links: links.clone(),
                 dispatcher: dispatcher.clone(),
+                session: format!("{:032x}", JobId::generate().0),
             },
         ))
         .add_service(v1::job_master_server::JobMasterServer::new(JmService {
@@ -460,12 +546,6 @@ pub async fn start_jobmanager(
             tracing::error!("jobmanager RPC server stopped: {e}");
         }
     });
-    tokio::spawn(heartbeat_taskmanagers(
-        rm,
-        links,
-        dispatcher.clone(),
-        config.clone(),
-    ));
     tracing::info!("jobmanager RPC listening on {rpc_address}");
     Ok(JobManagerHandle {
         dispatcher,
@@ -473,44 +553,112 @@ pub async fn start_jobmanager(
     })
 }
 
-/// Asks every taskmanager for a heartbeat each interval; removes the silent ones.
-async fn heartbeat_taskmanagers(
+/// Watches one taskmanager from its registration until it is lost or registers again: a
+/// heartbeat each `heartbeat.interval` (the answer is its slot report); lost after
+/// `heartbeat.rpc-failure-threshold` heartbeats in a row fail in the transport (a dead process
+/// refuses connections at once) or after `heartbeat.timeout` without an answer (a partition,
+/// a hung process). A held-open Watch stream ends the moment the taskmanager's connection
+/// dies, and a failed heartbeat is retried after [`FAST_PROBE`] instead of an interval, so a
+/// killed taskmanager is lost within a fraction of a second, not at its next heartbeat.
+async fn monitor_taskmanager(
+    rid: String,
+    client: TaskExecutorClient<Channel>,
+    closed: Arc<AtomicBool>,
     rm: Arc<ResourceManager>,
-    links: Arc<TmLinks>,
-    dispatcher: Arc<Dispatcher>,
+    tracker: crate::dispatcher::TaskManagerTracker,
     config: ClusterConfig,
+    session: String,
 ) {
     let interval = Duration::from_millis(config.heartbeat_interval_ms);
     let timeout = Duration::from_millis(config.heartbeat_timeout_ms);
-    let tracker = dispatcher.taskmanager_tracker();
-    let session = format!("{:032x}", JobId::generate().0);
-    let mut tick = tokio::time::interval(interval);
+    let probe = Arc::new(tokio::sync::Notify::new());
+    let watching = Arc::new(AtomicBool::new(false));
+    let mut failures = 0u32;
+    let mut delay = interval;
+    let mut watch_started: Option<Instant> = None;
     loop {
-        tick.tick().await;
-        for t in rm.taskmanagers() {
-            let Some(mut c) = links.client(&t.resource_id) else {
-                continue;
-            };
-            let rm = rm.clone();
-            let session = session.clone();
-            tokio::spawn(async move {
-                let req = v1::HeartbeatRequest { session };
-                if let Ok(Ok(r)) = tokio::time::timeout(interval, c.heartbeat(req)).await {
-                    rm.heartbeat(&t.resource_id, report_from_proto(&r.into_inner()));
-                }
-            });
+        // At most one stream, opened again at most once a second (a stream that keeps ending
+        // at once must not turn into a heartbeat loop).
+        if watch_started.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+            && !watching.swap(true, Ordering::AcqRel)
+        {
+            watch_started = Some(Instant::now());
+            tokio::spawn(watch(client.clone(), probe.clone(), watching.clone()));
         }
-        for rid in rm.overdue(timeout) {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = probe.notified() => {}
+        }
+        if closed.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(record) = rm.taskmanager(&rid) else {
+            return;
+        };
+        let mut c = client.clone();
+        let req = v1::HeartbeatRequest {
+            session: session.clone(),
+        };
+        match tokio::time::timeout(interval, c.heartbeat(req)).await {
+            Ok(Ok(r)) => {
+                rm.heartbeat(&rid, report_from_proto(&r.into_inner()));
+                failures = 0;
+                delay = interval;
+                continue;
+            }
+            Ok(Err(e)) if is_transport_failure(&e) => {
+                failures += 1;
+                if config
+                    .heartbeat_rpc_failure_threshold
+                    .is_some_and(|t| failures >= t)
+                {
+                    tracker.lose(
+                        &rid,
+                        &format!(
+                            "{failures} heartbeat RPCs in a row failed ({})",
+                            e.message()
+                        ),
+                    );
+                    return;
+                }
+                delay = FAST_PROBE.min(interval);
+            }
+            // An answer that is an error, or no answer within the interval: the timeout
+            // decides.
+            Ok(Err(_)) | Err(_) => delay = interval,
+        }
+        if record.last_heartbeat.elapsed() > timeout {
             tracker.lose(
                 &rid,
                 &format!("no heartbeat for {} ms", config.heartbeat_timeout_ms),
             );
+            return;
         }
     }
 }
 
+/// Holds a Watch stream open; when it ends (the connection died), asks for a heartbeat now.
+/// A taskmanager without the call (an older binary) is only heartbeated.
+async fn watch(
+    mut client: TaskExecutorClient<Channel>,
+    probe: Arc<tokio::sync::Notify>,
+    watching: Arc<AtomicBool>,
+) {
+    match client.watch(v1::WatchRequest {}).await {
+        Ok(r) => {
+            let mut stream = r.into_inner();
+            while let Ok(Some(_)) = stream.message().await {}
+        }
+        Err(e) if e.code() == tonic::Code::Unimplemented => return,
+        Err(_) => {}
+    }
+    watching.store(false, Ordering::Release);
+    probe.notify_one();
+}
+
 // ---------------------------------------------------------------- taskmanager side
 
+#[derive(Clone)]
 enum Report {
     State(
         JobId,
@@ -562,89 +710,103 @@ impl JobMasterGateway for RpcGateway {
     }
 }
 
-async fn send_reports(mut rx: mpsc::UnboundedReceiver<Report>, mut jm: JobMasterClient<Channel>) {
-    while let Some(r) = rx.recv().await {
-        let res = match r {
-            Report::State(job, attempt, task, state, failure) => {
-                let f = failure.unwrap_or(TaskFailureReport {
-                    operator: String::new(),
-                    subtask_display: String::new(),
-                    cause: String::new(),
-                });
-                let report = v1::TaskExecutionState {
+async fn send_report(jm: &mut JobMasterClient<Channel>, r: &Report) -> Result<(), Status> {
+    match r {
+        Report::State(job, attempt, task, state, failure) => {
+            let f = failure.clone().unwrap_or(TaskFailureReport {
+                operator: String::new(),
+                subtask_display: String::new(),
+                cause: String::new(),
+            });
+            jm.update_task_execution_state(v1::TaskExecutionState {
+                job_id: job.to_string(),
+                attempt: *attempt,
+                vertex: task.vertex as u32,
+                subtask: task.subtask as u32,
+                state: execution_state_proto(*state) as i32,
+                operator: f.operator,
+                subtask_display: f.subtask_display,
+                cause: f.cause,
+            })
+            .await
+            .map(|_| ())
+        }
+        Report::Ack(job, attempt, ack) => match serde_json::to_vec(ack) {
+            Ok(acknowledgement) => jm
+                .acknowledge_checkpoint(v1::AcknowledgeCheckpointRequest {
                     job_id: job.to_string(),
-                    attempt,
-                    vertex: task.vertex as u32,
-                    subtask: task.subtask as u32,
-                    state: execution_state_proto(state) as i32,
-                    operator: f.operator,
-                    subtask_display: f.subtask_display,
-                    cause: f.cause,
-                };
-                // The end of a task is what ends an attempt: retried for a while (about the
-                // default heartbeat timeout) rather than lost to a passing network error.
-                let tries = if state.is_terminal() { 100 } else { 1 };
-                let mut res = Ok(());
-                for i in 0..tries {
-                    res = jm
-                        .update_task_execution_state(report.clone())
-                        .await
-                        .map(|_| ());
-                    if res.is_ok() {
-                        break;
-                    }
-                    if i + 1 < tries {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-                res
-            }
-            Report::Ack(job, attempt, ack) => match serde_json::to_vec(&ack) {
-                Ok(acknowledgement) => jm
-                    .acknowledge_checkpoint(v1::AcknowledgeCheckpointRequest {
-                        job_id: job.to_string(),
-                        attempt,
-                        acknowledgement,
-                    })
-                    .await
-                    .map(|_| ()),
-                // An acknowledgement that cannot be sent declines the checkpoint instead of
-                // leaving it to time out.
-                Err(e) => jm
-                    .decline_checkpoint(v1::DeclineCheckpointRequest {
-                        job_id: job.to_string(),
-                        attempt,
-                        checkpoint_id: ack.checkpoint_id,
-                        vertex: ack.task.vertex as u32,
-                        subtask: ack.task.subtask as u32,
-                        reason: format!("cannot encode the acknowledgement: {e}"),
-                    })
-                    .await
-                    .map(|_| ()),
-            },
-            Report::Decline(job, attempt, id, task, reason) => jm
+                    attempt: *attempt,
+                    acknowledgement,
+                })
+                .await
+                .map(|_| ()),
+            // An acknowledgement that cannot be sent declines the checkpoint instead of
+            // leaving it to time out.
+            Err(e) => jm
                 .decline_checkpoint(v1::DeclineCheckpointRequest {
                     job_id: job.to_string(),
-                    attempt,
-                    checkpoint_id: id,
-                    vertex: task.vertex as u32,
-                    subtask: task.subtask as u32,
-                    reason,
+                    attempt: *attempt,
+                    checkpoint_id: ack.checkpoint_id,
+                    vertex: ack.task.vertex as u32,
+                    subtask: ack.task.subtask as u32,
+                    reason: format!("cannot encode the acknowledgement: {e}"),
                 })
                 .await
                 .map(|_| ()),
-            Report::SourceFinished(job, attempt, task) => jm
-                .source_finished(v1::SourceFinishedRequest {
-                    job_id: job.to_string(),
-                    attempt,
-                    vertex: task.vertex as u32,
-                    subtask: task.subtask as u32,
-                })
-                .await
-                .map(|_| ()),
-        };
-        if let Err(e) = res {
-            tracing::warn!("report to the jobmanager failed: {}", e.message());
+        },
+        Report::Decline(job, attempt, id, task, reason) => jm
+            .decline_checkpoint(v1::DeclineCheckpointRequest {
+                job_id: job.to_string(),
+                attempt: *attempt,
+                checkpoint_id: *id,
+                vertex: task.vertex as u32,
+                subtask: task.subtask as u32,
+                reason: reason.clone(),
+            })
+            .await
+            .map(|_| ()),
+        Report::SourceFinished(job, attempt, task) => jm
+            .source_finished(v1::SourceFinishedRequest {
+                job_id: job.to_string(),
+                attempt: *attempt,
+                vertex: task.vertex as u32,
+                subtask: task.subtask as u32,
+            })
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// Sends task reports to the jobmanager in order. A report that fails in the transport is
+/// sent again (those behind it wait) until the jobmanager answers or is considered lost
+/// (`jm_lost`: no heartbeat from it for the timeout): a lost task end, acknowledgement or
+/// source-finished report would leave the attempt or its final checkpoint waiting.
+async fn send_reports(
+    mut rx: mpsc::UnboundedReceiver<Report>,
+    mut jm: JobMasterClient<Channel>,
+    jm_lost: impl Fn() -> bool + Send + 'static,
+) {
+    while let Some(r) = rx.recv().await {
+        let mut delay = RETRY_FIRST;
+        loop {
+            match send_report(&mut jm, &r).await {
+                Ok(()) => break,
+                Err(e) if is_transport_failure(&e) && !jm_lost() => {
+                    tracing::debug!(
+                        "report to the jobmanager failed, again in {delay:?}: {}",
+                        e.message()
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
+                    if jm_lost() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("report to the jobmanager failed: {}", e.message());
+                    break;
+                }
+            }
         }
     }
 }
@@ -715,6 +877,20 @@ impl v1::task_executor_server::TaskExecutor for TeService {
         Ok(Response::new(v1::Empty {}))
     }
 
+    type WatchStream = std::pin::Pin<
+        Box<dyn tonic::codegen::tokio_stream::Stream<Item = Result<v1::WatchEvent, Status>> + Send>,
+    >;
+
+    /// Never sends anything: the jobmanager only learns when the stream breaks.
+    async fn watch(
+        &self,
+        _req: Request<v1::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        Ok(Response::new(Box::pin(
+            tonic::codegen::tokio_stream::pending(),
+        )))
+    }
+
     async fn heartbeat(
         &self,
         req: Request<v1::HeartbeatRequest>,
@@ -782,7 +958,16 @@ pub async fn start_taskmanager(
         .map_err(ClusterError::Address)?
         .connect_lazy();
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(send_reports(rx, JobMasterClient::new(jm_channel.clone())));
+    let last_heartbeat = Arc::new(Mutex::new(Instant::now()));
+    let (heard, jm_timeout) = (
+        last_heartbeat.clone(),
+        Duration::from_millis(config.heartbeat_timeout_ms),
+    );
+    tokio::spawn(send_reports(
+        rx,
+        JobMasterClient::new(jm_channel.clone()),
+        move || heard.lock().elapsed() > jm_timeout,
+    ));
     let executor = Arc::new(TaskExecutor::new(
         resource_id.clone(),
         config.slots,
@@ -791,7 +976,6 @@ pub async fn start_taskmanager(
         builder,
         Arc::new(RpcGateway { tx }),
     ));
-    let last_heartbeat = Arc::new(Mutex::new(Instant::now()));
     let service = v1::task_executor_server::TaskExecutorServer::new(TeService {
         executor: executor.clone(),
         last_heartbeat: last_heartbeat.clone(),
@@ -872,5 +1056,171 @@ async fn stay_registered(
         );
         let ex = executor.clone();
         let _ = tokio::task::spawn_blocking(move || ex.cancel_all()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A TaskExecutor service that records the checkpoint mail it receives.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        mail: Arc<Mutex<Vec<CheckpointMail>>>,
+    }
+
+    #[tonic::async_trait]
+    impl v1::task_executor_server::TaskExecutor for Recorder {
+        async fn submit_tasks(
+            &self,
+            _r: Request<v1::SubmitTasksRequest>,
+        ) -> Result<Response<v1::SubmitTasksResponse>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn cancel_tasks(
+            &self,
+            _r: Request<v1::CancelTasksRequest>,
+        ) -> Result<Response<v1::Empty>, Status> {
+            Ok(Response::new(v1::Empty {}))
+        }
+        async fn checkpoint_mail(
+            &self,
+            r: Request<v1::CheckpointMailRequest>,
+        ) -> Result<Response<v1::Empty>, Status> {
+            let m = serde_json::from_slice(&r.into_inner().mail)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            self.mail.lock().push(m);
+            Ok(Response::new(v1::Empty {}))
+        }
+        async fn free_slots(
+            &self,
+            _r: Request<v1::FreeSlotsRequest>,
+        ) -> Result<Response<v1::Empty>, Status> {
+            Ok(Response::new(v1::Empty {}))
+        }
+        async fn heartbeat(
+            &self,
+            _r: Request<v1::HeartbeatRequest>,
+        ) -> Result<Response<v1::TaskExecutorStatus>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        type WatchStream = std::pin::Pin<
+            Box<
+                dyn tonic::codegen::tokio_stream::Stream<Item = Result<v1::WatchEvent, Status>>
+                    + Send,
+            >,
+        >;
+        async fn watch(
+            &self,
+            _r: Request<v1::WatchRequest>,
+        ) -> Result<Response<Self::WatchStream>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+    }
+
+    /// A TCP proxy that can be taken down: while down it resets every connection, as a
+    /// restarting process or a broken network does.
+    async fn proxy(to: SocketAddr, up: Arc<AtomicBool>) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = l.accept().await else {
+                    return;
+                };
+                if !up.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let up = up.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else {
+                        return;
+                    };
+                    let (mut ri, mut wi) = inbound.split();
+                    let (mut ro, mut wo) = outbound.split();
+                    let cut = async {
+                        while up.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
+                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
+                        _ = cut => {}
+                    }
+                    let _ = wi.shutdown().await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commands_lost_in_an_outage_are_delivered_after_it_in_order() {
+        let rec = Recorder::default();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = l.local_addr().unwrap();
+        let svc = v1::task_executor_server::TaskExecutorServer::new(rec.clone());
+        tokio::spawn(
+            Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(TcpIncoming::from(l)),
+        );
+        let up = Arc::new(AtomicBool::new(true));
+        let via = proxy(server, up.clone()).await;
+        let links = TmLinks::new(tokio::runtime::Handle::current());
+        links.add("tm", &via.to_string()).unwrap();
+        let job = JobId(7);
+        let got = |n: usize| {
+            let rec = rec.clone();
+            async move {
+                for _ in 0..1000 {
+                    if rec.mail.lock().len() >= n {
+                        return rec.mail.lock().clone();
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                rec.mail.lock().clone()
+            }
+        };
+        links.mail("tm", job, 1, CheckpointMail::Complete(1));
+        assert_eq!(got(1).await.len(), 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The connection breaks; the notifications sent meanwhile fail in the transport.
+        up.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        links.mail("tm", job, 1, CheckpointMail::Complete(2));
+        links.mail("tm", job, 1, CheckpointMail::Abort(3));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            rec.mail.lock().len(),
+            1,
+            "delivered through a dead connection?"
+        );
+        up.store(true, Ordering::SeqCst);
+        // At least once, in order: a command whose answer was lost in the cut comes again.
+        let mut mail: Vec<String> = got(3).await.iter().map(|m| format!("{m:?}")).collect();
+        mail.dedup();
+        assert_eq!(mail, vec!["Complete(1)", "Complete(2)", "Abort(3)"]);
+        // Once the taskmanager is lost, nothing is retried for ever.
+        up.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        links.mail("tm", job, 1, CheckpointMail::Complete(4));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        links.remove("tm");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        up.store(true, Ordering::SeqCst);
+        let before = rec.mail.lock().len();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !rec.mail
+                .lock()
+                .iter()
+                .any(|m| matches!(m, CheckpointMail::Complete(4))),
+            "retried after the taskmanager was lost"
+        );
+        assert_eq!(rec.mail.lock().len(), before);
     }
 }

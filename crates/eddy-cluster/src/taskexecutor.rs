@@ -127,6 +127,8 @@ struct JobTasks {
     handles: Vec<JoinHandle<()>>,
     slots: Vec<usize>,
     uploader: Arc<Uploader>,
+    /// The newest checkpoint trigger delivered.
+    last_trigger: Option<CheckpointId>,
 }
 
 /// What the TaskExecutor reports about itself (slot report and memory model).
@@ -502,6 +504,7 @@ impl TaskExecutor {
             handles,
             slots: d.slots.clone(),
             uploader,
+            last_trigger: None,
         })
     }
 
@@ -558,11 +561,20 @@ impl TaskExecutor {
     }
 
     /// Delivers checkpoint mail of `attempt`: triggers go to source tasks, the rest to all.
+    /// Commands come at least once (the jobmanager sends again what it saw fail in the
+    /// transport): a trigger seen before is dropped, so a source never snapshots one checkpoint
+    /// twice; completion and abort notifications are idempotent.
     pub fn deliver(&self, job: JobId, attempt: u64, mail: CheckpointMail) {
-        let jobs = self.jobs.lock();
-        let Some(t) = jobs.get(&job).filter(|t| t.attempt == attempt) else {
+        let mut jobs = self.jobs.lock();
+        let Some(t) = jobs.get_mut(&job).filter(|t| t.attempt == attempt) else {
             return;
         };
+        if let CheckpointMail::Trigger(b) = &mail {
+            if t.last_trigger.is_some_and(|last| b.id <= last) {
+                return;
+            }
+            t.last_trigger = Some(b.id);
+        }
         for (key, m) in &t.mailboxes {
             if matches!(mail, CheckpointMail::Trigger(_)) && !t.sources.contains(key) {
                 continue;

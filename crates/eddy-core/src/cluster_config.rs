@@ -50,6 +50,9 @@ pub const MANAGED_SIZE: &str = "taskmanager.memory.managed.size";
 pub const HEARTBEAT_INTERVAL: &str = "heartbeat.interval";
 /// `heartbeat.timeout`
 pub const HEARTBEAT_TIMEOUT: &str = "heartbeat.timeout";
+/// `heartbeat.rpc-failure-threshold` (consecutive failed heartbeat RPCs after which a
+/// taskmanager is lost; -1 disables)
+pub const HEARTBEAT_RPC_FAILURE_THRESHOLD: &str = "heartbeat.rpc-failure-threshold";
 /// `slot.request.timeout` (how long a job waits for slots before failing)
 pub const SLOT_REQUEST_TIMEOUT: &str = "slot.request.timeout";
 
@@ -75,6 +78,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     MANAGED_SIZE,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TIMEOUT,
+    HEARTBEAT_RPC_FAILURE_THRESHOLD,
     SLOT_REQUEST_TIMEOUT,
 ];
 
@@ -121,8 +125,15 @@ pub struct ClusterConfig {
     pub heartbeat_interval_ms: u64,
     /// `heartbeat.timeout` in ms.
     pub heartbeat_timeout_ms: u64,
+    /// `heartbeat.rpc-failure-threshold`; `None` (-1) only the timeout counts.
+    #[serde(default = "default_rpc_failure_threshold")]
+    pub heartbeat_rpc_failure_threshold: Option<u32>,
     /// `slot.request.timeout` in ms.
     pub slot_request_timeout_ms: u64,
+}
+
+fn default_rpc_failure_threshold() -> Option<u32> {
+    Some(2)
 }
 
 impl Default for ClusterConfig {
@@ -148,6 +159,7 @@ impl Default for ClusterConfig {
             managed_size: None,
             heartbeat_interval_ms: 10_000,
             heartbeat_timeout_ms: 50_000,
+            heartbeat_rpc_failure_threshold: default_rpc_failure_threshold(),
             slot_request_timeout_ms: 300_000,
         }
     }
@@ -228,6 +240,17 @@ impl ClusterConfig {
             MANAGED_SIZE => self.managed_size = Some(bytes()?),
             HEARTBEAT_INTERVAL => self.heartbeat_interval_ms = duration()?,
             HEARTBEAT_TIMEOUT => self.heartbeat_timeout_ms = duration()?,
+            HEARTBEAT_RPC_FAILURE_THRESHOLD => {
+                self.heartbeat_rpc_failure_threshold = match v.trim() {
+                    "-1" => None,
+                    n => Some(
+                        n.parse::<u32>()
+                            .ok()
+                            .filter(|n| *n >= 1)
+                            .ok_or_else(|| bad("expected a positive integer, or -1 to disable"))?,
+                    ),
+                }
+            }
             SLOT_REQUEST_TIMEOUT => self.slot_request_timeout_ms = duration()?,
             _ => return Err(unknown_key(key)),
         }
@@ -382,6 +405,16 @@ mod tests {
         assert_eq!(cluster.heartbeat_timeout_ms, 2000);
         assert_eq!(exec.parallelism, 3);
         assert_eq!(c.job_settings().len(), 1);
+        assert_eq!(cluster.heartbeat_rpc_failure_threshold, Some(2));
+        c.set("heartbeat.rpc-failure-threshold", "-1");
+        assert_eq!(c.resolve().unwrap().0.heartbeat_rpc_failure_threshold, None);
+        c.set("heartbeat.rpc-failure-threshold", "0");
+        assert!(c
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("heartbeat.rpc-failure-threshold"));
+        c.set("heartbeat.rpc-failure-threshold", "3");
         c.set("heartbeat.timeout", "100ms");
         assert!(c
             .resolve()
