@@ -608,11 +608,19 @@ fn a_killed_taskmanager_is_detected_within_seconds_with_default_heartbeats() {
 fn truncate_checkpoints(root: &Path) -> Vec<String> {
     let mut chks = Vec::new();
     for job in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        for chk in std::fs::read_dir(job.path()).into_iter().flatten().flatten() {
+        for chk in std::fs::read_dir(job.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if !chk.path().join("_metadata").is_file() {
                 continue;
             }
-            for f in std::fs::read_dir(chk.path()).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(chk.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if f.file_name() != "_metadata" {
                     let _ = std::fs::write(f.path(), b"");
                 }
@@ -672,7 +680,9 @@ fn unreadable_checkpoints_fail_a_cluster_job_instead_of_replaying_it() {
         *want.entry(l.as_str()).or_default() += 1;
     }
     for l in finished_lines(&out) {
-        let n = want.get_mut(l.as_str()).unwrap_or_else(|| panic!("unexpected line {l}"));
+        let n = want
+            .get_mut(l.as_str())
+            .unwrap_or_else(|| panic!("unexpected line {l}"));
         assert!(*n > 0, "line written twice: {l}");
         *n -= 1;
     }
