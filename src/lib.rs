@@ -74,7 +74,7 @@ pub mod prelude {
         WatermarkOutput, WatermarkStrategy,
     };
     pub use eddy_runtime::output::{Collector, OutputTag};
-    pub use eddy_runtime::source::{InputStatus, SourceContext, SourceReader};
+    pub use eddy_runtime::source::{InputStatus, Rescale, SourceContext, SourceReader};
     pub use eddy_runtime::windowing::{
         ContinuousEventTimeTrigger, CountEvictor, CountTrigger, DeltaEvictor,
         EventTimeSessionWindows, EventTimeTrigger, Evictor, EvictorContext, GlobalWindow,

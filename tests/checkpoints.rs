@@ -907,3 +907,91 @@ impl AggregateFunction<u64, u64, u64> for CountAll {
         a + b
     }
 }
+
+/// Runs `build(env, p)` at p=2 until a savepoint, resumes it at p=3, and returns the lines of
+/// both runs together.
+fn savepoint_at_2_resume_at_3(
+    build: impl Fn(&StreamExecutionEnvironment, usize) -> eddy::datastream::CollectHandle<String>,
+    n: usize,
+) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    let first = build(&env, 2);
+    let mut client = env.execute_async("rescale source").unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let sp = client
+        .stop_with_savepoint(Some(dir.path()), false)
+        .expect("savepoint");
+    client.wait().unwrap();
+    let mut all = first.take();
+    assert!(
+        !all.is_empty() && all.len() < n,
+        "stopped mid-run: {}",
+        all.len()
+    );
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.restore_from(sp, false);
+    let second = build(&env, 3);
+    env.execute("rescale source").unwrap();
+    all.extend(second.take());
+    all.sort();
+    all
+}
+
+/// Slows a source down (chained to it) so a savepoint falls mid-run.
+fn throttled<T: Data>(s: SingleOutputStreamOperator<T>, p: usize) -> SingleOutputStreamOperator<T> {
+    let seen = Arc::new(AtomicUsize::new(0));
+    s.set_parallelism(p)
+        .uid("source")
+        .map(move |v: T| {
+            if seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(40) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            v
+        })
+        .set_parallelism(p)
+        .uid("throttle")
+}
+
+#[test]
+fn every_parallel_built_in_source_resumes_a_savepoint_at_another_parallelism() {
+    let n = 40_000usize;
+    let numbers: Vec<String> = {
+        let mut v: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        v.sort();
+        v
+    };
+    let got = savepoint_at_2_resume_at_3(
+        |env, p| {
+            throttled(env.from_sequence(0, n as i64 - 1), p)
+                .map(|v: i64| v.to_string())
+                .collect()
+        },
+        n,
+    );
+    assert_eq!(got, numbers, "from_sequence");
+    let got = savepoint_at_2_resume_at_3(
+        |env, p| {
+            let n = n as u64;
+            let gen = env.add_source("Generator", move || {
+                eddy::connectors::datagen::DataGeneratorSource::new(n, Arc::new(|i| i))
+            });
+            throttled(gen, p).map(|v: u64| v.to_string()).collect()
+        },
+        n,
+    );
+    assert_eq!(got, numbers, "DataGeneratorSource");
+    let files = tempfile::tempdir().unwrap();
+    for f in 0..4 {
+        let text: String = (f * n / 4..(f + 1) * n / 4)
+            .map(|i| format!("{i}\n"))
+            .collect();
+        std::fs::write(files.path().join(format!("part-{f}.txt")), text).unwrap();
+    }
+    let path = files.path().to_path_buf();
+    let got = savepoint_at_2_resume_at_3(
+        |env, p| throttled(env.read_text_file(path.clone()), p).collect(),
+        n,
+    );
+    assert_eq!(got, numbers, "read_text_file");
+}

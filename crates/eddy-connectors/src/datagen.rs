@@ -2,23 +2,36 @@
 //! their index. Subtask `k` of `p` generates indices `k, k + p, k + 2p, …`, so every subtask
 //! covers the whole index range at `1/p` of the density (event times derived from the index
 //! advance together on all subtasks, keeping watermarks aligned) and the union over subtasks
-//! is the same at any parallelism. The position is the next index.
+//! is the same at any parallelism.
+//!
+//! A subtask's share is a split (next index, stride). A restore at another parallelism hands
+//! the old subtasks' splits out again; a subtask with several generates from the one whose
+//! next index is smallest, so its event times still advance in index order.
 
-use crate::{decode_position, encode_position};
+use crate::split::{SplitReader, SplitWriter};
 use eddy_core::{Data, StreamRecord};
-use eddy_runtime::source::{InputStatus, SourceContext, SourceReader};
+use eddy_runtime::source::{InputStatus, Rescale, SourceContext, SourceReader};
 use eddy_runtime::OperatorError;
 use std::sync::Arc;
 
+const KIND: &[u8; 4] = b"GEN\0";
+
 /// The function turning an index into a value.
 pub type GeneratorFunction<T> = Arc<dyn Fn(u64) -> T + Send + Sync>;
+
+/// Indices `next, next + step, …` below the count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Split {
+    next: u64,
+    step: u64,
+}
 
 /// Generates this subtask's share of `generate(0..count)`.
 pub struct DataGeneratorSource<T> {
     generate: GeneratorFunction<T>,
     count: u64,
-    next: u64,
-    step: u64,
+    /// Unfinished splits; usually exactly one.
+    splits: Vec<Split>,
     restored: bool,
 }
 
@@ -28,8 +41,7 @@ impl<T> DataGeneratorSource<T> {
         DataGeneratorSource {
             generate,
             count,
-            next: 0,
-            step: 1,
+            splits: Vec::new(),
             restored: false,
         }
     }
@@ -39,10 +51,13 @@ impl<T: Data> SourceReader for DataGeneratorSource<T> {
     type Out = T;
 
     fn open(&mut self, ctx: &SourceContext) -> Result<(), OperatorError> {
-        self.step = ctx.parallelism.max(1) as u64;
         if !self.restored {
-            self.next = ctx.subtask as u64;
+            self.splits = vec![Split {
+                next: ctx.subtask as u64,
+                step: ctx.parallelism.max(1) as u64,
+            }];
         }
+        self.splits.retain(|s| s.next < self.count);
         Ok(())
     }
 
@@ -51,26 +66,62 @@ impl<T: Data> SourceReader for DataGeneratorSource<T> {
         out: &mut Vec<StreamRecord<T>>,
         max: usize,
     ) -> Result<InputStatus, OperatorError> {
-        for _ in 0..max {
-            if self.next >= self.count {
-                break;
+        if let [s] = self.splits.as_mut_slice() {
+            for _ in 0..max {
+                if s.next >= self.count {
+                    break;
+                }
+                out.push(StreamRecord::new((self.generate)(s.next)));
+                s.next = s.next.saturating_add(s.step);
             }
-            out.push(StreamRecord::new((self.generate)(self.next)));
-            self.next += self.step;
+        } else {
+            for _ in 0..max {
+                let Some(s) = self
+                    .splits
+                    .iter_mut()
+                    .filter(|s| s.next < self.count)
+                    .min_by_key(|s| s.next)
+                else {
+                    break;
+                };
+                out.push(StreamRecord::new((self.generate)(s.next)));
+                s.next = s.next.saturating_add(s.step);
+            }
         }
-        Ok(if self.next >= self.count {
+        self.splits.retain(|s| s.next < self.count);
+        Ok(if self.splits.is_empty() {
             InputStatus::EndOfInput
         } else {
             InputStatus::MoreAvailable
         })
     }
 
-    fn snapshot_position(&mut self) -> Result<Vec<u8>, OperatorError> {
-        Ok(encode_position(&[self.next]))
+    fn snapshot_splits(&mut self) -> Result<Vec<Vec<u8>>, OperatorError> {
+        Ok(self
+            .splits
+            .iter()
+            .map(|s| SplitWriter::new(KIND).u64(s.next).u64(s.step).finish())
+            .collect())
     }
 
-    fn restore_position(&mut self, position: &[u8]) -> Result<(), OperatorError> {
-        self.next = decode_position(position, 1)?[0];
+    fn restore_splits(
+        &mut self,
+        splits: Vec<Vec<u8>>,
+        _rescale: Option<Rescale>,
+    ) -> Result<(), OperatorError> {
+        self.splits.clear();
+        for b in &splits {
+            let mut r = SplitReader::new(b, KIND, "data generator")?;
+            let next = r.u64("next index")?;
+            let step = r.u64("stride")?;
+            r.end()?;
+            if step == 0 {
+                return Err(OperatorError::BadInput(
+                    "the data generator source's checkpointed split has stride 0".into(),
+                ));
+            }
+            self.splits.push(Split { next, step });
+        }
         self.restored = true;
         Ok(())
     }
@@ -80,25 +131,57 @@ impl<T: Data> SourceReader for DataGeneratorSource<T> {
 mod tests {
     use super::*;
 
-    fn run(p: usize, subtask: usize, restore: Option<&[u8]>) -> Vec<u64> {
-        let mut s = DataGeneratorSource::new(10, Arc::new(|i| i * 10));
-        if let Some(pos) = restore {
-            s.restore_position(pos).unwrap();
-        }
+    fn source() -> DataGeneratorSource<u64> {
+        DataGeneratorSource::new(10, Arc::new(|i| i * 10))
+    }
+
+    fn run(s: &mut DataGeneratorSource<u64>, p: usize, subtask: usize, max: usize) -> Vec<u64> {
         s.open(&SourceContext {
             subtask,
             parallelism: p,
         })
         .unwrap();
         let mut out = Vec::new();
-        while s.poll_next(&mut out, 3).unwrap() != InputStatus::EndOfInput {}
+        while s.poll_next(&mut out, max).unwrap() != InputStatus::EndOfInput {}
         out.into_iter().map(|r| r.value).collect()
     }
 
     #[test]
-    fn subtasks_interleave_and_resume_from_their_position() {
-        assert_eq!(run(1, 0, None), (0..10).map(|i| i * 10).collect::<Vec<_>>());
-        assert_eq!(run(3, 1, None), vec![10, 40, 70]);
-        assert_eq!(run(3, 1, Some(&encode_position(&[4]))), vec![40, 70]);
+    fn subtasks_interleave_and_resume_from_their_splits() {
+        assert_eq!(
+            run(&mut source(), 1, 0, 3),
+            (0..10).map(|i| i * 10).collect::<Vec<_>>()
+        );
+        assert_eq!(run(&mut source(), 3, 1, 3), vec![10, 40, 70]);
+        // p=2 snapshotted after one value each, restored at p=3: subtask 0 and 1 take one split
+        // each, subtask 2 none; a single subtask with both generates in index order.
+        let mut splits = Vec::new();
+        for k in 0..2 {
+            let mut s = source();
+            s.open(&SourceContext {
+                subtask: k,
+                parallelism: 2,
+            })
+            .unwrap();
+            let mut out = Vec::new();
+            s.poll_next(&mut out, 1).unwrap();
+            splits.extend(s.snapshot_splits().unwrap());
+        }
+        let rescale = Some(Rescale {
+            old_parallelism: 2,
+            parallelism: 3,
+        });
+        let mut s = source();
+        s.restore_splits(vec![splits[1].clone()], rescale).unwrap();
+        assert_eq!(run(&mut s, 3, 1, 3), vec![30, 50, 70, 90]);
+        let mut s = source();
+        s.restore_splits(vec![], rescale).unwrap();
+        assert_eq!(run(&mut s, 3, 2, 3), Vec::<u64>::new());
+        let mut s = source();
+        s.restore_splits(splits, rescale).unwrap();
+        assert_eq!(
+            run(&mut s, 1, 0, 3),
+            (2..10).map(|i| i * 10).collect::<Vec<_>>()
+        );
     }
 }

@@ -5,11 +5,17 @@
 //! split in which it starts, so every line is read exactly once whatever the parallelism.
 //! Split `j` goes to subtask `j % p`. A trailing `\r` is removed, as Flink's `TextInputFormat`
 //! does. Invalid UTF-8 is an error naming the file and line.
+//!
+//! A checkpoint holds the splits themselves (path, byte range, offset reached), as Flink's
+//! `FileSource` does, never indices into a listing: files added or grown after the checkpoint
+//! do not shift what a restore reads, and the splits are handed out again on a restore at
+//! another parallelism. A file that shrank below a split's end is an error naming it.
 
-use crate::{decode_position, encode_position};
+use crate::split::{SplitReader, SplitWriter};
 use eddy_core::StreamRecord;
-use eddy_runtime::source::{InputStatus, SourceContext, SourceReader};
+use eddy_runtime::source::{InputStatus, Rescale, SourceContext, SourceReader};
 use eddy_runtime::OperatorError;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -74,14 +80,53 @@ pub fn create_splits(path: &Path, parallelism: usize) -> Result<Vec<FileSplit>, 
     Ok(splits)
 }
 
+const KIND: &[u8; 4] = b"TXT\0";
+
+/// A path as the bytes the operating system names it by.
+fn path_bytes(p: &Path) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        p.as_os_str().as_bytes().to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        p.to_string_lossy().into_owned().into_bytes()
+    }
+}
+
+fn path_from_bytes(b: &[u8]) -> Result<PathBuf, OperatorError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(b)))
+    }
+    #[cfg(not(unix))]
+    {
+        std::str::from_utf8(b).map(PathBuf::from).map_err(|_| {
+            OperatorError::BadInput(
+                "the text file source's checkpointed split names a path that is not UTF-8".into(),
+            )
+        })
+    }
+}
+
+/// A split and how far it was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SplitProgress {
+    split: FileSplit,
+    /// The offset of the next line to read, once reading started.
+    resume_at: Option<u64>,
+}
+
 /// Reads this subtask's splits line by line.
 pub struct TextFileReader {
     path: PathBuf,
-    splits: Vec<FileSplit>,
-    current: usize,
+    /// Splits still to read, the current one first.
+    splits: VecDeque<SplitProgress>,
     reader: Option<BufReader<File>>,
     pos: u64,
-    restore: Option<(usize, u64)>,
+    restored: bool,
     line: Vec<u8>,
 }
 
@@ -90,19 +135,34 @@ impl TextFileReader {
     pub fn new(path: PathBuf) -> Self {
         TextFileReader {
             path,
-            splits: Vec::new(),
-            current: 0,
+            splits: VecDeque::new(),
             reader: None,
             pos: 0,
-            restore: None,
+            restored: false,
             line: Vec::new(),
         }
     }
 
-    fn open_split(&mut self, resume_at: Option<u64>) -> Result<(), OperatorError> {
-        let s = &self.splits[self.current];
+    fn open_split(&mut self) -> Result<(), OperatorError> {
+        let Some(SplitProgress {
+            split: s,
+            resume_at,
+        }) = self.splits.front()
+        else {
+            return Err(OperatorError::Internal("no file split to open".into()));
+        };
         let ctx = || format!("reading {}", s.path.display());
         let mut f = File::open(&s.path).map_err(|e| OperatorError::io(ctx(), e))?;
+        let len = f.metadata().map_err(|e| OperatorError::io(ctx(), e))?.len();
+        if len < s.end {
+            return Err(OperatorError::BadInput(format!(
+                "{} is {len} bytes, shorter than when its split [{}, {}) was made: the file was \
+                 truncated or replaced while the job was reading it",
+                s.path.display(),
+                s.start,
+                s.end
+            )));
+        }
         let mut pos = resume_at.unwrap_or(s.start);
         let at_line_start = resume_at.is_some() || s.start == 0;
         f.seek(SeekFrom::Start(if at_line_start { pos } else { pos - 1 }))
@@ -121,6 +181,11 @@ impl TextFileReader {
         Ok(())
     }
 
+    fn next_split(&mut self) {
+        self.reader = None;
+        self.splits.pop_front();
+    }
+
     fn line_number(path: &Path, offset: u64) -> usize {
         let Ok(f) = File::open(path) else { return 0 };
         let mut n = 1;
@@ -137,19 +202,19 @@ impl SourceReader for TextFileReader {
     type Out = String;
 
     fn open(&mut self, ctx: &SourceContext) -> Result<(), OperatorError> {
+        if self.restored {
+            return Ok(());
+        }
         let all = create_splits(&self.path, ctx.parallelism)?;
         self.splits = all
             .into_iter()
             .enumerate()
             .filter(|(j, _)| j % ctx.parallelism.max(1) == ctx.subtask)
-            .map(|(_, s)| s)
+            .map(|(_, split)| SplitProgress {
+                split,
+                resume_at: None,
+            })
             .collect();
-        if let Some((split, offset)) = self.restore.take() {
-            self.current = split;
-            if self.current < self.splits.len() {
-                self.open_split(Some(offset))?;
-            }
-        }
         Ok(())
     }
 
@@ -160,20 +225,22 @@ impl SourceReader for TextFileReader {
     ) -> Result<InputStatus, OperatorError> {
         let mut produced = 0;
         while produced < max {
-            if self.current >= self.splits.len() {
+            let Some(current) = self.splits.front() else {
                 return Ok(InputStatus::EndOfInput);
-            }
+            };
+            let split_end = current.split.end;
             if self.reader.is_none() {
-                self.open_split(None)?;
+                self.open_split()?;
             }
-            let split_end = self.splits[self.current].end;
-            let path = &self.splits[self.current].path;
+            let Some(current) = self.splits.front() else {
+                return Err(OperatorError::Internal("file split vanished".into()));
+            };
+            let path = &current.split.path;
             let Some(r) = self.reader.as_mut() else {
                 return Err(OperatorError::Internal("file split not open".into()));
             };
             if self.pos >= split_end {
-                self.reader = None;
-                self.current += 1;
+                self.next_split();
                 continue;
             }
             self.line.clear();
@@ -181,8 +248,7 @@ impl SourceReader for TextFileReader {
                 .read_until(b'\n', &mut self.line)
                 .map_err(|e| OperatorError::io(format!("reading {}", path.display()), e))?;
             if n == 0 {
-                self.reader = None;
-                self.current += 1;
+                self.next_split();
                 continue;
             }
             let line_start = self.pos;
@@ -210,13 +276,53 @@ impl SourceReader for TextFileReader {
         Ok(InputStatus::MoreAvailable)
     }
 
-    fn snapshot_position(&mut self) -> Result<Vec<u8>, OperatorError> {
-        Ok(encode_position(&[self.current as u64, self.pos]))
+    fn snapshot_splits(&mut self) -> Result<Vec<Vec<u8>>, OperatorError> {
+        let open = self.reader.is_some();
+        let pos = self.pos;
+        Ok(self
+            .splits
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let resume_at = if i == 0 && open {
+                    Some(pos)
+                } else {
+                    p.resume_at
+                };
+                SplitWriter::new(KIND)
+                    .bytes(&path_bytes(&p.split.path))
+                    .u64(p.split.start)
+                    .u64(p.split.end)
+                    // u64::MAX: not started (a split's offset is always below it).
+                    .u64(resume_at.unwrap_or(u64::MAX))
+                    .finish()
+            })
+            .collect())
     }
 
-    fn restore_position(&mut self, position: &[u8]) -> Result<(), OperatorError> {
-        let v = decode_position(position, 2)?;
-        self.restore = Some((v[0] as usize, v[1]));
+    fn restore_splits(
+        &mut self,
+        splits: Vec<Vec<u8>>,
+        _rescale: Option<Rescale>,
+    ) -> Result<(), OperatorError> {
+        self.splits.clear();
+        for b in &splits {
+            let mut r = SplitReader::new(b, KIND, "text file")?;
+            let path = r.bytes("path")?;
+            let start = r.u64("start")?;
+            let end = r.u64("end")?;
+            let resume = r.u64("offset")?;
+            r.end()?;
+            self.splits.push_back(SplitProgress {
+                split: FileSplit {
+                    path: path_from_bytes(path)?,
+                    start,
+                    end,
+                },
+                resume_at: (resume != u64::MAX).then_some(resume),
+            });
+        }
+        self.restored = true;
         Ok(())
     }
 }
@@ -266,11 +372,14 @@ mod tests {
             let mut got = Vec::new();
             for (start, end) in [(0, cut), (cut, len)] {
                 let mut r = TextFileReader::new(f.clone());
-                r.splits = vec![FileSplit {
-                    path: f.clone(),
-                    start,
-                    end,
-                }];
+                r.splits = VecDeque::from([SplitProgress {
+                    split: FileSplit {
+                        path: f.clone(),
+                        start,
+                        end,
+                    },
+                    resume_at: None,
+                }]);
                 let mut out = Vec::new();
                 while r.poll_next(&mut out, 100).unwrap() != InputStatus::EndOfInput {}
                 got.extend(out.into_iter().map(|r| r.value));
@@ -294,5 +403,48 @@ mod tests {
         let mut out = Vec::new();
         let err = r.poll_next(&mut out, 100).unwrap_err().to_string();
         assert!(err.contains("bad.txt:3"), "{err}");
+    }
+
+    #[test]
+    fn restore_reads_the_checkpointed_splits_whatever_the_directory_became() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = |prefix: &str, n: usize| -> String {
+            (0..n).map(|i| format!("{prefix} {i}\n")).collect()
+        };
+        std::fs::write(dir.path().join("b.txt"), lines("b", 300)).unwrap();
+        std::fs::write(dir.path().join("c.txt"), lines("c", 300)).unwrap();
+        let ctx = SourceContext {
+            subtask: 0,
+            parallelism: 1,
+        };
+        let mut r = TextFileReader::new(dir.path().to_path_buf());
+        r.open(&ctx).unwrap();
+        let mut out = Vec::new();
+        r.poll_next(&mut out, 100).unwrap();
+        let splits = r.snapshot_splits().unwrap();
+        // Between checkpoint and restore: a file sorting first appears, b.txt grows.
+        std::fs::write(dir.path().join("a.txt"), lines("a", 50)).unwrap();
+        let mut b = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("b.txt"))
+            .unwrap();
+        std::io::Write::write_all(&mut b, b"b appended\n").unwrap();
+        let mut r = TextFileReader::new(dir.path().to_path_buf());
+        r.restore_splits(splits.clone(), None).unwrap();
+        r.open(&ctx).unwrap();
+        while r.poll_next(&mut out, 64).unwrap() != InputStatus::EndOfInput {}
+        let got: Vec<String> = out.into_iter().map(|r| r.value).collect();
+        let want: Vec<String> = format!("{}{}", lines("b", 300), lines("c", 300))
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(got, want);
+        // A file that shrank is named, not half read.
+        std::fs::write(dir.path().join("b.txt"), "short\n").unwrap();
+        let mut r = TextFileReader::new(dir.path().to_path_buf());
+        r.restore_splits(splits, None).unwrap();
+        r.open(&ctx).unwrap();
+        let err = r.poll_next(&mut Vec::new(), 64).unwrap_err().to_string();
+        assert!(err.contains("b.txt") && err.contains("shorter"), "{err}");
     }
 }

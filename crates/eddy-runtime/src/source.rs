@@ -1,10 +1,14 @@
 //! The source side of a task: a pull-based [`SourceReader`] the task polls between mails, so
 //! timers and (later) checkpoint barriers interleave with reading.
 //!
-//! A reader snapshots its position when a checkpoint is triggered and is restored to it after a
-//! failure (before `open`). A source restored at another parallelism is refused: positions
-//! belong to one subtask's share of the input until sources move onto Flink's split-based
-//! Source API (a later issue).
+//! A reader snapshots its progress when a checkpoint is triggered and is restored to it after a
+//! failure (before `open`). Progress is kept as **splits**, as in Flink's FLIP-27 sources: each
+//! split is an independent share of the input together with how far it was read. On a restore
+//! at another parallelism the framework redistributes the splits of all old subtasks among the
+//! new ones (contiguous chunks, Flink's round-robin list-state repartitioning), so a reader of
+//! splits can be rescaled; a subtask given no split reads nothing. A simple reader that keeps a
+//! single position implements [`SourceReader::snapshot_position`] instead and is restored only at
+//! the parallelism it was snapshotted at.
 
 use crate::error::OperatorError;
 use eddy_core::{Data, StreamRecord};
@@ -29,6 +33,15 @@ pub struct SourceContext {
     pub parallelism: usize,
 }
 
+/// A restore at another parallelism than the snapshot's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rescale {
+    /// The source's parallelism when the snapshot was taken.
+    pub old_parallelism: usize,
+    /// Its parallelism now.
+    pub parallelism: usize,
+}
+
 /// Reads records for one source subtask.
 pub trait SourceReader: Send + 'static {
     /// The records it produces.
@@ -44,11 +57,59 @@ pub trait SourceReader: Send + 'static {
         max: usize,
     ) -> Result<InputStatus, OperatorError>;
 
-    /// The reader's position, to resume from after a failure.
-    fn snapshot_position(&mut self) -> Result<Vec<u8>, OperatorError>;
+    /// The reader's position, to resume from after a failure, for a reader that does not
+    /// implement [`SourceReader::snapshot_splits`].
+    fn snapshot_position(&mut self) -> Result<Vec<u8>, OperatorError> {
+        Err(OperatorError::Internal(format!(
+            "source reader {} implements neither snapshot_splits nor snapshot_position: it \
+             cannot be checkpointed",
+            std::any::type_name::<Self>()
+        )))
+    }
 
     /// Resumes from a position taken by `snapshot_position` (before `open`).
-    fn restore_position(&mut self, position: &[u8]) -> Result<(), OperatorError>;
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), OperatorError> {
+        let _ = position;
+        Err(OperatorError::Internal(format!(
+            "source reader {} implements neither restore_splits nor restore_position: it \
+             cannot be restored",
+            std::any::type_name::<Self>()
+        )))
+    }
+
+    /// The splits this reader still has to read, each with its progress, in the order they
+    /// are read. A split finished completely may be left out. The default is the reader's one
+    /// position.
+    fn snapshot_splits(&mut self) -> Result<Vec<Vec<u8>>, OperatorError> {
+        Ok(vec![self.snapshot_position()?])
+    }
+
+    /// Resumes from the splits the framework assigned this subtask (before `open`): a share of
+    /// the splits every old subtask snapshotted, all of them when `rescale` is `None` (same
+    /// parallelism), possibly none. A restored reader reads exactly its splits; one given none
+    /// reads nothing. The default restores one position and refuses other parallelisms.
+    fn restore_splits(
+        &mut self,
+        splits: Vec<Vec<u8>>,
+        rescale: Option<Rescale>,
+    ) -> Result<(), OperatorError> {
+        if let Some(r) = rescale {
+            return Err(OperatorError::Internal(format!(
+                "source state was taken at parallelism {} and cannot be restored at parallelism \
+                 {}: this source keeps one position per subtask, not splits; keep its \
+                 parallelism when restoring",
+                r.old_parallelism, r.parallelism
+            )));
+        }
+        match splits.as_slice() {
+            [] => Ok(()),
+            [p] => self.restore_position(p),
+            more => Err(OperatorError::Internal(format!(
+                "expected one source position in the restored state, found {}",
+                more.len()
+            ))),
+        }
+    }
 
     /// Releases resources.
     fn close(&mut self) -> Result<(), OperatorError> {

@@ -26,7 +26,7 @@ use crate::checkpoint::{
 use crate::error::{OperatorError, OperatorLabel, TaskError};
 use crate::operators::co::{TwoInputDriver, TwoInputOperator};
 use crate::output::{ErasedOutput, Output};
-use crate::source::{InputStatus, SourceContext, SourceReader, SOURCE_POSITION_STATE};
+use crate::source::{InputStatus, Rescale, SourceContext, SourceReader, SOURCE_POSITION_STATE};
 use crate::valve::{StatusWatermarkValve, ValveOutput};
 use eddy_core::{CheckpointingMode, Data, OperatorId, StreamRecord, Watermark};
 use std::collections::BTreeSet;
@@ -373,41 +373,29 @@ impl<R: SourceReader> SourceStreamTask<R> {
         let Some(r) = env.restored_state(self.id) else {
             return Ok(());
         };
-        let positions = r
+        let splits = r
             .operator
             .get(SOURCE_POSITION_STATE)
-            .map(|(_, items)| items.as_slice())
+            .map(|(_, items)| items.clone())
             .unwrap_or_default();
-        if r.old_parallelism != env.parallelism {
-            return Err(self.label.error(OperatorError::Internal(format!(
-                "source state was taken at parallelism {} and cannot be restored at parallelism {}: \
-                 keep the source's parallelism when restoring (split-based sources come later)",
-                r.old_parallelism, env.parallelism
-            ))));
-        }
-        match positions {
-            [] => Ok(()),
-            [p] => {
-                let reader = &mut self.reader;
-                guarded(&self.label, || reader.restore_position(p))
-            }
-            more => Err(self.label.error(OperatorError::Internal(format!(
-                "expected one source position in the restored state, found {}",
-                more.len()
-            )))),
-        }
+        let rescale = (r.old_parallelism != env.parallelism).then_some(Rescale {
+            old_parallelism: r.old_parallelism,
+            parallelism: env.parallelism,
+        });
+        let reader = &mut self.reader;
+        guarded(&self.label, || reader.restore_splits(splits, rescale))
     }
 
     fn snapshot_head(&mut self) -> Result<(OperatorId, OperatorSubtaskState), TaskError> {
         let reader = &mut self.reader;
-        let pos = guarded(&self.label, || reader.snapshot_position())?;
+        let splits = guarded(&self.label, || reader.snapshot_splits())?;
         Ok((
             self.id,
             OperatorSubtaskState {
                 operator: vec![ListStateSnapshot {
                     name: SOURCE_POSITION_STATE.into(),
                     mode: OperatorStateMode::Split,
-                    items: vec![pos],
+                    items: splits,
                 }],
                 ..Default::default()
             },

@@ -80,6 +80,8 @@ pub struct KeyedStateBackend<K: Key> {
     by_name: HashMap<String, usize>,
     /// A `BTreeMap` so snapshots list pending states in a deterministic order.
     pending: BTreeMap<String, PendingState>,
+    /// States whose TTL cleans up a little on every record (key selection).
+    clean_on_every_record: Vec<usize>,
 }
 
 impl<K: Key> std::fmt::Debug for KeyedStateBackend<K> {
@@ -111,6 +113,7 @@ impl<K: Key> KeyedStateBackend<K> {
             states: Vec::new(),
             by_name: HashMap::new(),
             pending: BTreeMap::new(),
+            clean_on_every_record: Vec::new(),
         }
     }
 
@@ -130,6 +133,21 @@ impl<K: Key> KeyedStateBackend<K> {
     pub fn set_current_key(&mut self, key: K) {
         self.enter_key_group_of(&key);
         self.current_key = Some(key);
+        if !self.clean_on_every_record.is_empty() {
+            self.cleanup_on_record();
+        }
+    }
+
+    /// Flink's `runCleanupForEveryRecord`: selecting the key of a record is an access for
+    /// incremental cleanup.
+    #[cold]
+    fn cleanup_on_record(&mut self) {
+        let now = self.now;
+        for &i in &self.clean_on_every_record {
+            if let Some(s) = self.states.get_mut(i) {
+                s.table.cleanup_step(now);
+            }
+        }
     }
 
     #[inline]
@@ -151,6 +169,9 @@ impl<K: Key> KeyedStateBackend<K> {
         match &mut self.current_key {
             Some(current) => current.clone_from(key),
             None => self.current_key = Some(key.clone()),
+        }
+        if !self.clean_on_every_record.is_empty() {
+            self.cleanup_on_record();
         }
     }
 
@@ -186,9 +207,10 @@ impl<K: Key> KeyedStateBackend<K> {
         self.states.iter().map(|s| s.meta.name.as_str())
     }
 
-    /// Removes every expired entry of every state with TTL (Flink's full-scan cleanup); reads
-    /// already hide and drop expired entries, this bounds memory for keys that are never read
-    /// again. Returns how many `(key, namespace)` entries were removed.
+    /// Removes every expired entry of every state with TTL (a full scan, whatever the cleanup
+    /// strategies); reads already hide and drop expired entries, the strategies bound memory
+    /// for keys that are never read again. Returns how many `(key, namespace)` entries were
+    /// removed.
     pub fn cleanup_expired_state(&mut self) -> usize {
         let now = self.now;
         self.states
@@ -354,6 +376,7 @@ impl<K: Key> KeyedStateBackend<K> {
             };
             table.ttl = ttl;
             table.func = func;
+            self.note_cleanup_on_every_record(index);
             return Ok(index);
         }
 
@@ -380,7 +403,19 @@ impl<K: Key> KeyedStateBackend<K> {
             table: Box::new(table),
         });
         self.by_name.insert(name.to_string(), index);
+        self.note_cleanup_on_every_record(index);
         Ok(index)
+    }
+
+    fn note_cleanup_on_every_record(&mut self, index: usize) {
+        let wanted = self
+            .states
+            .get(index)
+            .is_some_and(|s| s.table.cleans_on_every_record());
+        self.clean_on_every_record.retain(|&i| i != index);
+        if wanted {
+            self.clean_on_every_record.push(index);
+        }
     }
 
     /// The typed table of handle `index` and the current key's map in it.
@@ -405,7 +440,12 @@ impl<K: Key> KeyedStateBackend<K> {
         else {
             return Err(StateError::UnknownHandle { index });
         };
-        let StateTable { groups, ttl, func } = table;
+        if table.ttl.is_some() {
+            table.cleanup_step(self.now);
+        }
+        let StateTable {
+            groups, ttl, func, ..
+        } = table;
         let Some(map) = groups.get_mut(self.current_group_index) else {
             return Err(StateError::KeyGroupOutOfRange {
                 state: slot.meta.name.clone(),
@@ -447,7 +487,14 @@ impl<K: Key> KeyedStateBackend<K> {
     }
 
     /// Snapshots every state (registered or restored-but-unregistered), split by key group.
-    pub fn snapshot(&self) -> Result<KeyedStateSnapshot, StateError> {
+    /// States whose TTL cleans up on full snapshots drop their expired entries first.
+    pub fn snapshot(&mut self) -> Result<KeyedStateSnapshot, StateError> {
+        let now = self.now;
+        for s in &mut self.states {
+            if s.table.cleans_before_snapshot() {
+                s.table.cleanup_expired(now);
+            }
+        }
         let states: Vec<StateMeta> = self
             .states
             .iter()

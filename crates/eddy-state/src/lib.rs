@@ -59,4 +59,7 @@ pub use functions::{AggregateFunction, ReduceFn};
 pub use handles::{AggregatingState, ListState, MapState, ReducingState, ValueState};
 pub use snapshot::{KeyedStateSnapshot, StateMeta, TimerServiceSnapshot};
 pub use timers::{InternalTimer, InternalTimerService};
-pub use ttl::{StateTtlConfig, StateTtlConfigBuilder, StateVisibility, UpdateType};
+pub use ttl::{
+    CleanupStrategies, IncrementalCleanup, StateTtlConfig, StateTtlConfigBuilder, StateVisibility,
+    UpdateType,
+};

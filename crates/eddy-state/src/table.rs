@@ -297,6 +297,15 @@ pub(crate) struct StateTable<K, N, E, F> {
     pub(crate) groups: Vec<KeyedMap<K, N, E>>,
     pub(crate) ttl: Option<Ttl>,
     pub(crate) func: F,
+    pub(crate) sweep: Sweep,
+}
+
+/// Where incremental TTL cleanup stands: the next key group to sweep and the entry checks
+/// earned since the last sweep.
+#[derive(Default)]
+pub(crate) struct Sweep {
+    next_group: usize,
+    budget: usize,
 }
 
 impl<K, N, E, F> StateTable<K, N, E, F> {
@@ -305,7 +314,40 @@ impl<K, N, E, F> StateTable<K, N, E, F> {
             groups: (0..num_groups).map(|_| KeyedMap::default()).collect(),
             ttl,
             func,
+            sweep: Sweep::default(),
         }
+    }
+}
+
+impl<K: Key, N: Key, E: StateEntry, F> StateTable<K, N, E, F> {
+    /// One step of incremental cleanup: earns `cleanup_size` checks and sweeps the next key
+    /// group once they cover its entries. Sweeping whole key groups (instead of Flink's global
+    /// iterator, which a hash table without stable positions cannot keep) checks the same
+    /// number of entries on average, in bursts of at most one key group.
+    #[inline]
+    pub(crate) fn cleanup_step(&mut self, now: i64) {
+        let Some(ttl) = self.ttl else { return };
+        let Some(inc) = ttl.incremental else { return };
+        let n = self.groups.len();
+        if n == 0 {
+            return;
+        }
+        let g = self.sweep.next_group % n;
+        let budget = self.sweep.budget.saturating_add(inc.cleanup_size);
+        let len = self.groups[g].len();
+        if budget < len {
+            self.sweep.budget = budget;
+            return;
+        }
+        self.groups[g].retain(|e| e.purge_expired(ttl, now));
+        self.sweep.next_group = (g + 1) % n;
+        // Budget left over carries into the next group, not past a full pass (a pass over
+        // empty groups must not pay for a later sweep of everything at once).
+        self.sweep.budget = if self.sweep.next_group == 0 {
+            0
+        } else {
+            budget - len
+        };
     }
 }
 
@@ -323,6 +365,12 @@ pub(crate) trait ErasedTable: Send {
     /// Removes every expired entry (or element); returns how many `(key, namespace)` entries
     /// disappeared.
     fn cleanup_expired(&mut self, now: i64) -> usize;
+    /// One step of incremental cleanup, if the state's TTL enables it.
+    fn cleanup_step(&mut self, now: i64);
+    /// Whether the state's TTL asks for cleanup before full snapshots.
+    fn cleans_before_snapshot(&self) -> bool;
+    /// Whether the state's TTL asks for an incremental cleanup step on every record.
+    fn cleans_on_every_record(&self) -> bool;
 }
 
 impl<K: Key, N: Key, E: StateEntry, F: Send + 'static> ErasedTable for StateTable<K, N, E, F> {
@@ -367,5 +415,19 @@ impl<K: Key, N: Key, E: StateEntry, F: Send + 'static> ErasedTable for StateTabl
             .iter_mut()
             .map(|m| m.retain(|e| e.purge_expired(ttl, now)))
             .sum()
+    }
+
+    fn cleanup_step(&mut self, now: i64) {
+        StateTable::cleanup_step(self, now)
+    }
+
+    fn cleans_before_snapshot(&self) -> bool {
+        self.ttl.is_some_and(|t| t.full_snapshot_cleanup)
+    }
+
+    fn cleans_on_every_record(&self) -> bool {
+        self.ttl
+            .and_then(|t| t.incremental)
+            .is_some_and(|i| i.run_cleanup_for_every_record)
     }
 }

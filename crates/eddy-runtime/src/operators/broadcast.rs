@@ -440,7 +440,7 @@ impl<K: Key, I: Data, B: Data, O: Data, F: KeyedBroadcastProcessFunction<K, I, B
         &mut self,
         barrier: &CheckpointBarrier,
     ) -> Result<OperatorSubtaskState, OperatorError> {
-        let mut state = self.core.as_ref().ok_or_else(not_open)?.snapshot()?;
+        let mut state = self.core.as_mut().ok_or_else(not_open)?.snapshot()?;
         self.states
             .as_ref()
             .ok_or_else(not_open)?

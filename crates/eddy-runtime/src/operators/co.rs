@@ -414,7 +414,7 @@ impl<K: Key, I1: Data, I2: Data, O: Data, F: KeyedCoProcessFunction<K, I1, I2, O
     ) -> Result<OperatorSubtaskState, OperatorError> {
         let mut state = self
             .core
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| OperatorError::Internal("keyed operator used before open".into()))?
             .snapshot()?;
         let f = &mut self.f;

@@ -415,9 +415,9 @@ where
     ) -> Result<crate::checkpoint::OperatorSubtaskState, OperatorError> {
         let st = self
             .state
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| OperatorError::Internal("interval join used before open".into()))?;
-        super::keyed::snapshot_keyed(&st.backend, Some(&st.timers))
+        super::keyed::snapshot_keyed(&mut st.backend, Some(&st.timers))
     }
 }
 

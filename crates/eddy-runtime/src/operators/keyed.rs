@@ -45,7 +45,7 @@ pub fn restore_keyed<K: Key, N: Key>(
 
 /// Snapshots keyed state (by key group) and timers of a keyed operator.
 pub fn snapshot_keyed<K: Key, N: Key>(
-    backend: &KeyedStateBackend<K>,
+    backend: &mut KeyedStateBackend<K>,
     timers: Option<&InternalTimerService<K, N>>,
 ) -> Result<OperatorSubtaskState, OperatorError> {
     let timers = match timers {
@@ -73,8 +73,8 @@ impl<K: Key> KeyedCore<K> {
     }
 
     /// Snapshots state and timers.
-    pub fn snapshot(&self) -> Result<OperatorSubtaskState, OperatorError> {
-        snapshot_keyed(&self.backend, Some(&self.timers))
+    pub fn snapshot(&mut self) -> Result<OperatorSubtaskState, OperatorError> {
+        snapshot_keyed(&mut self.backend, Some(&self.timers))
     }
 
     /// A runtime context with keyed state for the function's `open`.
@@ -234,7 +234,7 @@ impl<K: Key, I: Data, O: Data, F: KeyedProcessFunction<K, I, O>> OneInputOperato
         &mut self,
         barrier: &CheckpointBarrier,
     ) -> Result<OperatorSubtaskState, OperatorError> {
-        let mut state = self.core.as_ref().ok_or_else(not_open)?.snapshot()?;
+        let mut state = self.core.as_mut().ok_or_else(not_open)?.snapshot()?;
         let f = &mut self.f;
         crate::operator_state::snapshot_function(barrier, &mut state, |c| f.snapshot_state(c))?;
         Ok(state)
@@ -330,7 +330,7 @@ impl<K: Key, T: Data, F: FnMut(T, T) -> T + Send + 'static> OneInputOperator
         &mut self,
         _barrier: &CheckpointBarrier,
     ) -> Result<OperatorSubtaskState, OperatorError> {
-        snapshot_keyed::<K, ()>(self.backend.as_ref().ok_or_else(not_open)?, None)
+        snapshot_keyed::<K, ()>(self.backend.as_mut().ok_or_else(not_open)?, None)
     }
 
     fn process_batch(

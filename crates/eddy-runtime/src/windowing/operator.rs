@@ -645,8 +645,8 @@ where
     ) -> Result<crate::checkpoint::OperatorSubtaskState, OperatorError> {
         let rt = self
             .rt
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| OperatorError::Internal("window operator used before open".into()))?;
-        crate::operators::keyed::snapshot_keyed(&rt.backend, Some(&rt.timers))
+        crate::operators::keyed::snapshot_keyed(&mut rt.backend, Some(&rt.timers))
     }
 }

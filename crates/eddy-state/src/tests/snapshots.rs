@@ -119,7 +119,7 @@ fn snapshot_restores_into_two_and_three_subtasks() {
         }
         // Scale back in: all subtasks' snapshots into one backend.
         let snapshots: Vec<KeyedStateSnapshot> =
-            backends.iter().map(|b| b.snapshot().unwrap()).collect();
+            backends.iter_mut().map(|b| b.snapshot().unwrap()).collect();
         let mut merged = backend();
         merged.restore(&snapshots).unwrap();
         let op = open(&mut merged);
@@ -236,7 +236,7 @@ fn restore_checks_max_parallelism_and_key_type() {
 
 #[test]
 fn empty_backends_snapshot_and_restore() {
-    let b = backend();
+    let mut b = backend();
     let s = b.snapshot().unwrap();
     assert!(s.key_groups.is_empty());
     let mut empty_range = KeyedStateBackend::<String>::new(KeyGroupRange::new(1, 0), MAX_P);

@@ -19,6 +19,111 @@ fn builder_defaults_match_flink() {
     assert_eq!(c.ttl(), Duration::from_millis(5));
     assert_eq!(c.update_type(), UpdateType::OnCreateAndWrite);
     assert_eq!(c.state_visibility(), StateVisibility::NeverReturnExpired);
+    // Flink's default background cleanup for heap state: 5 entries per access.
+    let cleanup = c.cleanup_strategies();
+    assert!(!cleanup.in_full_snapshot());
+    assert_eq!(
+        cleanup.incremental(),
+        Some(IncrementalCleanup {
+            cleanup_size: 5,
+            run_cleanup_for_every_record: false
+        })
+    );
+}
+
+/// Writes `n` keys of value, list and map state with `config` at time 0, then moves the clock
+/// past their TTL.
+fn expired_keys(
+    config: StateTtlConfig,
+    n: u32,
+) -> (
+    KeyedStateBackend<String>,
+    ValueState<u32>,
+    ListState<u32>,
+    MapState<u32, u32>,
+) {
+    let mut b = backend();
+    let v = b
+        .get_state(&ValueStateDescriptor::new("v").with_time_to_live(config))
+        .unwrap();
+    let l = b
+        .get_list_state(&ListStateDescriptor::new("l").with_time_to_live(config))
+        .unwrap();
+    let m = b
+        .get_map_state(&MapStateDescriptor::new("m").with_time_to_live(config))
+        .unwrap();
+    b.set_current_time(0);
+    for i in 0..n {
+        b.set_current_key(format!("old-{i}"));
+        v.update(&mut b, i).unwrap();
+        l.add(&mut b, i).unwrap();
+        m.put(&mut b, i, i).unwrap();
+    }
+    assert_eq!(b.num_keys(), 3 * n as usize);
+    b.set_current_time(1_000);
+    (b, v, l, m)
+}
+
+#[test]
+fn incremental_cleanup_removes_state_of_keys_never_read_again() {
+    // Flink's default strategy: accesses to one live key clean every other key's expired state.
+    let n = 2_000;
+    let (mut b, v, _, _) = expired_keys(default_ttl(100), n);
+    b.set_current_key(k("live"));
+    // Each access earns 5 checks: 3 states x 2000 entries need about 1200 accesses per state.
+    for i in 0..3_000 {
+        v.update(&mut b, i).unwrap();
+    }
+    assert_eq!(
+        b.num_keys(),
+        1 + 2 * n as usize,
+        "value state swept, list and map untouched"
+    );
+    // With run_cleanup_for_every_record, selecting keys alone cleans every state.
+    let config = StateTtlConfig::new_builder(Duration::from_millis(100))
+        .cleanup_incrementally(10, true)
+        .build();
+    let (mut b, ..) = expired_keys(config, n);
+    for i in 0..1_000 {
+        b.set_current_key(format!("reader-{i}"));
+    }
+    assert_eq!(b.num_keys(), 0);
+    // Without background cleanup nothing is removed until read.
+    let config = StateTtlConfig::new_builder(Duration::from_millis(100))
+        .disable_cleanup_in_background()
+        .build();
+    let (mut b, v, ..) = expired_keys(config, n);
+    b.set_current_key(k("live"));
+    for i in 0..3_000 {
+        v.update(&mut b, i).unwrap();
+    }
+    assert_eq!(b.num_keys(), 1 + 3 * n as usize);
+}
+
+#[test]
+fn full_snapshot_cleanup_keeps_expired_state_out_of_checkpoints() {
+    let config = StateTtlConfig::new_builder(Duration::from_millis(100))
+        .disable_cleanup_in_background()
+        .cleanup_full_snapshot()
+        .build();
+    let (mut b, v, l, m) = expired_keys(config, 500);
+    b.set_current_key(k("live"));
+    v.update(&mut b, 1).unwrap();
+    let snapshot = b.snapshot().unwrap();
+    assert_eq!(b.num_keys(), 1);
+    let mut restored = backend();
+    restored.restore(&[snapshot]).unwrap();
+    let _ = restored
+        .get_state(&ValueStateDescriptor::<u32>::new("v").with_time_to_live(config))
+        .unwrap();
+    let _ = restored
+        .get_list_state(&ListStateDescriptor::<u32>::new("l").with_time_to_live(config))
+        .unwrap();
+    let _ = restored
+        .get_map_state(&MapStateDescriptor::<u32, u32>::new("m").with_time_to_live(config))
+        .unwrap();
+    assert_eq!(restored.num_keys(), 1);
+    let _ = (l, m);
 }
 
 #[test]
@@ -202,11 +307,17 @@ fn reducing_and_aggregating_restart_after_expiry() {
 #[test]
 fn cleanup_expired_state_removes_unread_entries() {
     let mut b = backend();
+    // Without background cleanup, so only the full scan removes anything.
+    let no_background = || {
+        StateTtlConfig::new_builder(Duration::from_millis(10))
+            .disable_cleanup_in_background()
+            .build()
+    };
     let v = b
-        .get_state(&ValueStateDescriptor::<u8>::new("v").with_time_to_live(default_ttl(10)))
+        .get_state(&ValueStateDescriptor::<u8>::new("v").with_time_to_live(no_background()))
         .unwrap();
     let l = b
-        .get_list_state(&ListStateDescriptor::<u8>::new("l").with_time_to_live(default_ttl(10)))
+        .get_list_state(&ListStateDescriptor::<u8>::new("l").with_time_to_live(no_background()))
         .unwrap();
     let plain = b
         .get_state(&ValueStateDescriptor::<u8>::new("no-ttl"))
