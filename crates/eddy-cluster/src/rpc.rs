@@ -20,7 +20,7 @@ use crate::taskexecutor::{
 };
 use eddy_core::cluster_config::ClusterConfig;
 use eddy_core::JobId;
-use eddy_network::{NetworkBufferPool, NetworkEnvironment};
+use eddy_network::{NetworkBufferPool, NetworkEnvironment, NetworkLimits};
 use eddy_rpc::tonic::transport::server::TcpIncoming;
 use eddy_rpc::tonic::transport::{Channel, Endpoint, Server};
 use eddy_rpc::tonic::{self, Request, Response, Status};
@@ -927,7 +927,15 @@ pub async fn start_taskmanager(
     let data_bind = format!("{host}:{}", config.taskmanager_data_port);
     let pool = NetworkBufferPool::new(config.network_buffer_count(segment_size), segment_size);
     let net = Arc::new(
-        NetworkEnvironment::start(&data_bind, pool).map_err(|source| ClusterError::Bind {
+        NetworkEnvironment::start_with_limits(
+            &data_bind,
+            pool,
+            NetworkLimits {
+                max_connections: config.network_max_connections,
+                ..NetworkLimits::default()
+            },
+        )
+        .map_err(|source| ClusterError::Bind {
             address: data_bind.clone(),
             source,
         })?,

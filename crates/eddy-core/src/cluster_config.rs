@@ -53,6 +53,9 @@ pub const HEARTBEAT_TIMEOUT: &str = "heartbeat.timeout";
 /// `heartbeat.rpc-failure-threshold` (consecutive failed heartbeat RPCs after which a
 /// taskmanager is lost; -1 disables)
 pub const HEARTBEAT_RPC_FAILURE_THRESHOLD: &str = "heartbeat.rpc-failure-threshold";
+/// `taskmanager.network.max-connections` (open data connections beyond which a taskmanager
+/// refuses new inbound ones)
+pub const NETWORK_MAX_CONNECTIONS: &str = "taskmanager.network.max-connections";
 /// `slot.request.timeout` (how long a job waits for slots before failing)
 pub const SLOT_REQUEST_TIMEOUT: &str = "slot.request.timeout";
 
@@ -79,6 +82,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TIMEOUT,
     HEARTBEAT_RPC_FAILURE_THRESHOLD,
+    NETWORK_MAX_CONNECTIONS,
     SLOT_REQUEST_TIMEOUT,
 ];
 
@@ -128,12 +132,19 @@ pub struct ClusterConfig {
     /// `heartbeat.rpc-failure-threshold`; `None` (-1) only the timeout counts.
     #[serde(default = "default_rpc_failure_threshold")]
     pub heartbeat_rpc_failure_threshold: Option<u32>,
+    /// `taskmanager.network.max-connections`.
+    #[serde(default = "default_network_max_connections")]
+    pub network_max_connections: usize,
     /// `slot.request.timeout` in ms.
     pub slot_request_timeout_ms: u64,
 }
 
 fn default_rpc_failure_threshold() -> Option<u32> {
     Some(2)
+}
+
+fn default_network_max_connections() -> usize {
+    1024
 }
 
 impl Default for ClusterConfig {
@@ -160,6 +171,7 @@ impl Default for ClusterConfig {
             heartbeat_interval_ms: 10_000,
             heartbeat_timeout_ms: 50_000,
             heartbeat_rpc_failure_threshold: default_rpc_failure_threshold(),
+            network_max_connections: default_network_max_connections(),
             slot_request_timeout_ms: 300_000,
         }
     }
@@ -250,6 +262,14 @@ impl ClusterConfig {
                             .ok_or_else(|| bad("expected a positive integer, or -1 to disable"))?,
                     ),
                 }
+            }
+            NETWORK_MAX_CONNECTIONS => {
+                self.network_max_connections = v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 2)
+                    .ok_or_else(|| bad("expected an integer of at least 2"))?
             }
             SLOT_REQUEST_TIMEOUT => self.slot_request_timeout_ms = duration()?,
             _ => return Err(unknown_key(key)),

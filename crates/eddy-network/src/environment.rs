@@ -20,7 +20,7 @@ use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,15 @@ pub enum NetworkError {
         address: String,
         /// Why.
         source: io::Error,
+    },
+    /// An event is larger than any receiver accepts (a bug: events are barriers, watermarks and
+    /// end-of-partition markers).
+    #[error("event of {size} bytes exceeds the {max} bytes every data connection accepts")]
+    EventTooLarge {
+        /// Its size.
+        size: usize,
+        /// The bound.
+        max: usize,
     },
 }
 
@@ -186,6 +195,10 @@ fn copy_error(e: &NetworkError) -> NetworkError {
             address: address.clone(),
             source: io::Error::new(source.kind(), source.to_string()),
         },
+        NetworkError::EventTooLarge { size, max } => NetworkError::EventTooLarge {
+            size: *size,
+            max: *max,
+        },
     }
 }
 
@@ -262,6 +275,12 @@ impl OutputChannel {
 
     /// Sends an event (needs no credit), after everything sent before it.
     pub fn send_event(&self, bytes: Vec<u8>) -> Result<(), NetworkError> {
+        if bytes.len() > frame::MAX_EVENT {
+            return Err(NetworkError::EventTooLarge {
+                size: bytes.len(),
+                max: frame::MAX_EVENT,
+            });
+        }
         let (conn, _) = self.acquire(false)?;
         conn.send(OutFrame {
             head: frame::head(EVENT, Some(&self.id), &[], bytes.len()),
@@ -327,6 +346,29 @@ struct Shared {
     shutdown: AtomicBool,
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
+    /// Connections with running reader threads, including those still before their `Hello`.
+    live: AtomicUsize,
+    limits: NetworkLimits,
+    max_frame: usize,
+}
+
+/// Bounds on what peers can make a data port hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetworkLimits {
+    /// Open connections (inbound and outbound) beyond which new inbound ones are refused
+    /// (`taskmanager.network.max-connections`). A taskmanager needs about two per peer.
+    pub max_connections: usize,
+    /// How long a new connection may take to send its `Hello`.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for NetworkLimits {
+    fn default() -> Self {
+        NetworkLimits {
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// A taskmanager's network stack: data port, connections, channels and buffer pool.
@@ -348,8 +390,18 @@ impl std::fmt::Debug for NetworkEnvironment {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NetworkEnvironment {
-    /// Binds the data port (`host:0` picks a free port) and starts accepting connections.
+    /// Binds the data port (`host:0` picks a free port) and starts accepting connections, with
+    /// the default [`NetworkLimits`].
     pub fn start(bind: &str, pool: Arc<NetworkBufferPool>) -> io::Result<Self> {
+        Self::start_with_limits(bind, pool, NetworkLimits::default())
+    }
+
+    /// [`NetworkEnvironment::start`] with explicit limits.
+    pub fn start_with_limits(
+        bind: &str,
+        pool: Arc<NetworkBufferPool>,
+        limits: NetworkLimits,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(bind)?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -362,6 +414,9 @@ impl NetworkEnvironment {
             shutdown: AtomicBool::new(false),
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
+            live: AtomicUsize::new(0),
+            limits,
+            max_frame: frame::max_frame(pool.segment_size()),
         });
         let s2 = shared.clone();
         std::thread::Builder::new()
@@ -372,6 +427,15 @@ impl NetworkEnvironment {
                         return;
                     }
                     match stream {
+                        Ok(s) if s2.live.load(Ordering::Acquire) >= s2.limits.max_connections => {
+                            let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                            tracing::warn!(
+                                "refusing a data connection from {peer}: {} connections are open \
+                                 (taskmanager.network.max-connections)",
+                                s2.limits.max_connections
+                            );
+                            let _ = s.shutdown(Shutdown::Both);
+                        }
                         Ok(s) => {
                             if let Err(e) = open_connection(&s2, s, None) {
                                 tracing::warn!("accepting a data connection failed: {e}");
@@ -406,9 +470,10 @@ impl NetworkEnvironment {
         )
     }
 
-    /// Open connections.
+    /// Open connections, including inbound ones that have not said `Hello` yet (what
+    /// `taskmanager.network.max-connections` bounds).
     pub fn connection_count(&self) -> usize {
-        self.shared.connections.lock().len()
+        self.shared.live.load(Ordering::Acquire)
     }
 
     /// The producer side of channel `id` (created on first use by either the producer or the
@@ -547,7 +612,8 @@ fn open_connection(
         .name(format!("net-writer-{}", conn.id))
         .spawn(move || writer_loop(&s_w, &c_w, write_stream, rx))?;
     let (s_r, c_r) = (shared.clone(), conn.clone());
-    std::thread::Builder::new()
+    shared.live.fetch_add(1, Ordering::AcqRel);
+    let reader = std::thread::Builder::new()
         .name(format!("net-reader-{}", conn.id))
         .spawn(move || {
             let reason = match reader_loop(&s_r, &c_r, stream) {
@@ -555,7 +621,13 @@ fn open_connection(
                 Err(e) => e.to_string(),
             };
             break_connection(&s_r, &c_r, reason);
-        })?;
+            s_r.live.fetch_sub(1, Ordering::AcqRel);
+        });
+    if let Err(e) = reader {
+        shared.live.fetch_sub(1, Ordering::AcqRel);
+        break_connection(shared, &conn, format!("no reader thread: {e}"));
+        return Err(e);
+    }
     Ok(conn)
 }
 
@@ -602,9 +674,37 @@ fn writer_loop(
 }
 
 fn reader_loop(shared: &Arc<Shared>, conn: &Arc<Connection>, stream: TcpStream) -> io::Result<()> {
+    // A peer that connects and says nothing would hold a connection slot forever.
+    stream.set_read_timeout(Some(shared.limits.handshake_timeout))?;
     let mut r = BufReader::with_capacity(64 * 1024, stream);
     let mut buf = Vec::new();
-    while frame::read_frame(&mut r, &mut buf)? {
+    let max = shared.max_frame;
+    match frame::read_frame(&mut r, &mut buf, max) {
+        Ok(true) if buf.first() == Some(&HELLO) => {}
+        Ok(true) => {
+            return Err(frame::invalid(&format!(
+                "the first frame is of kind {}, not a Hello: not an Eddy data connection",
+                buf[0]
+            )))
+        }
+        Ok(false) => return Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(frame::invalid(&format!(
+                "no Hello within {:?} of connecting",
+                shared.limits.handshake_timeout
+            )))
+        }
+        Err(e) => return Err(e),
+    }
+    r.get_ref().set_read_timeout(None)?;
+    let mut first = true;
+    while first || frame::read_frame(&mut r, &mut buf, max)? {
+        first = false;
         shared
             .bytes_received
             .fetch_add(buf.len() as u64 + 4, Ordering::Relaxed);

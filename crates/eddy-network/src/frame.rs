@@ -1,5 +1,9 @@
 //! The wire format of a data connection: `[u32 length][u8 kind][body]`, little endian, where
 //! the length counts kind and body. Every frame but `Hello` names its channel.
+//!
+//! A length is checked against the connection's limit before a byte of the frame is allocated:
+//! a buffer frame holds at most one network segment, so anything larger is garbage or another
+//! protocol, and the connection is closed with an error naming the length and the limit.
 
 use crate::environment::ChannelId;
 use std::io::{self, Read};
@@ -12,8 +16,17 @@ pub(crate) const EVENT: u8 = 5;
 
 pub(crate) const ID_LEN: usize = 16 + 8 + 4 + 4 + 4;
 
-/// Frames bigger than this are refused: a segment is at most a few MiB.
-const MAX_FRAME: usize = 256 << 20;
+/// Room for the kind, the channel id and small headers on top of a segment.
+const FRAME_OVERHEAD: usize = 1 + ID_LEN + 64;
+
+/// Events (barriers, watermarks, end of partition) are small; every connection accepts this
+/// much whatever its segment size, and no sender sends more.
+pub(crate) const MAX_EVENT: usize = 64 << 10;
+
+/// The largest frame a connection accepts with network segments of `segment_size` bytes.
+pub(crate) fn max_frame(segment_size: usize) -> usize {
+    segment_size.max(MAX_EVENT) + FRAME_OVERHEAD
+}
 
 pub(crate) fn encode_id(id: &ChannelId, out: &mut Vec<u8>) {
     out.extend_from_slice(&id.job.to_le_bytes());
@@ -55,8 +68,9 @@ pub(crate) fn head(kind: u8, id: Option<&ChannelId>, extra: &[u8], body_len: usi
     out
 }
 
-/// Reads one frame into `buf` (kind and body); `Ok(false)` on a clean end of stream.
-pub(crate) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
+/// Reads one frame of at most `max` bytes into `buf` (kind and body); `Ok(false)` on a clean
+/// end of stream.
+pub(crate) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> io::Result<bool> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -64,8 +78,12 @@ pub(crate) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<boo
         Err(e) => return Err(e),
     }
     let len = u32::from_le_bytes(len) as usize;
-    if len == 0 || len > MAX_FRAME {
-        return Err(invalid(&format!("bad frame length {len}")));
+    if len == 0 || len > max {
+        return Err(invalid(&format!(
+            "frame length {len} outside 1..={max} bytes (one network segment, \
+             taskmanager.memory.segment-size, plus headers): not an Eddy data connection, or a \
+             corrupt stream"
+        )));
     }
     buf.clear();
     buf.resize(len, 0);

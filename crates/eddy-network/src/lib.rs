@@ -24,6 +24,7 @@ pub mod pool;
 pub mod spanning;
 
 pub use environment::{
-    ChannelId, CreditReturner, InboundHandler, NetworkEnvironment, NetworkError, OutputChannel,
+    ChannelId, CreditReturner, InboundHandler, NetworkEnvironment, NetworkError, NetworkLimits,
+    OutputChannel,
 };
 pub use pool::{NetworkBufferPool, Segment};

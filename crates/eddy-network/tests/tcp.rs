@@ -172,3 +172,109 @@ fn connecting_to_a_dead_address_is_a_clear_error() {
     };
     assert!(err.contains(&dead), "{err}");
 }
+
+/// Whether the data port closed `s` (end of stream or reset) within `within`.
+fn closed_by_peer(s: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut b = [0u8; 256];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            // The port's own Hello comes first.
+            Ok(_) => continue,
+            Err(e) => {
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                )
+            }
+        }
+    }
+}
+
+#[test]
+fn hostile_bytes_close_the_connection_and_the_port_keeps_working() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let limits = eddy_network::NetworkLimits {
+        max_connections: 3,
+        handshake_timeout: Duration::from_millis(300),
+    };
+    let a = Arc::new(
+        NetworkEnvironment::start_with_limits(
+            "127.0.0.1:0",
+            NetworkBufferPool::new(4, 32 * 1024),
+            limits,
+        )
+        .unwrap(),
+    );
+    let addr = a.address();
+    // A length of 100 MiB: refused at once, not allocated and waited for.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&(100u32 << 20).to_le_bytes()).unwrap();
+    s.write_all(&[1]).unwrap();
+    assert!(
+        closed_by_peer(&mut s, Duration::from_secs(3)),
+        "huge length"
+    );
+    // A well-formed frame that is not a Hello, and random bytes.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&[5, 0, 0, 0, 99, 1, 2, 3, 4]).unwrap();
+    assert!(
+        closed_by_peer(&mut s, Duration::from_secs(3)),
+        "not a hello"
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let junk: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let _ = s.write_all(&junk);
+    assert!(
+        closed_by_peer(&mut s, Duration::from_secs(3)),
+        "random bytes"
+    );
+    // Silence: closed after the handshake timeout.
+    let mut s = TcpStream::connect(addr).unwrap();
+    assert!(
+        closed_by_peer(&mut s, Duration::from_secs(3)),
+        "silent peer"
+    );
+    // Connections beyond the limit are refused while the first three are open.
+    wait_until("closed connections released", || a.connection_count() == 0);
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(addr).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let mut extra = TcpStream::connect(addr).unwrap();
+    assert!(
+        closed_by_peer(&mut extra, Duration::from_millis(200)),
+        "over the limit"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(400));
+    // A real peer still gets its data through.
+    let b = env(4, 32 * 1024);
+    let handler = Arc::new(Collect::default());
+    let credits = b
+        .request_partition(id(3), &addr.to_string(), 4, handler.clone())
+        .unwrap();
+    let a2 = a.clone();
+    let producer = std::thread::spawn(move || produce(&a2, id(3), 1_000));
+    while handler.events.lock().is_empty() {
+        let held = std::mem::take(&mut *handler.held.lock());
+        if held > 0 {
+            credits.add_credit(held as u32);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    producer.join().unwrap().unwrap();
+    assert_eq!(*handler.records.lock(), (0..1_000).collect::<Vec<u64>>());
+}
