@@ -6,13 +6,17 @@
 //!     [--slide-ms L] [--gap-ms G (instead of --size-ms)] [--lateness-ms A]
 //!     [--out-of-orderness-ms O] [--parallelism N]
 //!     [--checkpoint-dir DIR --checkpoint-interval-ms I] [--restore PATH|latest]
-//!     [--records-per-second R]
+//!     [--records-per-second R] [--restart-attempts N] [--rolling]
 //! ```
 //! Windows per key are tumbling (`--size-ms`), sliding (`--size-ms` + `--slide-ms`) or
 //! session (`--gap-ms`). Every window firing writes `key,window_start,window_end,count,sum`
 //! (one file per sink subtask, named `1..N`); a late firing (allowed lateness) writes the
 //! window again with its updated count and sum. Records too late for every window are written
 //! to `<output>/late/` in the input's line format.
+//!
+//! **Keyed state instead of windows.** With `--rolling` (and no window flags) the job keeps a
+//! running count and sum per key in keyed `ValueState` (a `KeyedProcessFunction`) and writes
+//! `key,count,sum` for every record; the job is then named "Running Totals".
 //!
 //! The watermark is `max timestamp seen - O - 1`, emitted right after each record (a
 //! punctuated generator), and the file is read in order by one source subtask, so which
@@ -29,7 +33,8 @@
 //! `--restore latest` until it finishes: the finished files hold exactly the lines of a run that
 //! never failed. Once a run finished, `--restore latest` finds its result in the job result
 //! store (`DIR/job-result-store/`) and does nothing; if checkpoints exist but none can be read,
-//! it fails naming each instead of starting over. `--records-per-second` throttles the source so a run can be made to last. The
+//! it fails naming each instead of starting over. `--records-per-second` throttles the source so a run can be made to last;
+//! `--restart-attempts` (default 2, 500 ms apart) bounds how often one run restarts itself. The
 //! source's position (byte offset and line number) is checkpointed, so error messages keep
 //! naming the right line after a restore.
 
@@ -55,6 +60,8 @@ enum Windows {
     Tumbling(u64),
     Sliding(u64, u64),
     Session(u64),
+    /// No windows: running totals per key in keyed state.
+    Rolling,
 }
 
 struct Args {
@@ -68,10 +75,13 @@ struct Args {
     checkpoint_interval_ms: u64,
     restore: Option<String>,
     records_per_second: Option<u64>,
+    restart_attempts: u32,
 }
 
 /// The job's name: `--restore latest` looks for checkpoints of jobs with this name.
 const JOB_NAME: &str = "Window Count";
+/// The job's name with `--rolling`.
+const ROLLING_JOB_NAME: &str = "Running Totals";
 
 /// The job, as the `eddy` binary and application mode know it.
 pub const JOB: JobDefinition = JobDefinition {
@@ -81,14 +91,19 @@ pub const JOB: JobDefinition = JobDefinition {
     build,
 };
 
-const ARGS_USAGE: &str = "--input <csv> --output <dir> (--size-ms S [--slide-ms L] | --gap-ms G) [--lateness-ms A] [--out-of-orderness-ms O] [--parallelism N] [--checkpoint-dir DIR --checkpoint-interval-ms I] [--restore PATH|latest] [--records-per-second R]";
+const ARGS_USAGE: &str = "--input <csv> --output <dir> (--size-ms S [--slide-ms L] | --gap-ms G | --rolling) [--lateness-ms A] [--out-of-orderness-ms O] [--parallelism N] [--checkpoint-dir DIR --checkpoint-interval-ms I] [--restore PATH|latest] [--records-per-second R] [--restart-attempts N]";
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
     let (mut input, mut output, mut size, mut slide, mut gap) = (None, None, None, None, None);
     let (mut lateness, mut ooo, mut p) = (0u64, 0u64, 1usize);
     let (mut checkpoint_dir, mut interval, mut restore, mut rps) = (None, None, None, None);
+    let (mut rolling, mut attempts) = (false, 2u32);
     let mut it = argv.iter().cloned();
     while let Some(flag) = it.next() {
+        if flag == "--rolling" {
+            rolling = true;
+            continue;
+        }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let int = |min: u64| -> Result<u64, String> {
             v.parse::<u64>()
@@ -109,17 +124,25 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--checkpoint-interval-ms" => interval = Some(int(1)?),
             "--restore" => restore = Some(v.clone()),
             "--records-per-second" => rps = Some(int(1)?),
+            "--restart-attempts" => {
+                attempts = u32::try_from(int(0)?).map_err(|_| "--restart-attempts is too large")?
+            }
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
     let windows = match (size, slide, gap) {
+        (None, None, None) if rolling => Windows::Rolling,
+        _ if rolling => return Err("--rolling takes no window flags".into()),
         (Some(s), None, None) => Windows::Tumbling(s),
         (Some(s), Some(l), None) => Windows::Sliding(s, l),
         (None, None, Some(g)) => Windows::Session(g),
         (None, Some(_), _) => return Err("--slide-ms needs --size-ms".into()),
         (Some(_), _, Some(_)) => return Err("give either --size-ms or --gap-ms, not both".into()),
         (None, None, None) => {
-            return Err("give --size-ms (tumbling/sliding) or --gap-ms (session)".into())
+            return Err(
+                "give --size-ms (tumbling/sliding), --gap-ms (session) or --rolling (keyed state)"
+                    .into(),
+            )
         }
     };
     if interval.is_some() && checkpoint_dir.is_none() {
@@ -139,6 +162,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         checkpoint_interval_ms: interval.unwrap_or(1000),
         restore,
         records_per_second: rps,
+        restart_attempts: attempts,
         lateness_ms: lateness,
         out_of_orderness_ms: i64::try_from(ooo)
             .map_err(|_| "--out-of-orderness-ms is too large")?,
@@ -374,7 +398,7 @@ pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String
         });
         // Bad input fails for good after two retries instead of restarting forever.
         env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
-            attempts: 2,
+            attempts: args.restart_attempts,
             delay_ms: 500,
         });
     }
@@ -460,6 +484,16 @@ pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String
             EventTimeSessionWindows::with_gap(Duration::from_millis(g)),
             &args,
         ),
+        Windows::Rolling => {
+            let totals = events
+                .key_by_ref(|e: &Event| &e.key)
+                .process(RunningTotals::default())
+                .name("Running Totals")
+                .uid("totals");
+            // No lateness without windows: the late output stays empty.
+            let none = totals.filter(|_: &String| false).name("No Late Data");
+            (totals, (*none).clone())
+        }
     };
     match &args.output {
         Some(dir) if args.checkpoint_dir.is_some() => {
@@ -475,7 +509,38 @@ pub fn build(env: &StreamExecutionEnvironment, argv: &[String]) -> Result<String
             late.print_with_identifier("late");
         }
     }
-    Ok(JOB_NAME.to_string())
+    Ok(match args.windows {
+        Windows::Rolling => ROLLING_JOB_NAME,
+        _ => JOB_NAME,
+    }
+    .to_string())
+}
+
+/// Running count and sum per key in keyed state; writes `key,count,sum` for every record.
+#[derive(Clone, Default)]
+struct RunningTotals {
+    totals: Option<ValueState<(u64, i64)>>,
+}
+
+impl KeyedProcessFunction<String, Event, String> for RunningTotals {
+    fn open(&mut self, ctx: &mut RuntimeContext<'_, String>) -> FunctionResult {
+        self.totals = Some(ctx.get_state(&ValueStateDescriptor::new("totals"))?);
+        Ok(())
+    }
+
+    fn process_element(
+        &mut self,
+        e: Event,
+        ctx: &mut KeyedContext<'_, String>,
+        out: &mut Collector<'_, String>,
+    ) -> FunctionResult {
+        let totals = self.totals.ok_or("state not opened")?;
+        let (count, sum) = totals.value(ctx)?.unwrap_or((0, 0));
+        let next = (count + 1, sum + e.value);
+        totals.update(ctx, next)?;
+        out.collect(format!("{},{},{}", e.key, next.0, next.1));
+        Ok(())
+    }
 }
 
 fn main() -> ExitCode {

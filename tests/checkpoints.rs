@@ -586,7 +586,8 @@ fn unreadable_checkpoints_fail_the_restart_instead_of_starting_over() {
 
 #[test]
 fn rescale_through_a_savepoint_gives_the_uninterrupted_result() {
-    let n = 3000;
+    // Long enough (~400 ms) that the savepoint 40 ms in falls mid-run on a loaded machine.
+    let n = 20_000;
     for new_p in [3usize, 1] {
         let dir = tempfile::tempdir().unwrap();
         let env = StreamExecutionEnvironment::get_execution_environment();
