@@ -8,7 +8,7 @@
 //! the old subtasks' splits out again; a subtask with several generates from the one whose
 //! next index is smallest, so its event times still advance in index order.
 
-use crate::split::{SplitReader, SplitWriter};
+use crate::split::{decode_all, SplitWriter};
 use eddy_core::{Data, StreamRecord};
 use eddy_runtime::source::{InputStatus, Rescale, SourceContext, SourceReader};
 use eddy_runtime::OperatorError;
@@ -109,19 +109,16 @@ impl<T: Data> SourceReader for DataGeneratorSource<T> {
         splits: Vec<Vec<u8>>,
         _rescale: Option<Rescale>,
     ) -> Result<(), OperatorError> {
-        self.splits.clear();
-        for b in &splits {
-            let mut r = SplitReader::new(b, KIND, "data generator")?;
+        self.splits = decode_all(&splits, KIND, "data generator", |r| {
             let next = r.u64("next index")?;
             let step = r.u64("stride")?;
-            r.end()?;
             if step == 0 {
                 return Err(OperatorError::BadInput(
                     "the data generator source's checkpointed split has stride 0".into(),
                 ));
             }
-            self.splits.push(Split { next, step });
-        }
+            Ok(Split { next, step })
+        })?;
         self.restored = true;
         Ok(())
     }

@@ -11,7 +11,7 @@
 //! do not shift what a restore reads, and the splits are handed out again on a restore at
 //! another parallelism. A file that shrank below a split's end is an error naming it.
 
-use crate::split::{SplitReader, SplitWriter};
+use crate::split::{decode_all, SplitWriter};
 use eddy_core::StreamRecord;
 use eddy_runtime::source::{InputStatus, Rescale, SourceContext, SourceReader};
 use eddy_runtime::OperatorError;
@@ -305,23 +305,17 @@ impl SourceReader for TextFileReader {
         splits: Vec<Vec<u8>>,
         _rescale: Option<Rescale>,
     ) -> Result<(), OperatorError> {
-        self.splits.clear();
-        for b in &splits {
-            let mut r = SplitReader::new(b, KIND, "text file")?;
-            let path = r.bytes("path")?;
+        let progress = decode_all(&splits, KIND, "text file", |r| {
+            let path = path_from_bytes(r.bytes("path")?)?;
             let start = r.u64("start")?;
             let end = r.u64("end")?;
             let resume = r.u64("offset")?;
-            r.end()?;
-            self.splits.push_back(SplitProgress {
-                split: FileSplit {
-                    path: path_from_bytes(path)?,
-                    start,
-                    end,
-                },
+            Ok(SplitProgress {
+                split: FileSplit { path, start, end },
                 resume_at: (resume != u64::MAX).then_some(resume),
-            });
-        }
+            })
+        })?;
+        self.splits = progress.into();
         self.restored = true;
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! yet read through, so a restore at another parallelism hands them out again (a subtask may
 //! read several ranges, one after the other, or none).
 
-use crate::split::{SplitReader, SplitWriter};
+use crate::split::{decode_all, SplitWriter};
 use eddy_core::StreamRecord;
 use eddy_runtime::source::{InputStatus, Rescale, SourceContext, SourceReader};
 use eddy_runtime::OperatorError;
@@ -87,16 +87,10 @@ impl SourceReader for SequenceReader {
         splits: Vec<Vec<u8>>,
         _rescale: Option<Rescale>,
     ) -> Result<(), OperatorError> {
-        self.splits.clear();
-        for s in &splits {
-            let mut r = SplitReader::new(s, KIND, "number sequence")?;
-            let next = r.i128("next")?;
-            let last = r.i128("last")?;
-            r.end()?;
-            if next <= last {
-                self.splits.push_back((next, last));
-            }
-        }
+        let ranges = decode_all(&splits, KIND, "number sequence", |r| {
+            Ok((r.i128("next")?, r.i128("last")?))
+        })?;
+        self.splits = ranges.into_iter().filter(|(n, l)| n <= l).collect();
         self.restored = true;
         Ok(())
     }

@@ -122,6 +122,25 @@ impl<'a> SplitReader<'a> {
     }
 }
 
+/// Decodes every split of `splits` (of kind `kind`, written by the `source` source) with
+/// `field`, which reads one split's fields; trailing bytes are an error.
+pub(crate) fn decode_all<T>(
+    splits: &[Vec<u8>],
+    kind: &[u8; 4],
+    source: &'static str,
+    mut fields: impl FnMut(&mut SplitReader<'_>) -> Result<T, OperatorError>,
+) -> Result<Vec<T>, OperatorError> {
+    splits
+        .iter()
+        .map(|b| {
+            let mut r = SplitReader::new(b, kind, source)?;
+            let t = fields(&mut r)?;
+            r.end()?;
+            Ok(t)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
