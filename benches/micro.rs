@@ -14,6 +14,8 @@
 //!   checkpoints and of the coming network stack.
 //! - `keyed_state/value`: `ValueState` read + update over 10,000 keys on the heap backend.
 //! - `window/tumbling_count`: a keyed tumbling event-time window count, end to end.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+#![allow(missing_docs)] // criterion_group! generates an undocumented `pub fn`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use eddy::connectors::nexmark::{Bid, Event, GeneratorConfig};
@@ -124,9 +126,7 @@ fn network(c: &mut Criterion) {
                     Some((_, ChannelElement::EndOfPartition)) => break,
                     Some((_, ChannelElement::Failure(e))) => panic!("{e}"),
                     Some(_) => {}
-                    None => waker.wait(Some(
-                        std::time::Instant::now() + std::time::Duration::from_millis(10),
-                    )),
+                    None => waker.wait(Some(std::time::Instant::now() + Duration::from_millis(10))),
                 }
             }
             t.join().expect("producer");

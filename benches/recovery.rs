@@ -10,6 +10,7 @@
 //! delay; a map fails once after every key was seen three times and a checkpoint holding all
 //! keys has completed. Prints the recovery time, the restored checkpoint's size and the job's
 //! total runtime (exactness under failures is what `tests/checkpoints.rs` checks).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -8,6 +8,7 @@
 //! records (monotonous, so watermarks follow closely), keyed into `--keys` keys, counted per
 //! key in 1 s tumbling windows with an `AggregateFunction` (one accumulator per key and
 //! window), results discarded. The count of all window results is checked against the input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};

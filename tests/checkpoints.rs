@@ -1,5 +1,6 @@
 //! Checkpoints, failover and savepoints end to end on the MiniCluster: failures injected at
 //! random records, restores checked against exact oracles.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::core::StreamRecord;
 use eddy::prelude::*;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
-use common::{fail_once, pick, seed, SlowSequence};
+use common::{fail_once, fail_once_when, pick, seed, SlowSequence};
 
 const KEYS: u64 = 17;
 
@@ -55,7 +56,7 @@ fn counting_job(
     n: u64,
     fail_at: Option<(u64, Arc<AtomicBool>)>,
     p: usize,
-) -> eddy::datastream::CollectHandle<(u64, u64)> {
+) -> CollectHandle<(u64, u64)> {
     counting_job_with(env, n, fail_at, p, false)
 }
 
@@ -66,16 +67,28 @@ fn counting_job_with(
     fail_at: Option<(u64, Arc<AtomicBool>)>,
     p: usize,
     two_phase: bool,
-) -> eddy::datastream::CollectHandle<(u64, u64)> {
-    let src = env
+) -> CollectHandle<(u64, u64)> {
+    match fail_at {
+        Some((at, flag)) => counting_job_through(env, n, fail_once(at, flag), p, two_phase),
+        None => counting_job_through(env, n, |v: u64| v, p, two_phase),
+    }
+}
+
+/// The counting job with `fail` as its "Fail Once" map.
+fn counting_job_through(
+    env: &StreamExecutionEnvironment,
+    n: u64,
+    fail: impl FnMut(u64) -> u64 + Clone + Send + 'static,
+    p: usize,
+    two_phase: bool,
+) -> CollectHandle<(u64, u64)> {
+    let keyed = env
         .add_source("Slow Sequence", move || SlowSequence::new(n, 50, 1))
         .set_parallelism(1)
-        .uid("source");
-    let mapped = match fail_at {
-        Some((at, flag)) => src.map(fail_once(at, flag)).name("Fail Once").uid("fail"),
-        None => src.map(|v: u64| v).name("Fail Once").uid("fail"),
-    };
-    let keyed = mapped
+        .uid("source")
+        .map(fail)
+        .name("Fail Once")
+        .uid("fail")
         .set_parallelism(p)
         .map(|v: u64| (v % KEYS, 1u64))
         .set_parallelism(p)
@@ -127,10 +140,22 @@ fn failover_restores_the_latest_checkpoint_and_records_the_failure() {
     });
     let n = 4000;
     let flag = Arc::new(AtomicBool::new(false));
-    let out = counting_job(&env, n, Some((n / 2, flag)), 2);
+    // Record n/2 fails only once a checkpoint completed: how long the first one takes depends on
+    // the disk (its files are fsynced), not on how far the source got.
+    let checkpointed = Arc::new(AtomicBool::new(false));
+    let out = counting_job_through(
+        &env,
+        n,
+        fail_once_when(n / 2, flag, checkpointed.clone()),
+        2,
+        false,
+    );
     let mut client = env.execute_async("failover").unwrap();
     let mut seen;
     let res = loop {
+        if client.checkpoint_stats().counts.completed > 0 {
+            checkpointed.store(true, Ordering::SeqCst);
+        }
         seen = client.failures();
         if !seen.is_empty() || client.checkpoint_stats().counts.completed > 1000 {
             break client.wait();
@@ -912,7 +937,7 @@ impl AggregateFunction<u64, u64, u64> for CountAll {
 /// Runs `build(env, p)` at p=2 until a savepoint, resumes it at p=3, and returns the lines of
 /// both runs together.
 fn savepoint_at_2_resume_at_3(
-    build: impl Fn(&StreamExecutionEnvironment, usize) -> eddy::datastream::CollectHandle<String>,
+    build: impl Fn(&StreamExecutionEnvironment, usize) -> CollectHandle<String>,
     n: usize,
 ) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();

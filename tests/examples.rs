@@ -1,5 +1,6 @@
 //! Runs every program in `examples/` as a user would and checks what it prints or writes.
 //! `cargo test` builds the examples first; they are found next to this test binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::collections::BTreeMap;
 use std::io::Write;

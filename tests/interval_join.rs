@@ -4,6 +4,7 @@
 //!
 //! Every input's disorder stays within the watermark's out-of-orderness bound, so no element
 //! is late and the result is exactly the oracle's, however the periodic watermarks interleave.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::core::StreamRecord;
 use eddy::prelude::*;

@@ -1,5 +1,6 @@
 //! Integration tests of keyed state (value, list, map, reducing, aggregating, TTL) and of
 //! event- and processing-time timers in `KeyedProcessFunction`s.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::prelude::*;
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
 //! Operator state of user functions (list and union list state, Flink's `CheckpointedFunction`)
 //! and broadcast state, through failures, savepoints and rescaling on the MiniCluster.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::prelude::*;
 use std::collections::BTreeMap;
@@ -113,7 +114,7 @@ fn rebalanced_counter(
     n: u64,
     p: usize,
     restored_totals: Arc<Mutex<Vec<u64>>>,
-) -> eddy::datastream::CollectHandle<(usize, u64)> {
+) -> CollectHandle<(usize, u64)> {
     env.add_source("Slow Sequence", move || SlowSequence::new(n, 20, 1))
         .set_parallelism(1)
         .uid("source")

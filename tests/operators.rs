@@ -1,5 +1,6 @@
 //! Integration tests of every DataStream operator, partitioner and the file/print sinks, run on
 //! the embedded MiniCluster.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::prelude::*;
 use std::collections::BTreeMap;
@@ -836,19 +837,16 @@ struct HoldOpen {
     release: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl eddy::runtime::source::SourceReader for HoldOpen {
+impl SourceReader for HoldOpen {
     type Out = (String, u64);
-    fn open(
-        &mut self,
-        _: &eddy::runtime::source::SourceContext,
-    ) -> Result<(), eddy::runtime::OperatorError> {
+    fn open(&mut self, _: &SourceContext) -> Result<(), eddy::runtime::OperatorError> {
         Ok(())
     }
     fn poll_next(
         &mut self,
         out: &mut Vec<eddy::core::StreamRecord<(String, u64)>>,
         _max: usize,
-    ) -> Result<eddy::runtime::source::InputStatus, eddy::runtime::OperatorError> {
+    ) -> Result<InputStatus, eddy::runtime::OperatorError> {
         use eddy::runtime::source::InputStatus;
         if !self.sent {
             self.sent = true;

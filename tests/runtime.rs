@@ -1,5 +1,6 @@
 //! Integration tests of the runtime's guarantees: results independent of parallelism, per-channel
 //! order, bounded memory under backpressure, failure reporting, bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::core::StreamRecord;
 use eddy::prelude::*;
@@ -278,7 +279,7 @@ fn backpressure_bounds_records_in_flight() {
     // Records in flight: the source's batch, the writer's partial buffer, the channel's credit
     // (buffers-per-channel full buffers), the buffer the consumer is working on and the one the
     // producer holds while it waits for credit; doubled for slack.
-    let record = std::mem::size_of::<StreamRecord<i64>>();
+    let record = size_of::<StreamRecord<i64>>();
     let per_buffer = (4096 / record).clamp(1, 1 << 16) as u64;
     let source_batch = (4096 / record).clamp(64, 4096) as u64;
     let bound = 2 * (source_batch + (2 + 3) * per_buffer);

@@ -4,6 +4,7 @@
 //!
 //! Nothing here asserts on timing: jobs that must stay open wait on a gate the test raises,
 //! and every wait has a generous deadline that only guards against hanging.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::core::StreamRecord;
 use eddy::prelude::*;

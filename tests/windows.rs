@@ -3,6 +3,7 @@
 //!
 //! Inputs are out of order by at most `D` and watermarks use bounded out-of-orderness `D`, so
 //! no element is ever late and each window's result is exact whatever the watermark timing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -620,12 +621,9 @@ struct Paced {
     start: Option<std::time::Instant>,
 }
 
-impl eddy::runtime::source::SourceReader for Paced {
+impl SourceReader for Paced {
     type Out = u64;
-    fn open(
-        &mut self,
-        _: &eddy::runtime::source::SourceContext,
-    ) -> Result<(), eddy::runtime::OperatorError> {
+    fn open(&mut self, _: &SourceContext) -> Result<(), eddy::runtime::OperatorError> {
         self.start = Some(std::time::Instant::now());
         Ok(())
     }
@@ -633,7 +631,7 @@ impl eddy::runtime::source::SourceReader for Paced {
         &mut self,
         out: &mut Vec<eddy::core::StreamRecord<u64>>,
         _max: usize,
-    ) -> Result<eddy::runtime::source::InputStatus, eddy::runtime::OperatorError> {
+    ) -> Result<InputStatus, eddy::runtime::OperatorError> {
         use eddy::runtime::source::InputStatus;
         let t = self
             .start

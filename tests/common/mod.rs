@@ -77,6 +77,26 @@ pub fn pick(seed: &mut u64, lo: u64, hi: u64) -> u64 {
     lo + *seed % (hi - lo)
 }
 
+/// [`fail_once`], but record `at` waits (up to 30 s) until `ready` is set before it fails.
+pub fn fail_once_when(
+    at: u64,
+    failed: Arc<AtomicBool>,
+    ready: Arc<AtomicBool>,
+) -> impl FnMut(u64) -> u64 + Clone + Send {
+    move |v| {
+        if v == at && !failed.load(Ordering::SeqCst) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !ready.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if !failed.swap(true, Ordering::SeqCst) {
+                panic!("injected failure at record {at}");
+            }
+        }
+        v
+    }
+}
+
 /// Fails once, the first time it sees `at` (shared across restarts through the flag).
 pub fn fail_once(at: u64, failed: Arc<AtomicBool>) -> impl FnMut(u64) -> u64 + Clone + Send {
     move |v| {

@@ -9,6 +9,7 @@
 //!   in its own slot sharing group; on 2 one-slot taskmanagers every record crosses TCP. Reports
 //!   records/s and MB/s on the wire (the source taskmanager's bytes sent).
 //! - `word_count -p 4` over generated text: MiniCluster vs 2 taskmanagers × 2 slots.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};

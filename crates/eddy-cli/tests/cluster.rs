@@ -1,6 +1,7 @@
 //! The distributed cluster with real processes: a jobmanager and taskmanagers started from the
 //! built `eddy` binary on 127.0.0.1 with ephemeral ports, driven through the CLI. Every process
 //! is killed when its handle drops, so a failing test leaves nothing running.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 mod common;
 use common::*;

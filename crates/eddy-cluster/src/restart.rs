@@ -33,7 +33,7 @@ pub struct RestartBackoff {
 
 impl RestartBackoff {
     /// A strategy with no failures seen yet.
-    pub fn new(cfg: &eddy_core::RestartStrategyConfig) -> Self {
+    pub fn new(cfg: &RestartStrategyConfig) -> Self {
         RestartBackoff {
             cfg: cfg.clone(),
             attempts: 0,

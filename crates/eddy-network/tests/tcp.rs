@@ -1,5 +1,6 @@
 //! Two network environments in one process, talking over loopback TCP: order, credit bounds,
 //! and failure when a connection breaks.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy_network::spanning::{length_prefix, RecordReassembler};
 use eddy_network::{ChannelId, InboundHandler, NetworkBufferPool, NetworkEnvironment};

@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 /// Generated messages, clients and servers of `eddy.rpc.v1`.
+#[allow(unused_qualifications, clippy::unwrap_used, clippy::expect_used)]
 pub mod v1 {
     tonic::include_proto!("eddy.rpc.v1");
 }

@@ -117,7 +117,7 @@ impl TaskEnv {
             subtask,
             parallelism,
             clock: Arc::new(SystemClock),
-            cancel: crate::channel::CancelToken::new(),
+            cancel: CancelToken::new(),
             buffer_timeout_ms: 100,
             auto_watermark_interval_ms: 200,
             watermarks: Arc::new(WatermarkGauge::default()),

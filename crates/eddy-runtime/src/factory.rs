@@ -256,9 +256,8 @@ impl ChainContext<'_> {
             .collect();
         let mut chained = Vec::new();
         let mut writers = Vec::new();
-        let records_per_buffer = (graph.config.segment_size
-            / std::mem::size_of::<StreamRecord<T>>().max(1))
-        .clamp(1, 1 << 16);
+        let records_per_buffer =
+            (graph.config.segment_size / size_of::<StreamRecord<T>>().max(1)).clamp(1, 1 << 16);
         for (idx, e) in edges {
             if e.chained {
                 chained.push(self.build_chained_input::<T>(e.target)?);
@@ -482,7 +481,7 @@ impl<R: SourceReader> OperatorFactory for SourceFactory<R> {
     ) -> Result<Box<dyn StreamTask>, TaskError> {
         let out = ctx.build_output::<R::Out>(id, None)?;
         let batch = (ctx.program.job_graph.config.segment_size
-            / std::mem::size_of::<StreamRecord<R::Out>>().max(1))
+            / size_of::<StreamRecord<R::Out>>().max(1))
         .clamp(64, 4096);
         Ok(Box::new(SourceStreamTask::new(
             (self.make)(),

@@ -200,6 +200,9 @@ impl<K: Key> KeyedContext<'_, K> {
         (self.timestamp != StreamRecord::<()>::NO_TIMESTAMP).then_some(self.timestamp)
     }
     /// The key of the element being processed (or of the firing timer).
+    // The runtime builds a KeyedContext only after setting the element's or timer's key, and
+    // users cannot build one: no input reaches this `expect`.
+    #[allow(clippy::expect_used)]
     pub fn current_key(&self) -> &K {
         self.backend
             .current_key()
@@ -210,6 +213,7 @@ impl<K: Key> KeyedContext<'_, K> {
         self.time_domain
     }
     /// Timers and clocks for the current key.
+    #[allow(clippy::expect_used)] // as in `current_key`
     pub fn timer_service(&mut self) -> TimerService<'_, K> {
         let key = self
             .backend

@@ -280,7 +280,7 @@ pub struct Output<T> {
     marks: Vec<(usize, Mark)>,
     staged: Vec<StreamRecord<T>>,
     /// Set (at open) on outputs that end a chain, whose watermark is the task's output watermark.
-    gauge: Option<std::sync::Arc<WatermarkGauge>>,
+    gauge: Option<Arc<WatermarkGauge>>,
     chained: Vec<Box<dyn Input<T>>>,
     writers: Vec<RecordWriter<T>>,
     side: Vec<(String, Box<dyn ErasedOutput>)>,
