@@ -42,7 +42,7 @@ pub use eddy_state as state;
 
 /// Everything a streaming program usually needs.
 pub mod prelude {
-    pub use eddy_cluster::checkpoint::{
+    pub use eddy_cluster::jobmanager::checkpoint::{
         CheckpointStats, CheckpointStatsSnapshot, CheckpointStatus,
     };
     pub use eddy_cluster::{

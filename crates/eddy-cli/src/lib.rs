@@ -658,7 +658,7 @@ fn run_jobmanager(
             .await
             .with_context(|| format!("cannot listen on {rest_bind} (rest.port)"))?;
         let rest = listener.local_addr()?;
-        let jm = eddy::cluster::rpc::start_jobmanager(cluster, job_settings, registry)
+        let jm = eddy::cluster::jobmanager::start_jobmanager(cluster, job_settings, registry)
             .await
             .map_err(|e| anyhow!("{e}"))?;
         // One parseable line: scripts and tests read the actual ports from it.
@@ -678,7 +678,7 @@ fn run_taskmanager(
 ) -> Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async move {
-        let tm = eddy::cluster::rpc::start_taskmanager(cluster, segment_size, registry)
+        let tm = eddy::cluster::taskmanager::start_taskmanager(cluster, segment_size, registry)
             .await
             .map_err(|e| anyhow!("{e}"))?;
         println!(

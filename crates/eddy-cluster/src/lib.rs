@@ -1,29 +1,22 @@
 //! Eddy's cluster side (DESIGN §1, §2, §8): the ExecutionGraph, the JobMaster, the embedded
 //! MiniCluster, and the processes of a distributed cluster.
 //!
-//! Owns: expanding a JobGraph into subtasks and channels ([`execution_graph`]); the JobMaster's
-//! supervision, checkpoint coordination and failover loop ([`jobmaster`]), shared by the
-//! [`minicluster`] (tasks as threads of this process) and the distributed cluster: the
-//! [`dispatcher`] and [`resource_manager`] of the jobmanager, the [`taskexecutor`] of a
-//! taskmanager, what a deployment carries ([`deployment`]) and the gRPC control plane
-//! between them ([`rpc`]). Must not touch: operator code or the state layout.
+//! Owns, by role as in Flink: the [`jobmanager`] (Dispatcher, ResourceManager, one JobMaster
+//! per job with its ExecutionGraph, checkpoint coordination, restart strategies, the job
+//! result store, and its gRPC services) and the [`taskmanager`] (TaskExecutor and its gRPC
+//! services); what a deployment carries ([`deployment`]); what both sides of the control plane
+//! share ([`rpc`]); and the embedded [`minicluster`] (tasks as threads of this process, driven
+//! by the same JobMaster loop). Must not touch: operator code or the state layout.
 #![warn(missing_docs)]
 
-pub mod checkpoint;
 pub mod deployment;
-pub mod dispatcher;
-pub mod execution_graph;
-pub mod job_result_store;
-pub mod jobmaster;
-mod launch;
+pub mod jobmanager;
 pub mod minicluster;
-pub mod resource_manager;
-pub mod restart;
 pub mod rpc;
-pub mod taskexecutor;
+pub mod taskmanager;
 
+pub use jobmanager::restart::RestartBackoff;
 pub use minicluster::{
     JobClient, JobExecutionError, JobExecutionResult, JobFailure, JobStatus, MiniCluster,
     SubtaskWatermarks,
 };
-pub use restart::RestartBackoff;

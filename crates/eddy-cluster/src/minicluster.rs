@@ -15,13 +15,13 @@
 //! latest completed checkpoint (falling back to older retained ones if one cannot be read);
 //! failures and restarts are recorded for the REST API.
 
-use crate::checkpoint::{CheckpointCoordinator, CheckpointStatsSnapshot};
-use crate::execution_graph::ExecutionGraph;
-use crate::jobmaster::{
-    job_master, prepare, source_tasks, DeployedAttempt, Deployer, JmEvent, JobMasterCtx, JobShared,
-    PreparedJob, RestoreSpec,
+use crate::jobmanager::checkpoint::{CheckpointCoordinator, CheckpointStatsSnapshot};
+use crate::jobmanager::execution_graph::ExecutionGraph;
+use crate::jobmanager::job_master::{
+    job_master, prepare, source_tasks, DeployedAttempt, Deployer, JobMasterCtx, JobMasterEvent,
+    JobShared, PreparedJob, RestoreSpec,
 };
-use crate::launch;
+use crate::taskmanager::launch;
 use eddy_core::{CoreError, JobId};
 use eddy_runtime::channel::{CancelToken, OutputMetrics, TaskWaker};
 use eddy_runtime::checkpoint::{
@@ -37,7 +37,9 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-pub use crate::jobmaster::{JobExecutionError, JobExecutionResult, JobFailure, JobStatus};
+pub use crate::jobmanager::job_master::{
+    JobExecutionError, JobExecutionResult, JobFailure, JobStatus,
+};
 
 /// The embedded cluster.
 #[derive(Clone, Debug, Default)]
@@ -63,25 +65,25 @@ pub struct SubtaskWatermarks {
 
 /// The in-process transport from tasks to the coordinator.
 struct ChannelResponder {
-    tx: mpsc::Sender<JmEvent>,
+    tx: mpsc::Sender<JobMasterEvent>,
     attempt: u64,
 }
 
 impl CheckpointResponder for ChannelResponder {
     fn acknowledge(&self, ack: TaskAcknowledgement) {
-        let _ = self.tx.send(JmEvent::Ack(ack));
+        let _ = self.tx.send(JobMasterEvent::Ack(ack));
     }
     fn decline(&self, id: CheckpointId, task: SubtaskKey, reason: String) {
-        let _ = self.tx.send(JmEvent::Decline { id, task, reason });
+        let _ = self.tx.send(JobMasterEvent::Decline { id, task, reason });
     }
     fn source_finished(&self, task: SubtaskKey) {
-        let _ = self.tx.send(JmEvent::SourceFinished {
+        let _ = self.tx.send(JobMasterEvent::SourceFinished {
             attempt: self.attempt,
             task,
         });
     }
     fn task_running(&self, _task: SubtaskKey) {
-        let _ = self.tx.send(JmEvent::TaskRunning {
+        let _ = self.tx.send(JobMasterEvent::TaskRunning {
             attempt: self.attempt,
         });
     }
@@ -93,7 +95,7 @@ impl CheckpointResponder for ChannelResponder {
 pub struct JobClient {
     job_id: JobId,
     job_name: String,
-    commands: mpsc::Sender<JmEvent>,
+    commands: mpsc::Sender<JobMasterEvent>,
     shared: Arc<Mutex<JobShared>>,
     master: Option<JoinHandle<Result<JobExecutionResult, JobExecutionError>>>,
 }
@@ -140,13 +142,13 @@ impl JobClient {
 
     /// Cancels the job; [`JobClient::wait`] then returns the cancellation.
     pub fn cancel(&self) {
-        let _ = self.commands.send(JmEvent::Cancel);
+        let _ = self.commands.send(JobMasterEvent::Cancel);
     }
 
     fn savepoint(&self, kind: SnapshotKind, dir: Option<&Path>) -> Result<String, String> {
         let (tx, rx) = mpsc::channel();
         self.commands
-            .send(JmEvent::Savepoint {
+            .send(JobMasterEvent::Savepoint {
                 kind,
                 dir: dir.map(Path::to_path_buf),
                 reply: tx,
@@ -186,7 +188,7 @@ impl JobClient {
 impl Drop for JobClient {
     fn drop(&mut self) {
         if let Some(h) = self.master.take() {
-            let _ = self.commands.send(JmEvent::Cancel);
+            let _ = self.commands.send(JobMasterEvent::Cancel);
             let _ = h.join();
         }
     }
@@ -236,7 +238,7 @@ impl DeployedAttempt for LocalDeployment {
 struct LocalDeployer {
     program: JobProgram,
     eg: ExecutionGraph,
-    events_tx: mpsc::Sender<JmEvent>,
+    events_tx: mpsc::Sender<JobMasterEvent>,
     shared: Arc<Mutex<JobShared>>,
     uploader: Arc<Uploader>,
     operator_files: std::collections::BTreeMap<eddy_core::OperatorId, String>,
@@ -372,7 +374,7 @@ impl LocalDeployer {
                 .name(name.chars().take(60).collect())
                 .spawn(move || {
                     let res = launch::run_guarded(task.as_mut(), &env, &waker);
-                    let _ = tx.send(JmEvent::TaskDone {
+                    let _ = tx.send(JobMasterEvent::TaskDone {
                         attempt,
                         task: None,
                         result: res,
@@ -432,7 +434,7 @@ impl MiniCluster {
             initial,
             operator_files,
         } = prepare(g, self.slots)?;
-        let (tx, rx) = mpsc::channel::<JmEvent>();
+        let (tx, rx) = mpsc::channel::<JobMasterEvent>();
         let shared = Arc::new(Mutex::new(JobShared::default()));
         let deployer = LocalDeployer {
             eg,

@@ -24,9 +24,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use eddy_cluster::deployment::JobSubmission;
-use eddy_cluster::dispatcher::{Dispatcher, JobDetails, SavepointStatus, SubmitRejection};
-use eddy_cluster::jobmaster::JobStatus;
-use eddy_cluster::taskexecutor::ExecutionState;
+use eddy_cluster::jobmanager::dispatcher::{
+    Dispatcher, JobDetails, SavepointStatus, SubmitRejection,
+};
+use eddy_cluster::jobmanager::job_master::JobStatus;
+use eddy_cluster::taskmanager::task_executor::ExecutionState;
 use eddy_core::JobId;
 use eddy_runtime::checkpoint::SnapshotKind;
 use serde::Deserialize;
@@ -131,7 +133,7 @@ fn duration(j: &JobDetails) -> i64 {
     end - j.start_ms
 }
 
-use eddy_cluster::jobmaster::now_ms;
+use eddy_cluster::jobmanager::job_master::now_ms;
 
 async fn jobs_overview(State(d): State<AppState>) -> Json<Value> {
     let jobs: Vec<Value> = d

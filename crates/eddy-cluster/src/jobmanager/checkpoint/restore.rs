@@ -4,8 +4,8 @@
 //! redistributed over its new parallelism.
 
 use super::coordinator::CompletedCheckpoint;
-use crate::job_result_store::{FileJobResultStore, JobResult};
-use crate::jobmaster::JobStatus;
+use crate::jobmanager::job_master::JobStatus;
+use crate::jobmanager::job_result_store::{FileJobResultStore, JobResult};
 use eddy_core::jobgraph::JobGraph;
 use eddy_core::keygroup::KeyGroupRange;
 use eddy_runtime::checkpoint::metadata::operator_state_key;
@@ -295,7 +295,7 @@ pub fn assign(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job_result_store::JOB_RESULT_VERSION;
+    use crate::jobmanager::job_result_store::JOB_RESULT_VERSION;
     use eddy_core::JobId;
     use eddy_runtime::checkpoint::{
         CheckpointMetadata, SnapshotKind, StateHandle, METADATA_VERSION,

@@ -5,16 +5,16 @@
 //! read). How tasks are deployed and reached is behind [`Deployer`] and [`DeployedAttempt`]:
 //! threads in this process for the MiniCluster, TaskExecutors over RPC for a cluster.
 
-use crate::checkpoint::restore::{
+use crate::jobmanager::checkpoint::restore::{
     self, FailedCandidate, LoadedCheckpoint, NoUsableCheckpoint, RestoreError,
 };
-use crate::checkpoint::{
+use crate::jobmanager::checkpoint::{
     CheckpointCoordinator, CheckpointStatsSnapshot, CompletedCheckpoint, CoordinatorAction, JobEnd,
     OperatorInfo,
 };
-use crate::execution_graph::ExecutionGraph;
-use crate::job_result_store::{FileJobResultStore, JobResult, JOB_RESULT_VERSION};
-use crate::restart::RestartBackoff;
+use crate::jobmanager::execution_graph::ExecutionGraph;
+use crate::jobmanager::job_result_store::{FileJobResultStore, JobResult, JOB_RESULT_VERSION};
+use crate::jobmanager::restart::RestartBackoff;
 use eddy_core::jobgraph::{JobGraph, OperatorKind};
 use eddy_core::{CoreError, JobId};
 use eddy_runtime::checkpoint::metadata::operator_state_key;
@@ -142,7 +142,7 @@ pub fn now_ms() -> i64 {
 pub(crate) type SavepointReply = mpsc::Sender<Result<String, String>>;
 
 /// What reaches the JobMaster: task ends, checkpoint messages, client commands.
-pub(crate) enum JmEvent {
+pub(crate) enum JobMasterEvent {
     TaskDone {
         attempt: u64,
         /// Which task (known when it ran on a taskmanager).
@@ -473,7 +473,7 @@ pub(crate) fn job_master(
     ctx: &mut JobMasterCtx,
     mut coordinator: CheckpointCoordinator,
     first: Result<Box<dyn DeployedAttempt>, JobExecutionError>,
-    rx: &mpsc::Receiver<JmEvent>,
+    rx: &mpsc::Receiver<JobMasterEvent>,
     started: Instant,
 ) -> Result<JobExecutionResult, JobExecutionError> {
     let r = job_master_loop(ctx, &mut coordinator, first, rx, started);
@@ -490,7 +490,7 @@ fn job_master_loop(
     ctx: &mut JobMasterCtx,
     coordinator: &mut CheckpointCoordinator,
     first: Result<Box<dyn DeployedAttempt>, JobExecutionError>,
-    rx: &mpsc::Receiver<JmEvent>,
+    rx: &mpsc::Receiver<JobMasterEvent>,
     started: Instant,
 ) -> Result<JobExecutionResult, JobExecutionError> {
     let g = ctx.graph.clone();
@@ -584,14 +584,14 @@ fn job_master_loop(
         let mut cancelled = false;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match rx.recv_timeout(left) {
-                Ok(JmEvent::Cancel) => {
+                Ok(JobMasterEvent::Cancel) => {
                     cancelled = true;
                     break;
                 }
-                Ok(JmEvent::Savepoint { reply, .. }) => {
+                Ok(JobMasterEvent::Savepoint { reply, .. }) => {
                     let _ = reply.send(Err("the job is restarting".into()));
                 }
-                Ok(JmEvent::Ack(a)) => {
+                Ok(JobMasterEvent::Ack(a)) => {
                     coordinator.acknowledge(a, now_ms());
                 }
                 Ok(_) => {}
@@ -776,7 +776,7 @@ fn run_attempt(
     coordinator: &mut CheckpointCoordinator,
     d: &mut dyn DeployedAttempt,
     (attempt, mut recovering_since): (u64, Option<Instant>),
-    rx: &mpsc::Receiver<JmEvent>,
+    rx: &mpsc::Receiver<JobMasterEvent>,
     replies: &mut HashMap<u64, SavepointReply>,
 ) -> AttemptEnd {
     let g = &ctx.graph;
@@ -805,8 +805,8 @@ fn run_attempt(
                     coordinator.tick(now)
                 }
             }
-            Some(JmEvent::TaskDone { attempt: a, .. }) if a != attempt => Vec::new(),
-            Some(JmEvent::TaskDone { result, task, .. }) => {
+            Some(JobMasterEvent::TaskDone { attempt: a, .. }) if a != attempt => Vec::new(),
+            Some(JobMasterEvent::TaskDone { result, task, .. }) => {
                 d.on_task_done(task);
                 match result {
                     // A root cause (not only the echo of a cancellation) ends the attempt now.
@@ -831,15 +831,15 @@ fn run_attempt(
                 }
                 Vec::new()
             }
-            Some(JmEvent::Ack(a)) => coordinator.acknowledge(a, now),
-            Some(JmEvent::Decline { id, task, reason }) => {
+            Some(JobMasterEvent::Ack(a)) => coordinator.acknowledge(a, now),
+            Some(JobMasterEvent::Decline { id, task, reason }) => {
                 coordinator.decline(id, task, &reason, now)
             }
-            Some(JmEvent::SourceFinished { attempt: a, task }) if a == attempt => {
+            Some(JobMasterEvent::SourceFinished { attempt: a, task }) if a == attempt => {
                 coordinator.source_finished(task, now)
             }
-            Some(JmEvent::SourceFinished { .. }) => Vec::new(),
-            Some(JmEvent::TaskRunning { attempt: a }) if a == attempt => {
+            Some(JobMasterEvent::SourceFinished { .. }) => Vec::new(),
+            Some(JobMasterEvent::TaskRunning { attempt: a }) if a == attempt => {
                 running += 1;
                 if running == d.task_count() {
                     if let Some(since) = recovering_since.take() {
@@ -851,13 +851,13 @@ fn run_attempt(
                 }
                 Vec::new()
             }
-            Some(JmEvent::TaskRunning { .. }) => Vec::new(),
-            Some(JmEvent::Cancel) => {
+            Some(JobMasterEvent::TaskRunning { .. }) => Vec::new(),
+            Some(JobMasterEvent::Cancel) => {
                 cancelling = true;
                 d.cancel();
                 Vec::new()
             }
-            Some(JmEvent::TaskManagerLost {
+            Some(JobMasterEvent::TaskManagerLost {
                 resource_id,
                 reason,
             }) => {
@@ -874,7 +874,7 @@ fn run_attempt(
                 }
                 Vec::new()
             }
-            Some(JmEvent::Savepoint { kind, dir, reply }) => {
+            Some(JobMasterEvent::Savepoint { kind, dir, reply }) => {
                 let target = dir.or_else(|| {
                     g.config
                         .checkpoint
@@ -912,25 +912,25 @@ fn drain_attempt(
     coordinator: &mut CheckpointCoordinator,
     d: &mut dyn DeployedAttempt,
     attempt: u64,
-    rx: &mpsc::Receiver<JmEvent>,
+    rx: &mpsc::Receiver<JobMasterEvent>,
 ) -> bool {
     let mut cancel_requested = false;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !d.all_stopped() && Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(JmEvent::TaskDone {
+            Ok(JobMasterEvent::TaskDone {
                 attempt: a, task, ..
             }) if a == attempt => d.on_task_done(task),
-            Ok(JmEvent::TaskManagerLost { resource_id, .. }) => {
+            Ok(JobMasterEvent::TaskManagerLost { resource_id, .. }) => {
                 d.on_taskmanager_lost(&resource_id);
             }
-            Ok(JmEvent::Ack(a)) => {
+            Ok(JobMasterEvent::Ack(a)) => {
                 coordinator.acknowledge(a, now_ms());
             }
-            Ok(JmEvent::Savepoint { reply, .. }) => {
+            Ok(JobMasterEvent::Savepoint { reply, .. }) => {
                 let _ = reply.send(Err("the job is ending".into()));
             }
-            Ok(JmEvent::Cancel) => cancel_requested = true,
+            Ok(JobMasterEvent::Cancel) => cancel_requested = true,
             Ok(_) | Err(_) => {}
         }
     }

@@ -2,22 +2,22 @@
 //! REST API asks (list, status, cancel, savepoints). A job is built here from its submission
 //! (the binary's job registry), checked (configuration, `initialize_global`), fingerprinted,
 //! and handed to a JobMaster thread running the shared supervision loop
-//! ([`crate::jobmaster`]) with a [`ClusterDeployer`]: slots from the ResourceManager, tasks
+//! ([`crate::jobmanager::job_master`]) with a [`ClusterDeployer`]: slots from the ResourceManager, tasks
 //! to TaskExecutors over RPC.
 
-use crate::checkpoint::{CheckpointCoordinator, CheckpointStatsSnapshot};
 use crate::deployment::{
     build_checked, slot_of_subtasks, JobSubmission, ProgramBuilder, TaskDeployment,
     TaskManagerLocation,
 };
-use crate::job_result_store::JobResult;
-use crate::jobmaster::{
-    job_master, now_ms, prepare, DeployedAttempt, Deployer, JmEvent, JobExecutionError, JobFailure,
-    JobMasterCtx, JobShared, JobStatus, PreparedJob, RestoreSpec,
+use crate::jobmanager::checkpoint::{CheckpointCoordinator, CheckpointStatsSnapshot};
+use crate::jobmanager::job_master::{
+    job_master, now_ms, prepare, DeployedAttempt, Deployer, JobExecutionError, JobFailure,
+    JobMasterCtx, JobMasterEvent, JobShared, JobStatus, PreparedJob, RestoreSpec,
 };
-use crate::resource_manager::{ResourceManager, SlotRequestError};
-use crate::rpc::{SubmitError, TmLinks};
-use crate::taskexecutor::{ExecutionState, TaskFailureReport};
+use crate::jobmanager::job_result_store::JobResult;
+use crate::jobmanager::resource_manager::{ResourceManager, SlotRequestError};
+use crate::jobmanager::rpc_services::{SubmitError, TaskManagerLinks};
+use crate::taskmanager::task_executor::{ExecutionState, TaskFailureReport};
 use eddy_core::cluster_config::ClusterConfig;
 use eddy_core::jobgraph::JobGraph;
 use eddy_core::JobId;
@@ -117,7 +117,7 @@ pub struct JobRecord {
     start_ms: i64,
     graph: JobGraph,
     shared: Arc<Mutex<JobShared>>,
-    events: Mutex<mpsc::Sender<JmEvent>>,
+    events: Mutex<mpsc::Sender<JobMasterEvent>>,
     /// Set by a cancel: a JobMaster waiting for slots stops waiting.
     cancel_requested: std::sync::atomic::AtomicBool,
     end: Mutex<Option<(i64, Option<String>)>>,
@@ -126,7 +126,7 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    fn send(&self, e: JmEvent) {
+    fn send(&self, e: JobMasterEvent) {
         let _ = self.events.lock().send(e);
     }
 
@@ -230,7 +230,7 @@ pub enum SavepointStatus {
 #[derive(Clone)]
 pub(crate) struct TaskManagerTracker {
     rm: Arc<ResourceManager>,
-    links: Arc<TmLinks>,
+    links: Arc<TaskManagerLinks>,
     jobs: Arc<Mutex<Vec<Arc<JobRecord>>>>,
 }
 
@@ -249,7 +249,7 @@ impl TaskManagerTracker {
         let jobs: Vec<Arc<JobRecord>> = self.jobs.lock().clone();
         for j in jobs {
             if !j.shared.lock().status.is_terminal() {
-                j.send(JmEvent::TaskManagerLost {
+                j.send(JobMasterEvent::TaskManagerLost {
                     resource_id: resource_id.to_string(),
                     reason: reason.to_string(),
                 });
@@ -261,7 +261,7 @@ impl TaskManagerTracker {
 /// The Dispatcher of a jobmanager.
 pub struct Dispatcher {
     rm: Arc<ResourceManager>,
-    links: Arc<TmLinks>,
+    links: Arc<TaskManagerLinks>,
     builder: Arc<dyn ProgramBuilder>,
     config: ClusterConfig,
     job_defaults: BTreeMap<String, String>,
@@ -275,7 +275,7 @@ impl Dispatcher {
     /// jobmanager's configuration, under those of each submission.
     pub(crate) fn new(
         rm: Arc<ResourceManager>,
-        links: Arc<TmLinks>,
+        links: Arc<TaskManagerLinks>,
         builder: Arc<dyn ProgramBuilder>,
         config: ClusterConfig,
         job_defaults: BTreeMap<String, String>,
@@ -406,7 +406,7 @@ impl Dispatcher {
         }
         r.cancel_requested
             .store(true, std::sync::atomic::Ordering::Release);
-        r.send(JmEvent::Cancel);
+        r.send(JobMasterEvent::Cancel);
         Ok(())
     }
 
@@ -426,7 +426,7 @@ impl Dispatcher {
             ));
         }
         let (tx, rx) = mpsc::channel();
-        r.send(JmEvent::Savepoint {
+        r.send(JobMasterEvent::Savepoint {
             kind,
             dir,
             reply: tx,
@@ -477,8 +477,8 @@ impl Dispatcher {
             }
         }
         match state {
-            ExecutionState::Running => r.send(JmEvent::TaskRunning { attempt }),
-            ExecutionState::Finished => r.send(JmEvent::TaskDone {
+            ExecutionState::Running => r.send(JobMasterEvent::TaskRunning { attempt }),
+            ExecutionState::Finished => r.send(JobMasterEvent::TaskDone {
                 attempt,
                 task: Some(task),
                 result: Ok(()),
@@ -494,7 +494,7 @@ impl Dispatcher {
                 } else {
                     OperatorError::Remote(f.cause)
                 };
-                r.send(JmEvent::TaskDone {
+                r.send(JobMasterEvent::TaskDone {
                     attempt,
                     task: Some(task),
                     result: Err(TaskError::new(
@@ -510,7 +510,7 @@ impl Dispatcher {
     }
 
     /// Forwards a checkpoint message of a job's task to its JobMaster.
-    pub(crate) fn to_job(&self, job: JobId, e: JmEvent) {
+    pub(crate) fn to_job(&self, job: JobId, e: JobMasterEvent) {
         if let Some(r) = self.record(job) {
             r.send(e);
         }
@@ -561,7 +561,7 @@ fn run_job(
     mut deployer: ClusterDeployer,
     coordinator: CheckpointCoordinator,
     initial: RestoreSpec,
-    rx: mpsc::Receiver<JmEvent>,
+    rx: mpsc::Receiver<JobMasterEvent>,
 ) {
     let started = Instant::now();
     // A first deployment that fails (no slots in time) goes to the restart strategy like any
@@ -588,7 +588,7 @@ pub(crate) struct ClusterDeployer {
     submission: JobSubmission,
     graph: JobGraph,
     rm: Arc<ResourceManager>,
-    links: Arc<TmLinks>,
+    links: Arc<TaskManagerLinks>,
     tracker: TaskManagerTracker,
     /// The id of the last attempt deployed: every try gets a new one, so commands of a
     /// try given up (cancel, free slots) never hit the next.
@@ -790,7 +790,7 @@ struct ClusterAttempt {
     tasks_on: BTreeMap<String, Vec<SubtaskKey>>,
     sources: BTreeSet<String>,
     stopped: BTreeSet<SubtaskKey>,
-    links: Arc<TmLinks>,
+    links: Arc<TaskManagerLinks>,
     rm: Arc<ResourceManager>,
 }
 

@@ -8,7 +8,7 @@
 //! taskmanagers (the one with the most free slots first), so a job uses every taskmanager and
 //! its channels cross machines. A lost taskmanager's slots disappear with it.
 
-use crate::taskexecutor::TaskExecutorReport;
+use crate::taskmanager::task_executor::TaskExecutorReport;
 use eddy_core::JobId;
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;

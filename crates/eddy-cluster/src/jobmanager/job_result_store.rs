@@ -10,7 +10,7 @@
 //! checkpointing to the jobmanager's memory has no store (nothing of it survives the process).
 //! Entries are kept (Flink's `delete-on-commit` would let a finished job be replayed).
 
-use crate::jobmaster::JobStatus;
+use crate::jobmanager::job_master::JobStatus;
 use eddy_core::config::ExecutionConfig;
 use eddy_core::JobId;
 use eddy_runtime::checkpoint::storage::{path_of_url, sync_dir};

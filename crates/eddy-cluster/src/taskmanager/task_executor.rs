@@ -4,14 +4,14 @@
 //! stack otherwise — and runs every subtask on its own thread, reporting task states and
 //! checkpoint acknowledgements to the JobMaster through a [`JobMasterGateway`].
 //!
-//! Transport-free: the gRPC service in [`crate::rpc`] calls into it, and the gateway it reports
+//! Transport-free: the gRPC service in [`crate::taskmanager::rpc_services`] calls into it, and the gateway it reports
 //! to is an RPC client there. A job's tasks of an older attempt are cancelled before a newer
 //! attempt is deployed, and channels carry the attempt, so data of attempts never mixes.
 
 use crate::deployment::{build_checked, ProgramBuilder, TaskDeployment};
-use crate::execution_graph::ExecutionGraph;
-use crate::jobmaster::{operator_files, source_tasks};
-use crate::launch;
+use crate::jobmanager::execution_graph::ExecutionGraph;
+use crate::jobmanager::job_master::{operator_files, source_tasks};
+use crate::taskmanager::launch;
 use eddy_core::jobgraph::JobGraph;
 use eddy_core::JobId;
 use eddy_network::{ChannelId, NetworkEnvironment};
@@ -517,10 +517,12 @@ impl TaskExecutor {
         let Some(path) = &d.restore_from else {
             return Ok(HashMap::new());
         };
-        let c = crate::checkpoint::restore::open_path(path).map_err(|e| e.to_string())?;
-        let loaded = crate::checkpoint::restore::load(&c).map_err(|e| e.to_string())?;
-        let mut all = crate::checkpoint::restore::assign(&loaded, g, d.allow_non_restored_state)
-            .map_err(|e| e.to_string())?;
+        let c =
+            crate::jobmanager::checkpoint::restore::open_path(path).map_err(|e| e.to_string())?;
+        let loaded = crate::jobmanager::checkpoint::restore::load(&c).map_err(|e| e.to_string())?;
+        let mut all =
+            crate::jobmanager::checkpoint::restore::assign(&loaded, g, d.allow_non_restored_state)
+                .map_err(|e| e.to_string())?;
         all.retain(|k, _| d.tasks.contains(k));
         Ok(all)
     }

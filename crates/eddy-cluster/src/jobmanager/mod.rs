@@ -1,0 +1,15 @@
+//! The jobmanager's roles (Flink's names): the [`dispatcher`] that takes submissions, the
+//! [`resource_manager`] with its slot bookkeeping, one [`job_master`] per job with its
+//! [`execution_graph`], [`checkpoint`] coordination, [`restart`] strategies and the
+//! [`job_result_store`], and the gRPC services of the jobmanager process ([`rpc_services`]).
+
+pub mod checkpoint;
+pub mod dispatcher;
+pub mod execution_graph;
+pub mod job_master;
+pub mod job_result_store;
+pub mod resource_manager;
+pub mod restart;
+pub mod rpc_services;
+
+pub use rpc_services::{start_jobmanager, JobManagerHandle};
