@@ -13,10 +13,9 @@
 use crate::jobmanager::job_master::JobStatus;
 use eddy_core::config::ExecutionConfig;
 use eddy_core::JobId;
-use eddy_runtime::checkpoint::storage::{path_of_url, sync_dir};
+use eddy_runtime::checkpoint::storage::{path_of_url, sync_dir, write_json_durably};
 use eddy_runtime::checkpoint::StorageError;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The format version of an entry.
@@ -92,21 +91,11 @@ impl FileJobResultStore {
     /// file and its directory entry are on the disk when this returns.
     pub fn create_dirty(&self, result: &JobResult) -> Result<(), StorageError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(parent)?;
-        }
-        let path = self.path(result.job_id, DIRTY_SUFFIX);
-        let tmp = self.dir.join(format!(".{}.inprogress", result.job_id));
-        let json = serde_json::to_vec_pretty(result).map_err(|e| StorageError::Corrupt {
-            path: path.display().to_string(),
-            reason: format!("cannot encode: {e}"),
-        })?;
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&json).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        sync_dir(&self.dir)
+        write_json_durably(
+            &self.dir,
+            &format!("{}{DIRTY_SUFFIX}", result.job_id),
+            result,
+        )
     }
 
     /// The job's cleanup is done: its entry becomes `<job-id>.json`.

@@ -164,6 +164,33 @@ pub fn path_of_url(url: &str) -> Result<PathBuf, StorageError> {
     Ok(PathBuf::from(p))
 }
 
+/// Writes `value` as JSON to `dir/name` so that after a crash or power loss the file is either
+/// absent or complete: a temporary file is written and fsynced, `dir` and its parent are
+/// fsynced (so what `dir` holds, and `dir` itself, are durable), the file is renamed into place
+/// and `dir` fsynced again.
+pub fn write_json_durably<T: serde::Serialize>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+) -> Result<(), StorageError> {
+    let tmp = dir.join(format!("{name}.inprogress"));
+    let path = dir.join(name);
+    let json = serde_json::to_vec_pretty(value).map_err(|e| StorageError::Corrupt {
+        path: path.display().to_string(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(&json).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    sync_dir(dir)?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    sync_dir(dir)
+}
+
 /// fsyncs a directory, so the entries created in it survive a power loss.
 pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     std::fs::File::open(dir)
@@ -384,27 +411,10 @@ impl CheckpointStorage for FileCheckpointStorage {
         loc: &CheckpointLocation,
         meta: &CheckpointMetadata,
     ) -> Result<(), StorageError> {
-        let dir = Path::new(&loc.dir);
-        let tmp = dir.join("_metadata.inprogress");
-        let path = dir.join(METADATA_FILE);
-        let json = serde_json::to_vec_pretty(meta).map_err(|e| StorageError::Corrupt {
-            path: path.display().to_string(),
-            reason: format!("cannot encode: {e}"),
-        })?;
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&json).map_err(io(&tmp))?;
         // The rename makes the checkpoint complete: it must not reach the disk before the data
-        // (the state files were fsynced by their writers; their entries are made durable here).
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        sync_dir(dir)?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // The checkpoint directory's own entry (made by whichever upload came first).
-            sync_dir(parent)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        sync_dir(dir)?;
-        Ok(())
+        // (the state files were fsynced by their writers; their entries are made durable here,
+        // with the checkpoint directory's own entry, made by whichever upload came first).
+        write_json_durably(Path::new(&loc.dir), METADATA_FILE, meta)
     }
 
     fn read_metadata(&self, loc: &CheckpointLocation) -> Result<CheckpointMetadata, StorageError> {
