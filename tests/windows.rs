@@ -521,22 +521,6 @@ impl Trigger<u32, Ev, TimeWindow> for EveryElement {
     ) -> FunctionResult<TriggerResult> {
         Ok(TriggerResult::Fire)
     }
-    fn on_processing_time(
-        &mut self,
-        _: i64,
-        _: &TimeWindow,
-        _: &mut TriggerContext<'_, u32, TimeWindow>,
-    ) -> FunctionResult<TriggerResult> {
-        Ok(TriggerResult::Continue)
-    }
-    fn on_event_time(
-        &mut self,
-        _: i64,
-        _: &TimeWindow,
-        _: &mut TriggerContext<'_, u32, TimeWindow>,
-    ) -> FunctionResult<TriggerResult> {
-        Ok(TriggerResult::Continue)
-    }
     fn clear(
         &mut self,
         _: &TimeWindow,

@@ -152,20 +152,27 @@ pub trait Trigger<K: Key, T, W: Window>: Send + 'static {
     fn on_element_again(&self, _window: &W, _watermark: i64) -> Option<TriggerResult> {
         None
     }
-    /// A processing-time timer of this window fired.
+    /// A processing-time timer of this window fired. The default continues: a trigger that
+    /// registers no processing-time timer never sees one.
     fn on_processing_time(
         &mut self,
         time: i64,
         window: &W,
         ctx: &mut TriggerContext<'_, K, W>,
-    ) -> FunctionResult<TriggerResult>;
-    /// An event-time timer of this window fired.
+    ) -> FunctionResult<TriggerResult> {
+        let _ = (time, window, ctx);
+        Ok(TriggerResult::Continue)
+    }
+    /// An event-time timer of this window fired. The default continues, likewise.
     fn on_event_time(
         &mut self,
         time: i64,
         window: &W,
         ctx: &mut TriggerContext<'_, K, W>,
-    ) -> FunctionResult<TriggerResult>;
+    ) -> FunctionResult<TriggerResult> {
+        let _ = (time, window, ctx);
+        Ok(TriggerResult::Continue)
+    }
     /// Whether the trigger supports merging windows (session windows).
     fn can_merge(&self) -> bool {
         false
@@ -214,14 +221,6 @@ impl<K: Key, T, W: Window> Trigger<K, T, W> for EventTimeTrigger {
             ctx.register_event_time_timer(window.max_timestamp())?;
             Ok(TriggerResult::Continue)
         }
-    }
-    fn on_processing_time(
-        &mut self,
-        _time: i64,
-        _window: &W,
-        _ctx: &mut TriggerContext<'_, K, W>,
-    ) -> FunctionResult<TriggerResult> {
-        Ok(TriggerResult::Continue)
     }
     fn on_event_time(
         &mut self,
@@ -285,14 +284,6 @@ impl<K: Key, T, W: Window> Trigger<K, T, W> for ProcessingTimeTrigger {
     ) -> FunctionResult<TriggerResult> {
         Ok(TriggerResult::Fire)
     }
-    fn on_event_time(
-        &mut self,
-        _time: i64,
-        _window: &W,
-        _ctx: &mut TriggerContext<'_, K, W>,
-    ) -> FunctionResult<TriggerResult> {
-        Ok(TriggerResult::Continue)
-    }
     fn can_merge(&self) -> bool {
         true
     }
@@ -316,22 +307,6 @@ impl<K: Key, T, W: Window> Trigger<K, T, W> for NeverTrigger {
     fn on_element(
         &mut self,
         _: &T,
-        _: i64,
-        _: &W,
-        _: &mut TriggerContext<'_, K, W>,
-    ) -> FunctionResult<TriggerResult> {
-        Ok(TriggerResult::Continue)
-    }
-    fn on_processing_time(
-        &mut self,
-        _: i64,
-        _: &W,
-        _: &mut TriggerContext<'_, K, W>,
-    ) -> FunctionResult<TriggerResult> {
-        Ok(TriggerResult::Continue)
-    }
-    fn on_event_time(
-        &mut self,
         _: i64,
         _: &W,
         _: &mut TriggerContext<'_, K, W>,
@@ -382,22 +357,6 @@ impl<K: Key, T, W: Window> Trigger<K, T, W> for CountTrigger {
             count.clear_in(ctx, window)?;
             return Ok(TriggerResult::Fire);
         }
-        Ok(TriggerResult::Continue)
-    }
-    fn on_processing_time(
-        &mut self,
-        _: i64,
-        _: &W,
-        _: &mut TriggerContext<'_, K, W>,
-    ) -> FunctionResult<TriggerResult> {
-        Ok(TriggerResult::Continue)
-    }
-    fn on_event_time(
-        &mut self,
-        _: i64,
-        _: &W,
-        _: &mut TriggerContext<'_, K, W>,
-    ) -> FunctionResult<TriggerResult> {
         Ok(TriggerResult::Continue)
     }
     fn can_merge(&self) -> bool {
@@ -462,14 +421,6 @@ impl<K: Key, T, W: Window> Trigger<K, T, W> for ContinuousEventTimeTrigger {
         if state.get_in(ctx, window)?.is_none() {
             self.register_next(timestamp - timestamp % self.interval, window, ctx)?;
         }
-        Ok(TriggerResult::Continue)
-    }
-    fn on_processing_time(
-        &mut self,
-        _: i64,
-        _: &W,
-        _: &mut TriggerContext<'_, K, W>,
-    ) -> FunctionResult<TriggerResult> {
         Ok(TriggerResult::Continue)
     }
     fn on_event_time(
