@@ -17,7 +17,7 @@
 
 use crate::chain::{guarded, Input, TaskEnv};
 use crate::channel::{ChannelElement, InputGate, TaskWaker};
-use crate::checkpoint::storage::FileCheckpointStorage;
+use crate::checkpoint::storage::storage_for_location;
 use crate::checkpoint::{
     BarrierHandler, BarrierOutcome, CheckpointBarrier, CheckpointId, CheckpointLocation,
     CheckpointMail, CheckpointStorage, ListStateSnapshot, OperatorStateMode, OperatorSubtaskState,
@@ -255,7 +255,7 @@ fn upload(
             let (storage, loc): (Arc<dyn CheckpointStorage>, CheckpointLocation) =
                 match &barrier.savepoint_dir {
                     Some(dir) => (
-                        Arc::new(FileCheckpointStorage::new(dir)),
+                        storage_for_location(dir),
                         CheckpointLocation { dir: dir.clone() },
                     ),
                     None => {

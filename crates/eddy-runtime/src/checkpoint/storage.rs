@@ -130,6 +130,13 @@ pub trait CheckpointStorage: Send + Sync {
     fn discard_job_dir_if_empty(&self, job: JobId);
 }
 
+/// The storage holding the checkpoint or savepoint directory `dir` (a resolved location, e.g.
+/// a savepoint's target or a path to restore from). The one place that picks a storage for a
+/// location; file systems only for now.
+pub fn storage_for_location(dir: &str) -> Arc<dyn CheckpointStorage> {
+    Arc::new(FileCheckpointStorage::new(dir))
+}
+
 /// The storage for a `state.checkpoints.dir` value: `None` keeps checkpoints in memory.
 pub fn storage_for_url(url: Option<&str>) -> Result<Arc<dyn CheckpointStorage>, StorageError> {
     match url {

@@ -11,7 +11,7 @@
 use super::stats::{CheckpointStatsSnapshot, CheckpointStatsTracker, RestoredCheckpointStats};
 use eddy_core::{CheckpointConfig, JobId, OperatorId, RecoveryClaimMode};
 use eddy_runtime::checkpoint::metadata::operator_state_key;
-use eddy_runtime::checkpoint::storage::FileCheckpointStorage;
+use eddy_runtime::checkpoint::storage::{storage_for_location, FileCheckpointStorage};
 use eddy_runtime::checkpoint::{
     CheckpointBarrier, CheckpointId, CheckpointLocation, CheckpointMetadata, CheckpointStorage,
     OperatorStateMeta, SnapshotKind, SubtaskKey, TaskAcknowledgement, METADATA_VERSION,
@@ -471,7 +471,7 @@ impl CheckpointCoordinator {
             Result<CheckpointLocation, String>,
         ) = match &p.barrier.savepoint_dir {
             Some(dir) => (
-                Arc::new(FileCheckpointStorage::new(dir)),
+                storage_for_location(dir),
                 Ok(CheckpointLocation { dir: dir.clone() }),
             ),
             None => (

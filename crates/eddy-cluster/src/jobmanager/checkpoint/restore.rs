@@ -11,14 +11,13 @@ use eddy_core::keygroup::KeyGroupRange;
 use eddy_runtime::checkpoint::metadata::operator_state_key;
 use eddy_runtime::checkpoint::state::RestoredOperatorState;
 use eddy_runtime::checkpoint::storage::{
-    list_completed_checkpoints, resolve_restore_path, FileCheckpointStorage,
+    list_completed_checkpoints, resolve_restore_path, storage_for_location,
 };
 use eddy_runtime::checkpoint::{
-    CheckpointStorage, OperatorStateMeta, OperatorSubtaskState, StorageError, TaskRestore,
+    OperatorStateMeta, OperatorSubtaskState, StorageError, TaskRestore,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
 use thiserror::Error;
 
 /// Why a checkpoint cannot be restored.
@@ -191,7 +190,7 @@ pub fn open_path(path: &str) -> Result<CompletedCheckpoint, RestoreError> {
         source,
     };
     let location = resolve_restore_path(path).map_err(storage_err)?;
-    let storage: Arc<dyn CheckpointStorage> = Arc::new(FileCheckpointStorage::new(&location.dir));
+    let storage = storage_for_location(&location.dir);
     let metadata = storage.read_metadata(&location).map_err(storage_err)?;
     Ok(CompletedCheckpoint {
         location,
@@ -297,6 +296,8 @@ mod tests {
     use super::*;
     use crate::jobmanager::job_result_store::JOB_RESULT_VERSION;
     use eddy_core::JobId;
+    use eddy_runtime::checkpoint::storage::FileCheckpointStorage;
+    use eddy_runtime::checkpoint::CheckpointStorage;
     use eddy_runtime::checkpoint::{
         CheckpointMetadata, SnapshotKind, StateHandle, METADATA_VERSION,
     };
