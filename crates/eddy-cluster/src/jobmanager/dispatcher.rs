@@ -16,7 +16,7 @@ use crate::jobmanager::job_master::{
 };
 use crate::jobmanager::job_result_store::JobResult;
 use crate::jobmanager::resource_manager::{ResourceManager, SlotRequestError};
-use crate::jobmanager::rpc_services::{SubmitError, TaskManagerLinks};
+use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
 use crate::taskmanager::task_executor::{ExecutionState, TaskFailureReport};
 use eddy_core::cluster_config::ClusterConfig;
 use eddy_core::jobgraph::JobGraph;
@@ -230,7 +230,7 @@ pub enum SavepointStatus {
 #[derive(Clone)]
 pub(crate) struct TaskManagerTracker {
     rm: Arc<ResourceManager>,
-    links: Arc<TaskManagerLinks>,
+    links: Arc<dyn TaskExecutorGateway>,
     jobs: Arc<Mutex<Vec<Arc<JobRecord>>>>,
 }
 
@@ -261,7 +261,7 @@ impl TaskManagerTracker {
 /// The Dispatcher of a jobmanager.
 pub struct Dispatcher {
     rm: Arc<ResourceManager>,
-    links: Arc<TaskManagerLinks>,
+    links: Arc<dyn TaskExecutorGateway>,
     builder: Arc<dyn ProgramBuilder>,
     config: ClusterConfig,
     job_defaults: BTreeMap<String, String>,
@@ -275,7 +275,7 @@ impl Dispatcher {
     /// jobmanager's configuration, under those of each submission.
     pub(crate) fn new(
         rm: Arc<ResourceManager>,
-        links: Arc<TaskManagerLinks>,
+        links: Arc<dyn TaskExecutorGateway>,
         builder: Arc<dyn ProgramBuilder>,
         config: ClusterConfig,
         job_defaults: BTreeMap<String, String>,
@@ -588,7 +588,7 @@ pub(crate) struct ClusterDeployer {
     submission: JobSubmission,
     graph: JobGraph,
     rm: Arc<ResourceManager>,
-    links: Arc<TaskManagerLinks>,
+    links: Arc<dyn TaskExecutorGateway>,
     tracker: TaskManagerTracker,
     /// The id of the last attempt deployed: every try gets a new one, so commands of a
     /// try given up (cancel, free slots) never hit the next.
@@ -790,7 +790,7 @@ struct ClusterAttempt {
     tasks_on: BTreeMap<String, Vec<SubtaskKey>>,
     sources: BTreeSet<String>,
     stopped: BTreeSet<SubtaskKey>,
-    links: Arc<TaskManagerLinks>,
+    links: Arc<dyn TaskExecutorGateway>,
     rm: Arc<ResourceManager>,
 }
 

@@ -20,6 +20,7 @@ use crate::rpc::{
     endpoint, execution_state, is_transport_failure, key, parse_job, report_from_proto,
     ClusterError, FAST_PROBE, RETRY_FIRST, RETRY_MAX,
 };
+use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
 use crate::taskmanager::task_executor::TaskFailureReport;
 use eddy_core::cluster_config::ClusterConfig;
 use eddy_core::JobId;
@@ -36,24 +37,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// Why a taskmanager did not take a deployment.
-#[derive(Debug)]
-pub(crate) enum SubmitError {
-    /// It could not be reached.
-    Unreachable(String),
-    /// It answered no (wrong binary, slots taken, bad input).
-    Refused(String),
-}
-
-impl std::fmt::Display for SubmitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SubmitError::Unreachable(m) => write!(f, "unreachable: {m}"),
-            SubmitError::Refused(m) => write!(f, "refused: {m}"),
-        }
-    }
-}
 
 #[derive(Clone)]
 enum Command {
@@ -186,10 +169,6 @@ impl TaskManagerLinks {
         Ok((client, closed))
     }
 
-    pub(crate) fn remove(&self, rid: &str) {
-        self.links.lock().remove(rid);
-    }
-
     fn client(&self, rid: &str) -> Option<TaskExecutorClient<Channel>> {
         self.links.lock().get(rid).map(|l| l.client.clone())
     }
@@ -199,9 +178,11 @@ impl TaskManagerLinks {
             let _ = l.tx.send(c);
         }
     }
+}
 
+impl TaskExecutorGateway for TaskManagerLinks {
     /// Deploys tasks (blocking the calling JobMaster thread until the taskmanager answers).
-    pub(crate) fn submit(&self, rid: &str, d: &TaskDeployment) -> Result<(), SubmitError> {
+    fn submit(&self, rid: &str, d: &TaskDeployment) -> Result<(), SubmitError> {
         let mut c = self
             .client(rid)
             .ok_or_else(|| SubmitError::Unreachable("it is not registered".into()))?;
@@ -223,16 +204,20 @@ impl TaskManagerLinks {
         }
     }
 
-    pub(crate) fn mail(&self, rid: &str, job: JobId, attempt: u64, mail: CheckpointMail) {
+    fn mail(&self, rid: &str, job: JobId, attempt: u64, mail: CheckpointMail) {
         self.command(rid, Command::Mail(job, attempt, mail));
     }
 
-    pub(crate) fn cancel(&self, rid: &str, job: JobId, attempt: u64) {
+    fn cancel(&self, rid: &str, job: JobId, attempt: u64) {
         self.command(rid, Command::Cancel(job, attempt));
     }
 
-    pub(crate) fn free(&self, rid: &str, job: JobId, attempt: u64) {
+    fn free(&self, rid: &str, job: JobId, attempt: u64) {
         self.command(rid, Command::Free(job, attempt));
+    }
+
+    fn remove(&self, rid: &str) {
+        self.links.lock().remove(rid);
     }
 }
 
