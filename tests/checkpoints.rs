@@ -9,6 +9,7 @@ use eddy::runtime::checkpoint::{CheckpointBarrier, OperatorSubtaskState};
 use eddy::runtime::factory::OneInputFactory;
 use eddy::runtime::output::Output;
 use eddy::runtime::OperatorError;
+use eddy_testing::finished_lines;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -752,26 +753,6 @@ fn claim_mode_decides_who_deletes_the_restored_checkpoint() {
             "{mode}: the job directory"
         );
     }
-}
-
-/// The lines of the finished part files under `dir` (hidden in-progress and pending files are
-/// not output), sorted: a multiset.
-fn finished_lines(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') || !e.path().is_file() {
-            continue;
-        }
-        lines.extend(
-            std::fs::read_to_string(e.path())
-                .unwrap()
-                .lines()
-                .map(str::to_string),
-        );
-    }
-    lines.sort();
-    lines
 }
 
 /// Keyed running counts and 100-record tumbling event-time windows, both written through the

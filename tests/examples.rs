@@ -2,6 +2,7 @@
 //! `cargo test` builds the examples first; they are found next to this test binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+use eddy_testing::finished_lines;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -525,35 +526,6 @@ fn window_count_sessions_and_bad_input() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-}
-
-/// Lines of the finished (non-hidden) files under `dir`, recursively, as a sorted multiset.
-fn finished_lines(dir: &std::path::Path) -> Vec<String> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if e.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                out.extend(
-                    std::fs::read_to_string(&p)
-                        .unwrap()
-                        .lines()
-                        .map(str::to_string),
-                );
-            }
-        }
-    }
-    let mut v = Vec::new();
-    walk(dir, &mut v);
-    v.sort();
-    v
 }
 
 /// Kills the checkpointed window_count with SIGKILL at random moments and restarts it with

@@ -316,7 +316,7 @@ fn cluster(shape: Shape) {
     let target = kills_per_configuration();
     let mut rng = Rng::new();
     let mut st = Stats::default();
-    let mut c = Cluster::start_heartbeats(2, 2, &[], &[]);
+    let mut c = Cluster::start_heartbeats(EDDY, 2, 2, &[], &[]);
     let mut round = 0;
     while st.kills < target {
         let out = work.path().join(format!("out-{round}"));
@@ -343,7 +343,7 @@ fn cluster(shape: Shape) {
                     st.kills += 1;
                     st.process_kills += 1;
                     st.at_finish += 1;
-                    c = Cluster::start_heartbeats(2, 2, &[], &[]);
+                    c = Cluster::start_heartbeats(EDDY, 2, 2, &[], &[]);
                     assert!(submit(&c, &args).is_none(), "a finished job ran again");
                 }
                 break;
@@ -363,7 +363,7 @@ fn cluster(shape: Shape) {
                 st.failovers += attempt.saturating_sub(1);
                 drop(c);
                 let killed = Instant::now();
-                c = Cluster::start_heartbeats(2, 2, &[], &[]);
+                c = Cluster::start_heartbeats(EDDY, 2, 2, &[], &[]);
                 st.runs += 1;
                 match submit(&c, &args) {
                     Some(new_id) => {

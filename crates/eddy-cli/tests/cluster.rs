@@ -26,7 +26,7 @@ fn final_counts(dir: &Path) -> std::collections::BTreeMap<String, i64> {
 
 #[test]
 fn word_count_on_two_taskmanagers_equals_the_minicluster() {
-    let c = Cluster::start(2, 2);
+    let c = Cluster::start(EDDY, 2, 2);
     let input = c.dir.path().join("input");
     std::fs::create_dir(&input).unwrap();
     for f in 0..4 {
@@ -94,7 +94,7 @@ fn word_count_on_two_taskmanagers_equals_the_minicluster() {
 
 #[test]
 fn not_enough_slots_and_no_checkpoint_directory_are_clear_errors() {
-    let c = Cluster::start_with(1, 1, &["-D", "slot.request.timeout=1s"]);
+    let c = Cluster::start_with(EDDY, 1, 1, &["-D", "slot.request.timeout=1s"]);
     let o = c.eddy("run", &["word_count", "-p", "3"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
@@ -175,7 +175,7 @@ fn a_killed_taskmanager_fails_over_to_a_replacement_exactly_once() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let mut c = Cluster::start(2, 2);
+    let mut c = Cluster::start(EDDY, 2, 2);
     let input = c.dir.path().join("events.csv");
     window_csv(&input, 40, 6000);
     let expected = reference(&c, &input);
@@ -240,7 +240,7 @@ fn a_killed_taskmanager_is_detected_within_seconds_with_default_heartbeats() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let mut c = Cluster::start_heartbeats(1, 2, &[], &[]);
+    let mut c = Cluster::start_heartbeats(EDDY, 1, 2, &[], &[]);
     let input = c.dir.path().join("events.csv");
     window_csv(&input, 40, 3000);
     let expected = reference(&c, &input);
@@ -347,7 +347,7 @@ fn truncate_checkpoints(root: &Path) -> Vec<String> {
 /// after starting over from empty state with part of its output written twice.
 #[test]
 fn unreadable_checkpoints_fail_a_cluster_job_instead_of_replaying_it() {
-    let mut c = Cluster::start(2, 2);
+    let mut c = Cluster::start(EDDY, 2, 2);
     let input = c.dir.path().join("events.csv");
     window_csv(&input, 40, 6000);
     let expected = reference(&c, &input);
@@ -401,7 +401,7 @@ fn unreadable_checkpoints_fail_a_cluster_job_instead_of_replaying_it() {
 
 #[test]
 fn two_jobs_side_by_side_cancel_and_list() {
-    let c = Cluster::start(1, 4);
+    let c = Cluster::start(EDDY, 1, 4);
     let input = c.dir.path().join("events.csv");
     window_csv(&input, 10, 100_000);
     let out = c.dir.path().join("out");
@@ -460,7 +460,7 @@ fn two_jobs_side_by_side_cancel_and_list() {
 
 #[test]
 fn stop_with_savepoint_then_run_from_it_resumes_exactly_once() {
-    let c = Cluster::start(2, 1);
+    let c = Cluster::start(EDDY, 2, 1);
     let input = c.dir.path().join("events.csv");
     window_csv(&input, 30, 5000);
     let expected = reference(&c, &input);
@@ -588,7 +588,7 @@ fn cluster_start_runs_a_job_and_cluster_stop_ends_it() {
 
 #[test]
 fn a_slow_operator_on_one_taskmanager_back_pressures_the_source_on_another() {
-    let c = Cluster::start(2, 1);
+    let c = Cluster::start(EDDY, 2, 1);
     let o = c.eddy(
         "run",
         &[
@@ -669,7 +669,7 @@ fn nexmark_on_two_taskmanagers_matches_the_reference() {
     use eddy::connectors::nexmark::GeneratorConfig;
     use eddy_nexmark::checksum::Checksum;
     use eddy_nexmark::{reference_checksum, Query};
-    let c = Cluster::start(2, 1);
+    let c = Cluster::start(EDDY, 2, 1);
     for (q, query) in [("q3", Query::Q3), ("q5", Query::Q5)] {
         let o = c.eddy(
             "run",
