@@ -248,6 +248,16 @@ impl SourceReader for TextFileReader {
                 .read_until(b'\n', &mut self.line)
                 .map_err(|e| OperatorError::io(format!("reading {}", path.display()), e))?;
             if n == 0 {
+                if self.pos < split_end {
+                    return Err(OperatorError::BadInput(format!(
+                        "{} ended at byte {} inside its split [{}, {}): the file was truncated \
+                         while the job was reading it",
+                        path.display(),
+                        self.pos,
+                        current.split.start,
+                        split_end
+                    )));
+                }
                 self.next_split();
                 continue;
             }

@@ -100,7 +100,10 @@ impl SourceReader for SocketReader {
             };
             // On a timeout, read_until keeps the bytes read so far in `partial`. At most one
             // byte past the bound (the newline ending a line of exactly the bound) is read.
-            let room = (self.max_line + 1).saturating_sub(self.partial.len()) as u64;
+            let room = self
+                .max_line
+                .saturating_add(1)
+                .saturating_sub(self.partial.len()) as u64;
             let res = r.by_ref().take(room).read_until(b'\n', &mut self.partial);
             if !self.partial.ends_with(b"\n") && self.partial.len() > self.max_line {
                 return Err(OperatorError::BadInput(format!(

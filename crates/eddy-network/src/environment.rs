@@ -18,7 +18,7 @@ use crate::frame::{self, ADD_CREDIT, BUFFER, EVENT, HELLO, PARTITION_REQUEST};
 use crate::pool::{NetworkBufferPool, Segment};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -349,7 +349,7 @@ struct Shared {
     /// Connections with running reader threads, including those still before their `Hello`.
     live: AtomicUsize,
     limits: NetworkLimits,
-    max_frame: usize,
+    segment_size: usize,
 }
 
 /// Bounds on what peers can make a data port hold.
@@ -416,7 +416,7 @@ impl NetworkEnvironment {
             bytes_sent: AtomicU64::new(0),
             live: AtomicUsize::new(0),
             limits,
-            max_frame: frame::max_frame(pool.segment_size()),
+            segment_size: pool.segment_size(),
         });
         let s2 = shared.clone();
         std::thread::Builder::new()
@@ -600,10 +600,10 @@ fn open_connection(
             .entry(p.clone())
             .or_insert_with(|| conn.clone());
     }
-    let hello = shared.local_address.as_bytes();
+    let hello = frame::hello_body(&shared.local_address, shared.segment_size);
     conn.send(OutFrame {
         head: frame::head(HELLO, None, &[], hello.len()),
-        body: Body::Bytes(hello.to_vec()),
+        body: Body::Bytes(hello),
     })
     .map_err(|e| io::Error::other(e.to_string()))?;
     let write_stream = stream.try_clone()?;
@@ -673,12 +673,41 @@ fn writer_loop(
     }
 }
 
+/// The socket, with a deadline every read must meet while it is set (the handshake's).
+struct DeadlineStream {
+    stream: TcpStream,
+    deadline: Option<Instant>,
+}
+
+impl Read for DeadlineStream {
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        if let Some(d) = self.deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "handshake deadline",
+                ));
+            }
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        self.stream.read(b)
+    }
+}
+
 fn reader_loop(shared: &Arc<Shared>, conn: &Arc<Connection>, stream: TcpStream) -> io::Result<()> {
-    // A peer that connects and says nothing would hold a connection slot forever.
-    stream.set_read_timeout(Some(shared.limits.handshake_timeout))?;
-    let mut r = BufReader::with_capacity(64 * 1024, stream);
+    // The whole Hello must arrive within the handshake timeout: a peer that connects and says
+    // nothing, or trickles a byte now and then, would hold a connection slot for ever.
+    let handshake = shared.limits.handshake_timeout;
+    let mut r = BufReader::with_capacity(
+        64 * 1024,
+        DeadlineStream {
+            stream,
+            deadline: Some(Instant::now() + handshake),
+        },
+    );
     let mut buf = Vec::new();
-    let max = shared.max_frame;
+    let mut max = frame::max_frame(0);
     match frame::read_frame(&mut r, &mut buf, max) {
         Ok(true) if buf.first() == Some(&HELLO) => {}
         Ok(true) => {
@@ -695,13 +724,13 @@ fn reader_loop(shared: &Arc<Shared>, conn: &Arc<Connection>, stream: TcpStream) 
             ) =>
         {
             return Err(frame::invalid(&format!(
-                "no Hello within {:?} of connecting",
-                shared.limits.handshake_timeout
+                "no Hello within {handshake:?} of connecting"
             )))
         }
         Err(e) => return Err(e),
     }
-    r.get_ref().set_read_timeout(None)?;
+    r.get_mut().deadline = None;
+    r.get_ref().stream.set_read_timeout(None)?;
     let mut first = true;
     while first || frame::read_frame(&mut r, &mut buf, max)? {
         first = false;
@@ -712,7 +741,9 @@ fn reader_loop(shared: &Arc<Shared>, conn: &Arc<Connection>, stream: TcpStream) 
         let body = &buf[1..];
         match kind {
             HELLO => {
-                let peer = String::from_utf8_lossy(body).to_string();
+                let (peer, segment_size) = frame::parse_hello(body)?;
+                // Buffer frames hold one of the peer's segments, whatever ours are.
+                max = frame::max_frame(segment_size);
                 *conn.peer.lock() = peer.clone();
                 shared
                     .connections

@@ -1,9 +1,11 @@
 //! The wire format of a data connection: `[u32 length][u8 kind][body]`, little endian, where
 //! the length counts kind and body. Every frame but `Hello` names its channel.
 //!
-//! A length is checked against the connection's limit before a byte of the frame is allocated:
-//! a buffer frame holds at most one network segment, so anything larger is garbage or another
-//! protocol, and the connection is closed with an error naming the length and the limit.
+//! A length is checked against the connection's limit before the frame is read: a buffer frame
+//! holds at most one network segment of the sender (its size travels in the Hello; until then
+//! only small frames are accepted), so anything larger is garbage or another protocol, and the
+//! connection is closed with an error naming the length and the limit. The body is read into a
+//! buffer that grows with the bytes that actually arrive, never sized by the length alone.
 
 use crate::environment::ChannelId;
 use std::io::{self, Read};
@@ -23,9 +25,30 @@ const FRAME_OVERHEAD: usize = 1 + ID_LEN + 64;
 /// much whatever its segment size, and no sender sends more.
 pub(crate) const MAX_EVENT: usize = 64 << 10;
 
-/// The largest frame a connection accepts with network segments of `segment_size` bytes.
+/// The largest network segment a peer may announce in its Hello.
+pub(crate) const MAX_SEGMENT: usize = 64 << 20;
+
+/// The largest frame a connection accepts from a peer whose network segments are
+/// `segment_size` bytes (0 before its Hello: only events and the Hello itself).
 pub(crate) fn max_frame(segment_size: usize) -> usize {
-    segment_size.max(MAX_EVENT) + FRAME_OVERHEAD
+    segment_size.clamp(MAX_EVENT, MAX_SEGMENT) + FRAME_OVERHEAD
+}
+
+/// The body of a Hello: the sender's data address and its segment size.
+pub(crate) fn hello_body(address: &str, segment_size: usize) -> Vec<u8> {
+    format!("{address}\n{segment_size}").into_bytes()
+}
+
+/// Reads a Hello body: the peer's address and segment size.
+pub(crate) fn parse_hello(body: &[u8]) -> io::Result<(String, usize)> {
+    let text = std::str::from_utf8(body).map_err(|_| invalid("a Hello that is not UTF-8"))?;
+    let (address, segment) = text
+        .split_once('\n')
+        .ok_or_else(|| invalid("a Hello without a segment size"))?;
+    let segment = segment
+        .parse::<usize>()
+        .map_err(|_| invalid(&format!("a Hello with segment size '{segment}'")))?;
+    Ok((address.to_string(), segment))
 }
 
 pub(crate) fn encode_id(id: &ChannelId, out: &mut Vec<u8>) {
@@ -86,8 +109,14 @@ pub(crate) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> io
         )));
     }
     buf.clear();
-    buf.resize(len, 0);
-    r.read_exact(buf)?;
+    // Grows with what arrives: a length alone never allocates.
+    let n = r.take(len as u64).read_to_end(buf)?;
+    if n < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the stream ended {} bytes into a frame of {len}", n),
+        ));
+    }
     Ok(true)
 }
 

@@ -247,6 +247,18 @@ fn hostile_bytes_close_the_connection_and_the_port_keeps_working() {
         closed_by_peer(&mut s, Duration::from_secs(3)),
         "silent peer"
     );
+    // Trickling a Hello a byte at a time: the deadline is for the whole Hello, not per read.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&1000u32.to_le_bytes()).unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(3) {
+        if s.write_all(&[1]).is_err() || closed_by_peer(&mut s, Duration::from_millis(100)) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "trickling peer kept its slot");
     // Connections beyond the limit are refused while the first three are open.
     wait_until("closed connections released", || a.connection_count() == 0);
     let mut held: Vec<TcpStream> = Vec::new();
@@ -278,4 +290,32 @@ fn hostile_bytes_close_the_connection_and_the_port_keeps_working() {
     }
     producer.join().unwrap().unwrap();
     assert_eq!(*handler.records.lock(), (0..1_000).collect::<Vec<u64>>());
+}
+
+#[test]
+fn peers_with_larger_segments_than_ours_are_understood() {
+    // The producer's 256 KiB segments reach a consumer whose own are 4 KiB: the limit is the
+    // segment size the producer announced in its Hello.
+    let a = Arc::new(env(4, 256 * 1024));
+    let b = env(4, 4 * 1024);
+    let handler = Arc::new(Collect::default());
+    let credits = b
+        .request_partition(id(4), &a.address().to_string(), 4, handler.clone())
+        .unwrap();
+    let a2 = a.clone();
+    let producer = std::thread::spawn(move || produce(&a2, id(4), 100_000));
+    while handler.events.lock().is_empty() {
+        assert!(
+            handler.failure.lock().is_none(),
+            "{:?}",
+            handler.failure.lock()
+        );
+        let held = std::mem::take(&mut *handler.held.lock());
+        if held > 0 {
+            credits.add_credit(held as u32);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    producer.join().unwrap().unwrap();
+    assert_eq!(*handler.records.lock(), (0..100_000).collect::<Vec<u64>>());
 }
