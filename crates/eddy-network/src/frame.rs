@@ -109,13 +109,19 @@ pub(crate) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> io
         )));
     }
     buf.clear();
-    // Grows with what arrives: a length alone never allocates.
-    let n = r.take(len as u64).read_to_end(buf)?;
-    if n < len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("the stream ended {} bytes into a frame of {len}", n),
-        ));
+    if len <= buf.capacity() {
+        // The steady state: the buffer of earlier frames holds this one.
+        buf.resize(len, 0);
+        r.read_exact(buf)?;
+    } else {
+        // A larger frame than before: grow with what arrives (at most doubling what was read),
+        // so a length alone never allocates.
+        while buf.len() < len {
+            let start = buf.len();
+            let step = (len - start).min(start.max(64 << 10));
+            buf.resize(start + step, 0);
+            r.read_exact(&mut buf[start..])?;
+        }
     }
     Ok(true)
 }
