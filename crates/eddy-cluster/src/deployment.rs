@@ -6,9 +6,12 @@
 
 use eddy_core::jobgraph::JobGraph;
 use eddy_core::JobId;
+use eddy_runtime::checkpoint::storage::CheckpointStorage;
+use eddy_runtime::checkpoint::TaskRestore;
 use eddy_runtime::factory::JobProgram;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// A job as the client submits it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,8 +47,11 @@ pub fn build_checked(
 ) -> Result<JobProgram, String> {
     let mut program = builder.build(submission)?;
     program.job_graph.job_id = submission.job_id;
+    if submission.fingerprint.is_empty() {
+        return Ok(program);
+    }
     let fp = program.fingerprint();
-    if !submission.fingerprint.is_empty() && fp != submission.fingerprint {
+    if fp != submission.fingerprint {
         return Err(format!(
             "job graph fingerprint mismatch for job '{}' ({}): this binary builds {fp}, the \
              jobmanager built {}. Jobmanager and taskmanagers must run the same binary.",
@@ -83,6 +89,34 @@ pub struct TaskDeployment {
     pub restore_from: Option<String>,
     /// Whether state of operators no longer in the job may be skipped.
     pub allow_non_restored_state: bool,
+    /// Set only when the jobmanager runs in the same process (the MiniCluster): what it
+    /// already holds, handed over instead of sent. Never on the wire.
+    #[serde(skip)]
+    pub in_process: Option<InProcessHandover>,
+}
+
+/// The state of each subtask to restore, by (vertex index, subtask index).
+pub type SubtaskStates = HashMap<(usize, usize), TaskRestore>;
+
+/// What a jobmanager hands a TaskExecutor of its own process directly: the state the JobMaster
+/// already read and matched to the subtasks (instead of every taskmanager reading
+/// `restore_from` again), and the checkpoint storage of the job's coordinator (in-memory
+/// checkpoint storage is reachable only through the same object).
+#[derive(Clone)]
+pub struct InProcessHandover {
+    /// Per subtask (vertex index, subtask index): its state.
+    pub states: Arc<SubtaskStates>,
+    /// The coordinator's checkpoint storage.
+    pub storage: Arc<dyn CheckpointStorage>,
+}
+
+impl std::fmt::Debug for InProcessHandover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessHandover")
+            .field("states", &self.states.len())
+            .field("storage", &self.storage.url())
+            .finish()
+    }
 }
 
 /// The slot (0-based, job-wide) of every subtask: subtask `i` of every vertex of a slot

@@ -5,8 +5,8 @@
 //! per job with its ExecutionGraph, checkpoint coordination, restart strategies, the job
 //! result store, and its gRPC services) and the [`taskmanager`] (TaskExecutor and its gRPC
 //! services); what a deployment carries ([`deployment`]); what both sides of the control plane
-//! share ([`rpc`]); and the embedded [`minicluster`] (tasks as threads of this process, driven
-//! by the same JobMaster loop). Must not touch: operator code or the state layout.
+//! share ([`rpc`]); and the embedded [`minicluster`] (the same Dispatcher, ResourceManager and
+//! TaskExecutors in one process, behind in-process gateways). Must not touch: operator code or the state layout.
 #![warn(missing_docs)]
 
 pub mod deployment;

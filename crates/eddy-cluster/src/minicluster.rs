@@ -1,91 +1,269 @@
-//! The MiniCluster: the embedded default deployment (DESIGN §1). JobManager and TaskManagers
-//! live in this process; every subtask runs on its own OS thread.
+//! The MiniCluster: the embedded default deployment (DESIGN §1), as Flink's `MiniCluster` is —
+//! the real Dispatcher, ResourceManager and TaskExecutors of a cluster, started in this
+//! process and talking through in-process gateways instead of gRPC. Every subtask runs on its
+//! own OS thread of a TaskExecutor.
 //!
-//! `execute_async` initializes the job's operators once (e.g. checks input paths), expands the
-//! JobGraph into an ExecutionGraph, creates each subtask's input gates and hands the matching
-//! channel writers to the producers, builds every task, then starts them all. The first task
-//! that fails cancels the others; the job's error is that root cause, naming the operator and
-//! subtask. It returns a [`JobClient`] through which the running job's watermarks and
-//! checkpoint statistics can be read, savepoints taken, the job stopped or cancelled, or its end
-//! awaited; `execute` is `execute_async` then [`JobClient::wait`].
+//! `execute_async` starts the components for the job (`taskmanagers` TaskExecutors, each with
+//! `slots_per_taskmanager` slots, or as many as the job needs when that is unset), registers
+//! them with the ResourceManager, and hands the already built [`JobProgram`] to the
+//! Dispatcher, which checks it, initializes its operators once (e.g. checks input paths), and
+//! deploys the first attempt through the same scheduler a cluster uses: tasks whose producer
+//! and consumer share a TaskExecutor exchange data over in-memory channels, tasks on two
+//! TaskExecutors over their network stacks (on 127.0.0.1). Errors found before anything runs
+//! come back from `execute_async`.
 //!
-//! A JobMaster thread per job supervises the tasks and runs the [`CheckpointCoordinator`],
-//! delivering its triggers and notifications to the tasks' mailboxes. When a task fails, the
-//! JobMaster cancels every task, asks the restart strategy, and redeploys all tasks from the
-//! latest completed checkpoint (falling back to older retained ones if one cannot be read);
-//! failures and restarts are recorded for the REST API.
+//! It returns a [`JobClient`] through which the running job's watermarks and checkpoint
+//! statistics can be read, savepoints taken, the job stopped or cancelled, or its end awaited;
+//! `execute` is `execute_async` then [`JobClient::wait`]. The JobMaster supervises the tasks
+//! and runs the checkpoint coordinator; when a task fails it cancels every task, asks the
+//! restart strategy, and redeploys all tasks from the latest completed checkpoint (falling
+//! back to older retained ones if one cannot be read), exactly as on a cluster.
 
-use crate::jobmanager::checkpoint::{CheckpointCoordinator, CheckpointStatsSnapshot};
-use crate::jobmanager::execution_graph::ExecutionGraph;
-use crate::jobmanager::job_master::{
-    job_master, prepare, source_tasks, DeployedAttempt, Deployer, JobMasterCtx, JobMasterEvent,
-    JobShared, PreparedJob, RestoreSpec,
-};
-use crate::taskmanager::launch;
-use eddy_core::{CoreError, JobId};
-use eddy_runtime::channel::{CancelToken, OutputMetrics, TaskWaker};
+use crate::deployment::{JobSubmission, ProgramBuilder, TaskDeployment};
+use crate::jobmanager::checkpoint::CheckpointStatsSnapshot;
+use crate::jobmanager::dispatcher::{Dispatcher, JobRecord, StartedJob};
+use crate::jobmanager::job_master::{now_ms, JobMasterEvent};
+use crate::jobmanager::resource_manager::{ResourceManager, TaskManagerRecord};
+use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
+use crate::taskmanager::task_executor::{ExecutionState, JobMasterGateway, TaskExecutor};
+use eddy_core::cluster_config::ClusterConfig;
+use eddy_core::JobId;
+use eddy_network::{NetworkBufferPool, NetworkEnvironment};
 use eddy_runtime::checkpoint::{
-    CheckpointBarrier, CheckpointId, CheckpointMail, CheckpointResponder, SnapshotKind, SubtaskKey,
-    TaskAcknowledgement, TaskCheckpointing, TaskMailbox, TaskRestore, Uploader,
+    CheckpointId, CheckpointMail, SnapshotKind, SubtaskKey, TaskAcknowledgement,
 };
 use eddy_runtime::error::panic_message;
-use eddy_runtime::factory::{ChainContext, Erased, JobProgram};
+use eddy_runtime::factory::JobProgram;
+use eddy_runtime::TaskError;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 pub use crate::jobmanager::job_master::{
     JobExecutionError, JobExecutionResult, JobFailure, JobStatus,
 };
+pub use crate::taskmanager::task_executor::SubtaskWatermarks;
 
-/// The embedded cluster.
-#[derive(Clone, Debug, Default)]
+/// The embedded cluster's shape (Flink's `MiniClusterConfiguration`).
+#[derive(Clone, Debug)]
 pub struct MiniCluster {
-    /// Task slots available; `None` gives the job as many as it needs (Flink's MiniCluster
-    /// default for local execution).
-    pub slots: Option<usize>,
+    /// TaskManagers to start (`minicluster.number-of-taskmanagers`); at least 1.
+    pub taskmanagers: usize,
+    /// Task slots of each TaskManager (`taskmanager.numberOfTaskSlots`); `None` gives the job
+    /// as many as it needs, spread over the TaskManagers (Flink's default for local
+    /// execution).
+    pub slots_per_taskmanager: Option<usize>,
 }
 
-/// The current watermarks of one subtask of a running job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SubtaskWatermarks {
-    /// The task (JobGraph vertex) name, e.g. `Source: Collection Source -> Map`.
-    pub task: String,
-    /// 0-based subtask index.
-    pub subtask: usize,
-    /// The watermark the task last forwarded into its chain (`i64::MIN` before any, and
-    /// always for sources).
-    pub input_watermark: i64,
-    /// The watermark the task's chain last emitted (`i64::MIN` before any).
-    pub output_watermark: i64,
-}
-
-/// The in-process transport from tasks to the coordinator.
-struct ChannelResponder {
-    tx: mpsc::Sender<JobMasterEvent>,
-    attempt: u64,
-}
-
-impl CheckpointResponder for ChannelResponder {
-    fn acknowledge(&self, ack: TaskAcknowledgement) {
-        let _ = self.tx.send(JobMasterEvent::Ack(ack));
+impl Default for MiniCluster {
+    fn default() -> Self {
+        MiniCluster {
+            taskmanagers: 1,
+            slots_per_taskmanager: None,
+        }
     }
-    fn decline(&self, id: CheckpointId, task: SubtaskKey, reason: String) {
-        let _ = self.tx.send(JobMasterEvent::Decline { id, task, reason });
+}
+
+/// The programs handed to this MiniCluster, by job id: its TaskExecutors build their tasks
+/// from them, through the same [`ProgramBuilder`] seam a taskmanager process uses for its
+/// binary's job registry.
+#[derive(Default)]
+struct InProcessPrograms {
+    programs: Mutex<HashMap<JobId, JobProgram>>,
+}
+
+/// What submissions name as their entry: the program was handed over, not looked up.
+const IN_PROCESS_ENTRY: &str = "<in-process>";
+
+impl ProgramBuilder for InProcessPrograms {
+    fn build(&self, submission: &JobSubmission) -> Result<JobProgram, String> {
+        self.programs
+            .lock()
+            .get(&submission.job_id)
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "job {} was not handed to this MiniCluster",
+                    submission.job_id
+                )
+            })
     }
-    fn source_finished(&self, task: SubtaskKey) {
-        let _ = self.tx.send(JobMasterEvent::SourceFinished {
-            attempt: self.attempt,
-            task,
+
+    fn job_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The JobMaster side of the in-process gateways: task reports go straight to the
+/// Dispatcher (set once it exists: it is built from the TaskExecutors' gateway).
+#[derive(Default)]
+struct InProcessJobMaster {
+    dispatcher: OnceLock<Weak<Dispatcher>>,
+}
+
+impl InProcessJobMaster {
+    fn dispatcher(&self) -> Option<Arc<Dispatcher>> {
+        self.dispatcher.get().and_then(Weak::upgrade)
+    }
+}
+
+impl JobMasterGateway for InProcessJobMaster {
+    fn task_state(
+        &self,
+        job: JobId,
+        attempt: u64,
+        task: SubtaskKey,
+        state: ExecutionState,
+        failure: Option<TaskError>,
+    ) {
+        if let Some(d) = self.dispatcher() {
+            d.on_task_state(job, attempt, task, state, failure);
+        }
+    }
+
+    fn acknowledge(&self, job: JobId, _attempt: u64, ack: TaskAcknowledgement) {
+        if let Some(d) = self.dispatcher() {
+            d.to_job(job, JobMasterEvent::Ack(ack));
+        }
+    }
+
+    fn decline(
+        &self,
+        job: JobId,
+        _attempt: u64,
+        id: CheckpointId,
+        task: SubtaskKey,
+        reason: String,
+    ) {
+        if let Some(d) = self.dispatcher() {
+            d.to_job(job, JobMasterEvent::Decline { id, task, reason });
+        }
+    }
+
+    fn source_finished(&self, job: JobId, attempt: u64, task: SubtaskKey) {
+        if let Some(d) = self.dispatcher() {
+            d.to_job(job, JobMasterEvent::SourceFinished { attempt, task });
+        }
+    }
+}
+
+/// The TaskExecutor side of the in-process gateways: direct calls, in the order the JobMaster
+/// makes them.
+struct InProcessTaskExecutors {
+    executors: BTreeMap<String, Arc<TaskExecutor>>,
+}
+
+impl TaskExecutorGateway for InProcessTaskExecutors {
+    fn submit(&self, rid: &str, d: &TaskDeployment) -> Result<(), SubmitError> {
+        self.executors
+            .get(rid)
+            .ok_or_else(|| SubmitError::Unreachable(format!("no taskmanager {rid} in process")))?
+            .submit(d.clone())
+    }
+
+    fn mail(&self, rid: &str, job: JobId, attempt: u64, mail: CheckpointMail) {
+        if let Some(te) = self.executors.get(rid) {
+            te.deliver(job, attempt, mail);
+        }
+    }
+
+    fn cancel(&self, rid: &str, job: JobId, attempt: u64) {
+        if let Some(te) = self.executors.get(rid) {
+            te.cancel(job, attempt);
+        }
+    }
+
+    fn free(&self, rid: &str, job: JobId, attempt: u64) {
+        if let Some(te) = self.executors.get(rid) {
+            te.free_slots(job, attempt);
+        }
+    }
+
+    /// In-process TaskExecutors live as long as the MiniCluster.
+    fn remove(&self, _rid: &str) {}
+}
+
+/// The started components; stopped when the last [`JobClient`] using them is gone.
+struct Components {
+    dispatcher: Arc<Dispatcher>,
+    executors: Vec<Arc<TaskExecutor>>,
+    programs: Arc<InProcessPrograms>,
+}
+
+impl Components {
+    /// Starts `taskmanagers` TaskExecutors of `slots` slots each (network buffers of
+    /// `segment_size` bytes), a ResourceManager they are registered with, and a Dispatcher.
+    fn start(
+        taskmanagers: usize,
+        slots: usize,
+        segment_size: usize,
+    ) -> Result<Self, JobExecutionError> {
+        let config = ClusterConfig {
+            slots,
+            ..ClusterConfig::default()
+        };
+        let programs = Arc::new(InProcessPrograms::default());
+        let job_master = Arc::new(InProcessJobMaster::default());
+        let rm = Arc::new(ResourceManager::new());
+        let mut executors = Vec::new();
+        for i in 0..taskmanagers {
+            let pool =
+                NetworkBufferPool::new(config.network_buffer_count(segment_size), segment_size);
+            let net = NetworkEnvironment::start("127.0.0.1:0", pool).map_err(|e| {
+                JobExecutionError::Deployment(format!(
+                    "cannot start the network stack of in-process taskmanager {i}: {e}"
+                ))
+            })?;
+            let te = Arc::new(TaskExecutor::new(
+                format!("minicluster-taskmanager-{i}"),
+                slots,
+                config.managed_memory_per_slot(),
+                Arc::new(net),
+                programs.clone(),
+                job_master.clone(),
+            ));
+            rm.register(TaskManagerRecord {
+                resource_id: te.resource_id().to_string(),
+                rpc_address: "in-process".into(),
+                data_address: te.network().address().to_string(),
+                slots: vec![None; slots],
+                registered_ms: now_ms(),
+                last_heartbeat: Instant::now(),
+                report: te.report(),
+            });
+            executors.push(te);
+        }
+        let links = Arc::new(InProcessTaskExecutors {
+            executors: executors
+                .iter()
+                .map(|te| (te.resource_id().to_string(), te.clone()))
+                .collect(),
         });
+        let dispatcher = Arc::new(Dispatcher::new(
+            rm,
+            links,
+            programs.clone(),
+            config,
+            BTreeMap::new(),
+        ));
+        let _ = job_master.dispatcher.set(Arc::downgrade(&dispatcher));
+        Ok(Components {
+            dispatcher,
+            executors,
+            programs,
+        })
     }
-    fn task_running(&self, _task: SubtaskKey) {
-        let _ = self.tx.send(JobMasterEvent::TaskRunning {
-            attempt: self.attempt,
-        });
+}
+
+impl Drop for Components {
+    fn drop(&mut self) {
+        for te in &self.executors {
+            te.cancel_all();
+            te.network().shutdown();
+        }
     }
 }
 
@@ -95,8 +273,8 @@ impl CheckpointResponder for ChannelResponder {
 pub struct JobClient {
     job_id: JobId,
     job_name: String,
-    commands: mpsc::Sender<JobMasterEvent>,
-    shared: Arc<Mutex<JobShared>>,
+    record: Arc<JobRecord>,
+    cluster: Arc<Components>,
     master: Option<JoinHandle<Result<JobExecutionResult, JobExecutionError>>>,
 }
 
@@ -115,45 +293,43 @@ impl JobClient {
         self.job_id
     }
 
-    /// The current input and output watermark of every subtask, vertex by vertex.
+    /// The current input and output watermark of every running subtask, vertex by vertex
+    /// (empty once the job's tasks are gone).
     pub fn watermarks(&self) -> Vec<SubtaskWatermarks> {
-        self.shared
-            .lock()
-            .gauges
+        let mut all: Vec<(SubtaskKey, SubtaskWatermarks)> = self
+            .cluster
+            .executors
             .iter()
-            .map(|(task, subtask, g)| SubtaskWatermarks {
-                task: task.clone(),
-                subtask: *subtask,
-                input_watermark: g.input_watermark(),
-                output_watermark: g.output_watermark(),
-            })
-            .collect()
+            .flat_map(|te| te.watermarks(self.job_id))
+            .collect();
+        all.sort_by_key(|(k, _)| (k.vertex, k.subtask));
+        all.into_iter().map(|(_, w)| w).collect()
     }
 
     /// Checkpoint counts, history and latest checkpoints.
     pub fn checkpoint_stats(&self) -> CheckpointStatsSnapshot {
-        self.shared.lock().stats.clone()
+        self.record.shared.lock().stats.clone()
     }
 
     /// Every failure of the job so far, oldest first.
     pub fn failures(&self) -> Vec<JobFailure> {
-        self.shared.lock().failures.clone()
+        self.record.shared.lock().failures.clone()
     }
 
     /// Cancels the job; [`JobClient::wait`] then returns the cancellation.
     pub fn cancel(&self) {
-        let _ = self.commands.send(JobMasterEvent::Cancel);
+        self.record.request_cancel();
     }
 
     fn savepoint(&self, kind: SnapshotKind, dir: Option<&Path>) -> Result<String, String> {
         let (tx, rx) = mpsc::channel();
-        self.commands
-            .send(JobMasterEvent::Savepoint {
-                kind,
-                dir: dir.map(Path::to_path_buf),
-                reply: tx,
-            })
-            .map_err(|_| "the job has ended".to_string())?;
+        if !self.record.try_send(JobMasterEvent::Savepoint {
+            kind,
+            dir: dir.map(Path::to_path_buf),
+            reply: tx,
+        }) {
+            return Err("the job has ended".to_string());
+        }
         rx.recv()
             .map_err(|_| "the job ended before the savepoint completed".to_string())?
     }
@@ -188,225 +364,23 @@ impl JobClient {
 impl Drop for JobClient {
     fn drop(&mut self) {
         if let Some(h) = self.master.take() {
-            let _ = self.commands.send(JobMasterEvent::Cancel);
+            self.record.request_cancel();
             let _ = h.join();
         }
-    }
-}
-
-/// One deployment (attempt) of a job's tasks: threads of this process.
-struct LocalDeployment {
-    attempt: u64,
-    cancel: Arc<CancelToken>,
-    handles: Vec<(String, JoinHandle<()>)>,
-    mailboxes: Vec<Arc<TaskMailbox>>,
-    sources: Vec<Arc<TaskMailbox>>,
-    running: usize,
-}
-
-impl DeployedAttempt for LocalDeployment {
-    fn attempt(&self) -> u64 {
-        self.attempt
-    }
-    fn task_count(&self) -> usize {
-        self.running
-    }
-    fn trigger_sources(&self, b: &CheckpointBarrier) {
-        for m in &self.sources {
-            m.deliver(CheckpointMail::Trigger(b.clone()));
-        }
-    }
-    fn deliver_all(&self, mail: CheckpointMail) {
-        for m in &self.mailboxes {
-            m.deliver(mail.clone());
-        }
-    }
-    fn cancel(&self) {
-        self.cancel.cancel();
-    }
-    fn all_stopped(&self) -> bool {
-        self.handles.iter().all(|(_, h)| h.is_finished())
-    }
-    fn finish(&mut self) {
-        for (_, h) in self.handles.drain(..) {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Deploys attempts as threads of this process.
-struct LocalDeployer {
-    program: JobProgram,
-    eg: ExecutionGraph,
-    events_tx: mpsc::Sender<JobMasterEvent>,
-    shared: Arc<Mutex<JobShared>>,
-    uploader: Arc<Uploader>,
-    operator_files: std::collections::BTreeMap<eddy_core::OperatorId, String>,
-}
-
-impl Deployer for LocalDeployer {
-    fn deploy(
-        &mut self,
-        attempt: u64,
-        restore: &RestoreSpec,
-        coordinator: &CheckpointCoordinator,
-    ) -> Result<Box<dyn DeployedAttempt>, JobExecutionError> {
-        Ok(Box::new(self.deploy_local(
-            attempt,
-            &restore.states,
-            coordinator,
-        )?))
-    }
-}
-
-impl LocalDeployer {
-    /// Builds and starts every task of attempt `attempt`.
-    fn deploy_local(
-        &self,
-        attempt: u64,
-        restore: &HashMap<(usize, usize), TaskRestore>,
-        coordinator: &CheckpointCoordinator,
-    ) -> Result<LocalDeployment, JobExecutionError> {
-        let program = &self.program;
-        let g = &program.job_graph;
-        let eg = &self.eg;
-        let cancel = CancelToken::new();
-        let capacity = g.config.buffers_per_channel;
-        let responder: Arc<dyn CheckpointResponder> = Arc::new(ChannelResponder {
-            tx: self.events_tx.clone(),
-            attempt,
-        });
-        // Create every gate first so each producer finds the writers of its channels.
-        let mut wakers = Vec::new();
-        let mut gates: Vec<Vec<Option<Erased>>> = Vec::new();
-        let mut writers: HashMap<(usize, usize), Vec<(usize, Erased)>> = HashMap::new();
-        for st in &eg.subtasks {
-            let v = &g.vertices[st.vertex];
-            let waker = TaskWaker::new();
-            cancel.register_waker(waker.clone());
-            let factory = program.factories.get(&v.head).ok_or_else(|| {
-                CoreError::InvalidGraph(format!("no code for operator {}", v.head))
-            })?;
-            let mut gs = Vec::new();
-            for (input, chans) in st.input_channels.iter().enumerate() {
-                let eg = factory
-                    .create_input_gate(input, chans.len(), capacity, waker.clone())
-                    .map_err(JobExecutionError::TaskFailed)?;
-                cancel.register_gate(eg.cancel);
-                for (ch, w) in chans.iter().zip(eg.writers) {
-                    writers
-                        .entry((ch.edge, ch.producer))
-                        .or_default()
-                        .push((ch.consumer, w));
-                }
-                gs.push(Some(eg.gate));
-            }
-            gates.push(gs);
-            wakers.push(waker);
-        }
-        let sources = source_tasks(g, eg);
-        let mut tasks = Vec::new();
-        let mut mailboxes = Vec::new();
-        let mut source_mailboxes = Vec::new();
-        for (i, st) in eg.subtasks.iter().enumerate() {
-            let v = &g.vertices[st.vertex];
-            let mut my_writers = HashMap::new();
-            for (ei, e) in g.edges.iter().enumerate() {
-                if !e.chained && v.operators.contains(&e.source) {
-                    let mut ws = writers.remove(&(ei, st.subtask)).unwrap_or_default();
-                    ws.sort_by_key(|(c, _)| *c);
-                    my_writers.insert(ei, ws.into_iter().map(|(_, w)| w).collect::<Vec<_>>());
-                }
-            }
-            let mut ctx = ChainContext {
-                program,
-                subtask: st.subtask,
-                gates: std::mem::take(&mut gates[i]),
-                writers: my_writers,
-                metrics: Arc::new(OutputMetrics::default()),
-            };
-            let factory = program.factories.get(&v.head).ok_or_else(|| {
-                CoreError::InvalidGraph(format!("no code for operator {}", v.head))
-            })?;
-            let task = factory
-                .build_task(&mut ctx, v.head)
-                .map_err(JobExecutionError::TaskFailed)?;
-            let key = SubtaskKey {
-                vertex: st.vertex,
-                subtask: st.subtask,
-            };
-            let mailbox = Arc::new(TaskMailbox::new(wakers[i].clone()));
-            mailboxes.push(mailbox.clone());
-            if sources.contains(&key) {
-                source_mailboxes.push(mailbox.clone());
-            }
-            let checkpointing = Arc::new(TaskCheckpointing {
-                mode: g.config.checkpoint.mode,
-                task: key,
-                job_id: g.job_id,
-                responder: responder.clone(),
-                storage: coordinator.storage().clone(),
-                uploader: self.uploader.clone(),
-                mailbox,
-                operator_files: self.operator_files.clone(),
-                periodic: g.config.checkpoint.is_enabled(),
-            });
-            let env = launch::task_env(
-                g,
-                v,
-                st.subtask,
-                &cancel,
-                checkpointing,
-                restore.get(&(st.vertex, st.subtask)).cloned(),
-            );
-            tasks.push((task, env, wakers[i].clone()));
-        }
-        tracing::info!(job = %g.job_id, name = %g.job_name, tasks = tasks.len(), attempt, "deploying job");
-        self.shared.lock().gauges = tasks
-            .iter()
-            .map(|(_, env, _)| (env.task_name.clone(), env.subtask, env.watermarks.clone()))
-            .collect();
-        let mut handles = Vec::new();
-        for (mut task, env, waker) in tasks {
-            let tx = self.events_tx.clone();
-            let name = launch::task_name(&env);
-            let h = std::thread::Builder::new()
-                .name(name.chars().take(60).collect())
-                .spawn(move || {
-                    let res = launch::run_guarded(task.as_mut(), &env, &waker);
-                    let _ = tx.send(JobMasterEvent::TaskDone {
-                        attempt,
-                        task: None,
-                        result: res,
-                    });
-                })
-                .map_err(|e| JobExecutionError::TaskCrashed {
-                    task: name.clone(),
-                    message: format!("could not start thread: {e}"),
-                });
-            match h {
-                Ok(h) => handles.push((name, h)),
-                Err(e) => {
-                    cancel.cancel();
-                    for (_, h) in handles {
-                        let _ = h.join();
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Ok(LocalDeployment {
-            attempt,
-            cancel,
-            running: handles.len(),
-            handles,
-            mailboxes,
-            sources: source_mailboxes,
-        })
+        self.cluster.programs.programs.lock().remove(&self.job_id);
     }
 }
 
 impl MiniCluster {
+    /// A MiniCluster of `n` TaskManagers (at least 1), each with as many slots as a job
+    /// needs spread over them.
+    pub fn with_taskmanagers(n: usize) -> Self {
+        MiniCluster {
+            taskmanagers: n.max(1),
+            slots_per_taskmanager: None,
+        }
+    }
+
     /// Runs a job to completion.
     pub fn execute(&self, program: JobProgram) -> Result<JobExecutionResult, JobExecutionError> {
         self.execute_async(program)?.wait()
@@ -414,58 +388,45 @@ impl MiniCluster {
 
     /// Deploys a job and returns as soon as its tasks have started. Errors found before
     /// anything runs (invalid job, initialization, slots, checkpoint settings, an unusable
-    /// savepoint) are returned here.
+    /// savepoint, a task that cannot be built) are returned here.
     pub fn execute_async(&self, program: JobProgram) -> Result<JobClient, JobExecutionError> {
         let started = Instant::now();
         let g = &program.job_graph;
-        for op in &g.operators {
-            let f = program.factories.get(&op.id).ok_or_else(|| {
-                CoreError::InvalidGraph(format!("no code for operator '{}'", op.name))
-            })?;
-            f.initialize_global()
-                .map_err(|cause| JobExecutionError::Initialization {
-                    operator: op.name.clone(),
-                    cause,
-                })?;
-        }
-        let PreparedJob {
-            eg,
-            coordinator,
-            initial,
-            operator_files,
-        } = prepare(g, self.slots)?;
-        let (tx, rx) = mpsc::channel::<JobMasterEvent>();
-        let shared = Arc::new(Mutex::new(JobShared::default()));
-        let deployer = LocalDeployer {
-            eg,
-            events_tx: tx.clone(),
-            shared: shared.clone(),
-            uploader: Uploader::new(2),
-            operator_files,
+        let taskmanagers = self.taskmanagers.max(1);
+        let slots = self
+            .slots_per_taskmanager
+            .unwrap_or_else(|| g.required_slots().div_ceil(taskmanagers))
+            .max(1);
+        let cluster = Arc::new(Components::start(
+            taskmanagers,
+            slots,
+            g.config.segment_size,
+        )?);
+        let job_id = g.job_id;
+        let job_name = g.job_name.clone();
+        let submission = JobSubmission {
+            job_id,
+            entry: IN_PROCESS_ENTRY.into(),
+            args: Vec::new(),
+            settings: BTreeMap::new(),
+            fingerprint: String::new(),
+        };
+        cluster
+            .programs
+            .programs
+            .lock()
+            .insert(job_id, program.clone());
+        let StartedJob { record, master } = cluster.dispatcher.start_job(
             program,
-        };
-        let first = deployer.deploy_local(1, &initial.states, &coordinator)?;
-        let job_id = deployer.program.job_graph.job_id;
-        let job_name = deployer.program.job_graph.job_name.clone();
-        let uploader = deployer.uploader.clone();
-        let mut ctx = JobMasterCtx {
-            graph: deployer.program.job_graph.clone(),
-            shared: shared.clone(),
-            deployer: Box::new(deployer),
-        };
-        let master = std::thread::Builder::new()
-            .name(format!("jobmaster-{}", &job_id.to_string()[..8]))
-            .spawn(move || {
-                let r = job_master(&mut ctx, coordinator, Ok(Box::new(first)), &rx, started);
-                uploader.shutdown();
-                r
-            })
-            .map_err(|e| JobExecutionError::JobMasterCrashed(e.to_string()))?;
+            submission,
+            Some(taskmanagers * slots),
+            started,
+        )?;
         Ok(JobClient {
             job_id,
             job_name,
-            commands: tx,
-            shared,
+            record,
+            cluster,
             master: Some(master),
         })
     }

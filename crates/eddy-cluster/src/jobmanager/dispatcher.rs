@@ -2,32 +2,33 @@
 //! REST API asks (list, status, cancel, savepoints). A job is built here from its submission
 //! (the binary's job registry), checked (configuration, `initialize_global`), fingerprinted,
 //! and handed to a JobMaster thread running the shared supervision loop
-//! ([`crate::jobmanager::job_master`]) with a [`ClusterDeployer`]: slots from the ResourceManager, tasks
-//! to TaskExecutors over RPC.
+//! ([`crate::jobmanager::job_master`]) with its [`Scheduler`]: slots from the ResourceManager,
+//! tasks to TaskExecutors through their gateway (over RPC on a cluster, direct calls in the
+//! MiniCluster, which hands its jobs over already built).
 
-use crate::deployment::{
-    build_checked, slot_of_subtasks, JobSubmission, ProgramBuilder, TaskDeployment,
-    TaskManagerLocation,
-};
+use crate::deployment::{build_checked, JobSubmission, ProgramBuilder};
 use crate::jobmanager::checkpoint::{CheckpointCoordinator, CheckpointStatsSnapshot};
 use crate::jobmanager::job_master::{
-    job_master, now_ms, prepare, DeployedAttempt, Deployer, JobExecutionError, JobFailure,
-    JobMasterCtx, JobMasterEvent, JobShared, JobStatus, PreparedJob, RestoreSpec,
+    job_master, now_ms, prepare, DeployedAttempt, Deployer, JobExecutionError, JobExecutionResult,
+    JobFailure, JobMasterCtx, JobMasterEvent, JobShared, JobStatus, PreparedJob, RestoreSpec,
 };
 use crate::jobmanager::job_result_store::JobResult;
-use crate::jobmanager::resource_manager::{ResourceManager, SlotRequestError};
-use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
-use crate::taskmanager::task_executor::{ExecutionState, TaskFailureReport};
+use crate::jobmanager::resource_manager::ResourceManager;
+use crate::jobmanager::scheduler::Scheduler;
+use crate::taskmanager::gateway::TaskExecutorGateway;
+use crate::taskmanager::task_executor::ExecutionState;
 use eddy_core::cluster_config::ClusterConfig;
 use eddy_core::jobgraph::JobGraph;
 use eddy_core::JobId;
-use eddy_runtime::checkpoint::{CheckpointBarrier, CheckpointMail, SnapshotKind, SubtaskKey};
-use eddy_runtime::{OperatorError, TaskError};
+use eddy_runtime::checkpoint::{SnapshotKind, SubtaskKey};
+use eddy_runtime::factory::JobProgram;
+use eddy_runtime::TaskError;
 use parking_lot::Mutex;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// One vertex of a job, for status pages.
@@ -107,7 +108,7 @@ fn counts(s: &CheckpointStatsSnapshot) -> CheckpointCounts {
 }
 
 /// Per task of an attempt: its state and the taskmanager running it.
-type TaskTable = HashMap<SubtaskKey, (ExecutionState, Option<String>)>;
+pub(crate) type TaskTable = HashMap<SubtaskKey, (ExecutionState, Option<String>)>;
 
 /// What the dispatcher knows of one job.
 pub struct JobRecord {
@@ -116,18 +117,30 @@ pub struct JobRecord {
     entry: String,
     start_ms: i64,
     graph: JobGraph,
-    shared: Arc<Mutex<JobShared>>,
+    pub(crate) shared: Arc<Mutex<JobShared>>,
     events: Mutex<mpsc::Sender<JobMasterEvent>>,
     /// Set by a cancel: a JobMaster waiting for slots stops waiting.
-    cancel_requested: std::sync::atomic::AtomicBool,
+    pub(crate) cancel_requested: std::sync::atomic::AtomicBool,
     end: Mutex<Option<(i64, Option<String>)>>,
     /// The current attempt and its tasks.
-    tasks: Mutex<(u64, TaskTable)>,
+    pub(crate) tasks: Mutex<(u64, TaskTable)>,
 }
 
 impl JobRecord {
-    fn send(&self, e: JobMasterEvent) {
-        let _ = self.events.lock().send(e);
+    pub(crate) fn send(&self, e: JobMasterEvent) {
+        self.try_send(e);
+    }
+
+    /// Sends to the JobMaster; false once it has ended.
+    pub(crate) fn try_send(&self, e: JobMasterEvent) -> bool {
+        self.events.lock().send(e).is_ok()
+    }
+
+    /// Asks the JobMaster to cancel the job (also ending a wait for slots).
+    pub(crate) fn request_cancel(&self) {
+        self.cancel_requested
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.send(JobMasterEvent::Cancel);
     }
 
     fn details(&self) -> JobDetails {
@@ -336,25 +349,50 @@ impl Dispatcher {
         submission.fingerprint.clear();
         let program = build_checked(self.builder.as_ref(), submission)?;
         submission.fingerprint = program.fingerprint();
+        let started = self
+            .start_job(program, submission.clone(), None, Instant::now())
+            .map_err(|e| match e {
+                JobExecutionError::AlreadyFinished(r) => SubmitRejection::AlreadyFinished(r),
+                JobExecutionError::InvalidJob(e) => SubmitRejection::Invalid(e.to_string()),
+                JobExecutionError::CheckpointConfig(m) => SubmitRejection::Invalid(m),
+                e => SubmitRejection::Invalid(e.to_string()),
+            })?;
+        Ok(started.record.id)
+    }
+
+    /// Starts a built job: checks it (configuration, checkpoint storage every process
+    /// reaches, `initialize_global`, the savepoint to start from), records it, and starts its
+    /// JobMaster thread. A cluster's job then waits for slots and runs, and errors after this
+    /// point show in its status. `in_process` (the MiniCluster: its taskmanagers are in this
+    /// process and have this many slots) deploys the first attempt here, so a job that cannot
+    /// start fails here, as `env.execute()` does in Flink.
+    pub(crate) fn start_job(
+        &self,
+        program: JobProgram,
+        submission: JobSubmission,
+        in_process: Option<usize>,
+        started: Instant,
+    ) -> Result<StartedJob, JobExecutionError> {
         let g = program.job_graph.clone();
-        g.config.validate().map_err(|e| e.to_string())?;
-        check_cluster_checkpoint_storage(&g)?;
+        g.config.validate()?;
+        if in_process.is_none() {
+            check_cluster_checkpoint_storage(&g).map_err(JobExecutionError::CheckpointConfig)?;
+        }
         for op in &g.operators {
-            if let Some(f) = program.factories.get(&op.id) {
-                f.initialize_global().map_err(|e| {
-                    format!("job initialization failed in operator '{}': {e}", op.name)
+            let f = program.factories.get(&op.id).ok_or_else(|| {
+                eddy_core::CoreError::InvalidGraph(format!("no code for operator '{}'", op.name))
+            })?;
+            f.initialize_global()
+                .map_err(|cause| JobExecutionError::Initialization {
+                    operator: op.name.clone(),
+                    cause,
                 })?;
-            }
         }
         let PreparedJob {
             coordinator,
             initial,
             ..
-        } = prepare(&g, None).map_err(|e| match e {
-            JobExecutionError::AlreadyFinished(r) => SubmitRejection::AlreadyFinished(r),
-            e => SubmitRejection::Invalid(e.to_string()),
-        })?;
-        let submission = submission.clone();
+        } = prepare(&g, in_process)?;
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Mutex::new(JobShared::default()));
         shared.lock().set_status(JobStatus::Created);
@@ -370,8 +408,7 @@ impl Dispatcher {
             end: Mutex::new(None),
             tasks: Mutex::new((0, HashMap::new())),
         });
-        self.jobs.lock().push(record.clone());
-        let deployer = ClusterDeployer {
+        let mut scheduler = Scheduler {
             allow_non_restored: g
                 .config
                 .savepoint_restore
@@ -385,14 +422,31 @@ impl Dispatcher {
             last_attempt: 0,
             slot_timeout: Duration::from_millis(self.config.slot_request_timeout_ms),
             record: record.clone(),
+            in_process: in_process.is_some(),
+        };
+        // Listed before anything is deployed: task reports find the job from the first one.
+        self.jobs.lock().push(record.clone());
+        let first = match in_process {
+            Some(_) => {
+                let first = scheduler.deploy(1, &initial, &coordinator);
+                if let Err(e) = &first {
+                    shared.lock().set_status(JobStatus::Failed);
+                    *record.end.lock() = Some((now_ms(), Some(e.to_string())));
+                }
+                Some(first?)
+            }
+            None => None,
         };
         let id = g.job_id;
-        std::thread::Builder::new()
+        let r = record.clone();
+        let master = std::thread::Builder::new()
             .name(format!("jobmaster-{}", &id.to_string()[..8]))
-            .spawn(move || run_job(record, deployer, coordinator, initial, rx))
-            .map_err(|e| SubmitRejection::Invalid(format!("cannot start the job master: {e}")))?;
+            .spawn(move || run_job(r, scheduler, coordinator, initial, first, rx, started))
+            .map_err(|e| {
+                JobExecutionError::JobMasterCrashed(format!("cannot start the job master: {e}"))
+            })?;
         tracing::info!(job = %id, name = %g.job_name, "job submitted");
-        Ok(id)
+        Ok(StartedJob { record, master })
     }
 
     /// Cancels a job.
@@ -404,9 +458,7 @@ impl Dispatcher {
                 r.shared.lock().status
             ));
         }
-        r.cancel_requested
-            .store(true, std::sync::atomic::Ordering::Release);
-        r.send(JobMasterEvent::Cancel);
+        r.request_cancel();
         Ok(())
     }
 
@@ -456,14 +508,15 @@ impl Dispatcher {
         self.savepoints.lock().get(trigger).cloned()
     }
 
-    /// A task changed state (reported by its TaskExecutor).
+    /// A task changed state (reported by its TaskExecutor); `failure` is the error of a
+    /// FAILED or CANCELED task.
     pub fn on_task_state(
         &self,
         job: JobId,
         attempt: u64,
         task: SubtaskKey,
         state: ExecutionState,
-        failure: Option<TaskFailureReport>,
+        failure: Option<TaskError>,
     ) {
         let Some(r) = self.record(job) else {
             return;
@@ -480,29 +533,26 @@ impl Dispatcher {
             ExecutionState::Running => r.send(JobMasterEvent::TaskRunning { attempt }),
             ExecutionState::Finished => r.send(JobMasterEvent::TaskDone {
                 attempt,
-                task: Some(task),
+                task,
                 result: Ok(()),
             }),
             ExecutionState::Canceled | ExecutionState::Failed => {
-                let f = failure.unwrap_or(TaskFailureReport {
-                    operator: format!("task {}", task.vertex),
-                    subtask_display: format!("{}", task.subtask + 1),
-                    cause: "unknown".into(),
+                let e = failure.unwrap_or_else(|| {
+                    TaskError::new(
+                        format!("task {}", task.vertex),
+                        task.subtask,
+                        format!("{}", task.subtask + 1),
+                        if state == ExecutionState::Canceled {
+                            eddy_runtime::OperatorError::Cancelled
+                        } else {
+                            eddy_runtime::OperatorError::Remote("unknown".into())
+                        },
+                    )
                 });
-                let cause = if state == ExecutionState::Canceled {
-                    OperatorError::Cancelled
-                } else {
-                    OperatorError::Remote(f.cause)
-                };
                 r.send(JobMasterEvent::TaskDone {
                     attempt,
-                    task: Some(task),
-                    result: Err(TaskError::new(
-                        f.operator,
-                        task.subtask,
-                        f.subtask_display,
-                        cause,
-                    )),
+                    task,
+                    result: Err(e),
                 });
             }
             _ => {}
@@ -556,303 +606,42 @@ fn check_cluster_checkpoint_storage(g: &JobGraph) -> Result<(), String> {
     Ok(())
 }
 
+/// A job the dispatcher started: its record and its JobMaster thread, which returns how
+/// the job ended.
+pub(crate) struct StartedJob {
+    pub(crate) record: Arc<JobRecord>,
+    pub(crate) master: JoinHandle<Result<JobExecutionResult, JobExecutionError>>,
+}
+
 fn run_job(
     record: Arc<JobRecord>,
-    mut deployer: ClusterDeployer,
+    mut scheduler: Scheduler,
     coordinator: CheckpointCoordinator,
     initial: RestoreSpec,
+    first: Option<Box<dyn DeployedAttempt>>,
     rx: mpsc::Receiver<JobMasterEvent>,
-) {
-    let started = Instant::now();
+    started: Instant,
+) -> Result<JobExecutionResult, JobExecutionError> {
     // A first deployment that fails (no slots in time) goes to the restart strategy like any
     // later failure.
-    let first = deployer.deploy(1, &initial, &coordinator);
+    let first = first
+        .map(Ok)
+        .unwrap_or_else(|| scheduler.deploy(1, &initial, &coordinator));
+    drop(initial);
     let mut ctx = JobMasterCtx {
         graph: record.graph.clone(),
         shared: record.shared.clone(),
-        deployer: Box::new(deployer),
+        deployer: Box::new(scheduler),
     };
-    let result = job_master(&mut ctx, coordinator, first, &rx, started).map(|_| ());
-    let error = result.err().and_then(|e| match &e {
-        JobExecutionError::TaskFailed(t) if t.is_cancellation() => None,
-        _ => Some(e.to_string()),
-    });
+    let result = job_master(&mut ctx, coordinator, first, &rx, started);
+    let error = match &result {
+        Err(JobExecutionError::TaskFailed(t)) if t.is_cancellation() => None,
+        Err(e) => Some(e.to_string()),
+        Ok(_) => None,
+    };
     if let Some(e) = &error {
         tracing::warn!(job = %record.id, "job failed: {e}");
     }
     *record.end.lock() = Some((now_ms(), error));
-}
-
-/// Deploys attempts of a job onto the cluster's TaskExecutors.
-pub(crate) struct ClusterDeployer {
-    submission: JobSubmission,
-    graph: JobGraph,
-    rm: Arc<ResourceManager>,
-    links: Arc<dyn TaskExecutorGateway>,
-    tracker: TaskManagerTracker,
-    /// The id of the last attempt deployed: every try gets a new one, so commands of a
-    /// try given up (cancel, free slots) never hit the next.
-    last_attempt: u64,
-    slot_timeout: Duration,
-    record: Arc<JobRecord>,
-    allow_non_restored: bool,
-}
-
-/// Why deploying an attempt did not work.
-enum DeployFailure {
-    /// A taskmanager could not be reached: it is dropped and the attempt tried again.
-    Unreachable(String, String),
-    /// Anything else fails the attempt.
-    Fatal(JobExecutionError),
-}
-
-impl From<JobExecutionError> for DeployFailure {
-    fn from(e: JobExecutionError) -> Self {
-        DeployFailure::Fatal(e)
-    }
-}
-
-impl Deployer for ClusterDeployer {
-    /// Deploys the attempt; a taskmanager that cannot be reached (it died and its heartbeat
-    /// timeout has not passed yet) is removed and the attempt placed again on the others, until
-    /// the slot request timeout.
-    fn deploy(
-        &mut self,
-        attempt: u64,
-        restore: &RestoreSpec,
-        _coordinator: &CheckpointCoordinator,
-    ) -> Result<Box<dyn DeployedAttempt>, JobExecutionError> {
-        let deadline = Instant::now() + self.slot_timeout;
-        loop {
-            let id = attempt.max(self.last_attempt + 1);
-            self.last_attempt = id;
-            match self.try_deploy(id, restore) {
-                Ok(a) => return Ok(Box::new(a)),
-                Err(DeployFailure::Fatal(e)) => return Err(e),
-                Err(DeployFailure::Unreachable(rid, e)) => {
-                    tracing::warn!(job = %self.graph.job_id, "taskmanager {rid} is unreachable, dropping it: {e}");
-                    // Every job with tasks there fails over, not only this one.
-                    self.tracker
-                        .lose(&rid, &format!("unreachable during deployment: {e}"));
-                    if Instant::now() >= deadline {
-                        return Err(JobExecutionError::Deployment(format!(
-                            "taskmanager {rid} is unreachable: {e}"
-                        )));
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl ClusterDeployer {
-    fn try_deploy(
-        &mut self,
-        attempt: u64,
-        restore: &RestoreSpec,
-    ) -> Result<ClusterAttempt, DeployFailure> {
-        let g = &self.graph;
-        let job = g.job_id;
-        let needed = g.required_slots();
-        self.rm.release(job);
-        {
-            let mut t = self.record.tasks.lock();
-            t.0 = attempt;
-            t.1.clear();
-            for (vi, v) in g.vertices.iter().enumerate() {
-                for s in 0..v.parallelism {
-                    t.1.insert(
-                        SubtaskKey {
-                            vertex: vi,
-                            subtask: s,
-                        },
-                        (ExecutionState::Scheduled, None),
-                    );
-                }
-            }
-        }
-        let record = &self.record;
-        let cancelled = || {
-            record
-                .cancel_requested
-                .load(std::sync::atomic::Ordering::Acquire)
-        };
-        let slots = self
-            .rm
-            .request_slots(job, needed, self.slot_timeout, &cancelled)
-            .map_err(|e| match e {
-                SlotRequestError::NotEnoughSlots {
-                    needed, available, ..
-                } => JobExecutionError::NotEnoughSlots { needed, available },
-                SlotRequestError::Cancelled => JobExecutionError::TaskFailed(TaskError::new(
-                    g.job_name.clone(),
-                    0,
-                    "-",
-                    OperatorError::Cancelled,
-                )),
-            })?;
-        let slot_of = slot_of_subtasks(g);
-        let mut tms: Vec<String> = Vec::new();
-        for (rid, _) in &slots {
-            if !tms.contains(rid) {
-                tms.push(rid.clone());
-            }
-        }
-        let mut locations = Vec::new();
-        for rid in &tms {
-            let rec = self.rm.taskmanager(rid).ok_or_else(|| {
-                JobExecutionError::Deployment(format!("taskmanager {rid} went away"))
-            })?;
-            locations.push(TaskManagerLocation {
-                resource_id: rid.clone(),
-                data_address: rec.data_address,
-            });
-        }
-        let tm_index = |rid: &str| tms.iter().position(|t| t == rid).unwrap_or(0);
-        let placement: Vec<Vec<usize>> = slot_of
-            .iter()
-            .map(|v| v.iter().map(|slot| tm_index(&slots[*slot].0)).collect())
-            .collect();
-        let restore_from = restore.checkpoint.as_ref().map(|c| c.location.dir.clone());
-        let mut tasks_on: BTreeMap<String, Vec<SubtaskKey>> = BTreeMap::new();
-        let mut sources: BTreeSet<String> = BTreeSet::new();
-        for (vi, v) in g.vertices.iter().enumerate() {
-            let is_source = g
-                .operator(v.head)
-                .is_some_and(|o| o.kind == eddy_core::jobgraph::OperatorKind::Source);
-            for s in 0..v.parallelism {
-                let rid = &tms[placement[vi][s]];
-                tasks_on.entry(rid.clone()).or_default().push(SubtaskKey {
-                    vertex: vi,
-                    subtask: s,
-                });
-                if is_source {
-                    sources.insert(rid.clone());
-                }
-            }
-        }
-        let attempt_handle = ClusterAttempt {
-            job,
-            attempt,
-            total: g.vertices.iter().map(|v| v.parallelism).sum(),
-            tasks_on: tasks_on.clone(),
-            sources,
-            stopped: BTreeSet::new(),
-            links: self.links.clone(),
-            rm: self.rm.clone(),
-        };
-        for (i, rid) in tms.iter().enumerate() {
-            let mine = tasks_on.get(rid).cloned().unwrap_or_default();
-            {
-                let mut t = self.record.tasks.lock();
-                for k in &mine {
-                    t.1.insert(*k, (ExecutionState::Deploying, Some(rid.clone())));
-                }
-            }
-            let d = TaskDeployment {
-                submission: self.submission.clone(),
-                attempt,
-                tasks: mine.iter().map(|k| (k.vertex, k.subtask)).collect(),
-                slots: slots
-                    .iter()
-                    .filter(|(r, _)| r == rid)
-                    .map(|(_, s)| *s)
-                    .collect(),
-                placement: placement.clone(),
-                taskmanagers: locations.clone(),
-                restore_from: restore_from.clone(),
-                allow_non_restored_state: self.allow_non_restored,
-            };
-            if let Err(e) = self.links.submit(rid, &d) {
-                tracing::warn!(job = %job, "deploying to {rid} failed: {e}");
-                for other in &tms[..i] {
-                    self.links.cancel(other, job, attempt);
-                    self.links.free(other, job, attempt);
-                }
-                self.rm.release(job);
-                return Err(match e {
-                    SubmitError::Unreachable(m) => DeployFailure::Unreachable(rid.clone(), m),
-                    SubmitError::Refused(m) => DeployFailure::Fatal(JobExecutionError::Deployment(
-                        format!("taskmanager {rid}: {m}"),
-                    )),
-                });
-            }
-        }
-        Ok(attempt_handle)
-    }
-}
-
-/// One attempt's tasks on the cluster.
-struct ClusterAttempt {
-    job: JobId,
-    attempt: u64,
-    total: usize,
-    tasks_on: BTreeMap<String, Vec<SubtaskKey>>,
-    sources: BTreeSet<String>,
-    stopped: BTreeSet<SubtaskKey>,
-    links: Arc<dyn TaskExecutorGateway>,
-    rm: Arc<ResourceManager>,
-}
-
-impl DeployedAttempt for ClusterAttempt {
-    fn attempt(&self) -> u64 {
-        self.attempt
-    }
-
-    fn task_count(&self) -> usize {
-        self.total
-    }
-
-    fn trigger_sources(&self, barrier: &CheckpointBarrier) {
-        for rid in &self.sources {
-            self.links.mail(
-                rid,
-                self.job,
-                self.attempt,
-                CheckpointMail::Trigger(barrier.clone()),
-            );
-        }
-    }
-
-    fn deliver_all(&self, mail: CheckpointMail) {
-        for rid in self.tasks_on.keys() {
-            self.links.mail(rid, self.job, self.attempt, mail.clone());
-        }
-    }
-
-    fn cancel(&self) {
-        for rid in self.tasks_on.keys() {
-            self.links.cancel(rid, self.job, self.attempt);
-        }
-    }
-
-    fn on_task_done(&mut self, task: Option<SubtaskKey>) {
-        if let Some(t) = task {
-            self.stopped.insert(t);
-        }
-    }
-
-    fn on_taskmanager_lost(&mut self, resource_id: &str) -> usize {
-        let Some(tasks) = self.tasks_on.get(resource_id) else {
-            return 0;
-        };
-        let mut n = 0;
-        for t in tasks {
-            if self.stopped.insert(*t) {
-                n += 1;
-            }
-        }
-        n
-    }
-
-    fn all_stopped(&self) -> bool {
-        self.stopped.len() >= self.total
-    }
-
-    fn finish(&mut self) {
-        for rid in self.tasks_on.keys() {
-            self.links.free(rid, self.job, self.attempt);
-        }
-        self.rm.release(self.job);
-    }
+    result
 }

@@ -21,7 +21,6 @@ use eddy_runtime::checkpoint::metadata::operator_state_key;
 use eddy_runtime::checkpoint::storage::storage_for_url;
 use eddy_runtime::checkpoint::{
     CheckpointBarrier, CheckpointId, CheckpointMail, SnapshotKind, SubtaskKey, TaskAcknowledgement,
-    TaskRestore,
 };
 use eddy_runtime::{OperatorError, TaskError};
 use parking_lot::Mutex;
@@ -145,8 +144,7 @@ pub(crate) type SavepointReply = mpsc::Sender<Result<String, String>>;
 pub(crate) enum JobMasterEvent {
     TaskDone {
         attempt: u64,
-        /// Which task (known when it ran on a taskmanager).
-        task: Option<SubtaskKey>,
+        task: SubtaskKey,
         result: Result<(), TaskError>,
     },
     Ack(TaskAcknowledgement),
@@ -221,7 +219,7 @@ impl std::fmt::Display for JobStatus {
 /// What a new attempt starts from.
 pub(crate) struct RestoreSpec {
     /// Per subtask (vertex index, subtask): its state, read and matched by the JobMaster.
-    pub states: HashMap<(usize, usize), TaskRestore>,
+    pub states: Arc<crate::deployment::SubtaskStates>,
     /// The checkpoint it came from.
     pub checkpoint: Option<CompletedCheckpoint>,
 }
@@ -251,7 +249,7 @@ pub(crate) trait DeployedAttempt: Send {
     /// Cancels every task.
     fn cancel(&self);
     /// A task of this attempt stopped.
-    fn on_task_done(&mut self, _task: Option<SubtaskKey>) {}
+    fn on_task_done(&mut self, _task: SubtaskKey) {}
     /// A taskmanager was lost: returns how many still running tasks of this attempt it had.
     fn on_taskmanager_lost(&mut self, _resource_id: &str) -> usize {
         0
@@ -272,7 +270,6 @@ pub(crate) struct JobMasterCtx {
 /// What clients can read while the job runs.
 #[derive(Default)]
 pub(crate) struct JobShared {
-    pub gauges: Vec<(String, usize, Arc<eddy_runtime::chain::WatermarkGauge>)>,
     pub stats: CheckpointStatsSnapshot,
     pub failures: Vec<JobFailure>,
     pub status: JobStatus,
@@ -331,14 +328,11 @@ pub(crate) fn operator_files(g: &JobGraph) -> BTreeMap<eddy_core::OperatorId, St
         .collect()
 }
 
-/// What every deployment needs before the first attempt: the ExecutionGraph, the checkpoint
-/// coordinator, the state to start from (a savepoint, read and matched to the job before
-/// anything runs) and the operators' state file names.
+/// What every deployment needs before the first attempt: the checkpoint coordinator and the
+/// state to start from (a savepoint, read and matched to the job before anything runs).
 pub(crate) struct PreparedJob {
-    pub eg: ExecutionGraph,
     pub coordinator: CheckpointCoordinator,
     pub initial: RestoreSpec,
-    pub operator_files: BTreeMap<eddy_core::OperatorId, String>,
 }
 
 /// Checks the job's checkpoint settings and start savepoint and sets up its coordinator.
@@ -369,7 +363,6 @@ pub(crate) fn prepare(
             max_parallelism: o.max_parallelism,
         })
         .collect();
-    let operator_files = operator_files(g);
     let tasks: BTreeSet<SubtaskKey> = eg
         .subtasks
         .iter()
@@ -422,13 +415,11 @@ pub(crate) fn prepare(
         }
     }
     Ok(PreparedJob {
-        eg,
         coordinator,
         initial: RestoreSpec {
-            states: initial,
+            states: Arc::new(initial),
             checkpoint: initial_checkpoint,
         },
-        operator_files,
     })
 }
 
@@ -658,7 +649,7 @@ fn restore_latest(
             Ok(states) => {
                 coordinator.record_restore(&c, now_ms());
                 return Ok(RestoreSpec {
-                    states,
+                    states: Arc::new(states),
                     checkpoint: Some(c),
                 });
             }
@@ -677,7 +668,7 @@ fn restore_latest(
     }
     if tried.is_empty() {
         Ok(RestoreSpec {
-            states: HashMap::new(),
+            states: Arc::default(),
             checkpoint: None,
         })
     } else {

@@ -21,7 +21,7 @@ use crate::rpc::{
     ClusterError, FAST_PROBE, RETRY_FIRST, RETRY_MAX,
 };
 use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
-use crate::taskmanager::task_executor::TaskFailureReport;
+use crate::taskmanager::task_executor::{ExecutionState, TaskFailureReport};
 use eddy_core::cluster_config::ClusterConfig;
 use eddy_core::JobId;
 use eddy_rpc::tonic::transport::server::TcpIncoming;
@@ -30,6 +30,7 @@ use eddy_rpc::tonic::{self, Request, Response, Status};
 use eddy_rpc::v1;
 use eddy_rpc::v1::task_executor_client::TaskExecutorClient;
 use eddy_runtime::checkpoint::{CheckpointMail, TaskAcknowledgement};
+use eddy_runtime::{OperatorError, TaskError};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -298,18 +299,40 @@ impl v1::job_master_server::JobMaster for JobMasterService {
     ) -> Result<Response<v1::Empty>, Status> {
         let r = req.into_inner();
         let state = execution_state(r.state);
-        let failure = (!r.cause.is_empty()).then(|| TaskFailureReport {
-            operator: r.operator.clone(),
-            subtask_display: r.subtask_display.clone(),
-            cause: r.cause.clone(),
-        });
-        self.dispatcher.on_task_state(
-            parse_job(&r.job_id)?,
-            r.attempt,
-            key(r.vertex, r.subtask),
-            state,
-            failure,
-        );
+        let task = key(r.vertex, r.subtask);
+        // A failure from another process keeps its operator, subtask and message; the cause's
+        // type stayed there. A CANCELED report is the cancellation's echo.
+        let failure = match state {
+            ExecutionState::Canceled | ExecutionState::Failed => {
+                let f = if r.cause.is_empty() {
+                    TaskFailureReport {
+                        operator: format!("task {}", task.vertex),
+                        subtask_display: format!("{}", task.subtask + 1),
+                        cause: "unknown".into(),
+                    }
+                } else {
+                    TaskFailureReport {
+                        operator: r.operator,
+                        subtask_display: r.subtask_display,
+                        cause: r.cause,
+                    }
+                };
+                let cause = if state == ExecutionState::Canceled {
+                    OperatorError::Cancelled
+                } else {
+                    OperatorError::Remote(f.cause)
+                };
+                Some(TaskError::new(
+                    f.operator,
+                    task.subtask,
+                    f.subtask_display,
+                    cause,
+                ))
+            }
+            _ => None,
+        };
+        self.dispatcher
+            .on_task_state(parse_job(&r.job_id)?, r.attempt, task, state, failure);
         Ok(Response::new(v1::Empty {}))
     }
 

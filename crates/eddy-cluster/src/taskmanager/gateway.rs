@@ -6,23 +6,21 @@
 use crate::deployment::TaskDeployment;
 use eddy_core::JobId;
 use eddy_runtime::checkpoint::CheckpointMail;
+use eddy_runtime::TaskError;
 
 /// Why a taskmanager did not take a deployment.
-#[derive(Debug)]
-pub(crate) enum SubmitError {
-    /// It could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// It could not be reached (an external failure: the process or network).
+    #[error("unreachable: {0}")]
     Unreachable(String),
     /// It answered no (wrong binary, slots taken, bad input).
+    #[error("refused: {0}")]
     Refused(String),
-}
-
-impl std::fmt::Display for SubmitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SubmitError::Unreachable(m) => write!(f, "unreachable: {m}"),
-            SubmitError::Refused(m) => write!(f, "refused: {m}"),
-        }
-    }
+    /// Building one of the tasks failed (its operator's code said why). In-process callers
+    /// get it as is; over RPC it arrives as [`SubmitError::Refused`] with its message.
+    #[error(transparent)]
+    Task(TaskError),
 }
 
 /// The calls a JobMaster makes on the taskmanagers running its tasks.

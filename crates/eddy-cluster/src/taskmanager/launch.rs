@@ -1,6 +1,5 @@
 //! Starting a subtask: its [`TaskEnv`] from the JobGraph, and the guard that turns a panic of
-//! the task into a task failure. Shared by the MiniCluster and the TaskExecutor, which differ
-//! only in where channels lead and whom tasks report to.
+//! the task into a task failure; the TaskExecutor runs every subtask through it.
 
 use eddy_core::jobgraph::{JobGraph, JobVertex};
 use eddy_runtime::chain::{SystemClock, TaskEnv, WatermarkGauge};

@@ -11,6 +11,7 @@ use crate::rpc::{
     endpoint, execution_state_proto, is_transport_failure, parse_job, report_to_proto,
     ClusterError, RETRY_FIRST, RETRY_MAX,
 };
+use crate::taskmanager::gateway::SubmitError;
 use crate::taskmanager::task_executor::{
     ExecutionState, JobMasterGateway, TaskExecutor, TaskFailureReport,
 };
@@ -24,6 +25,7 @@ use eddy_rpc::v1;
 use eddy_rpc::v1::job_master_client::JobMasterClient;
 use eddy_rpc::v1::resource_manager_client::ResourceManagerClient;
 use eddy_runtime::checkpoint::{CheckpointId, CheckpointMail, SubtaskKey, TaskAcknowledgement};
+use eddy_runtime::TaskError;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,8 +58,9 @@ impl JobMasterGateway for JobMasterRpcGateway {
         attempt: u64,
         task: SubtaskKey,
         state: ExecutionState,
-        failure: Option<TaskFailureReport>,
+        failure: Option<TaskError>,
     ) {
+        let failure = failure.as_ref().map(TaskFailureReport::from);
         let _ = self
             .tx
             .send(Report::State(job, attempt, task, state, failure));
@@ -208,9 +211,12 @@ impl v1::task_executor_server::TaskExecutor for TaskExecutorService {
                 accepted: true,
                 reason: String::new(),
             },
-            Err(reason) => v1::SubmitTasksResponse {
+            Err(e) => v1::SubmitTasksResponse {
                 accepted: false,
-                reason,
+                reason: match e {
+                    SubmitError::Refused(m) | SubmitError::Unreachable(m) => m,
+                    SubmitError::Task(e) => e.to_string(),
+                },
             },
         }))
     }

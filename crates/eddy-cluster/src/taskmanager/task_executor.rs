@@ -8,21 +8,24 @@
 //! to is an RPC client there. A job's tasks of an older attempt are cancelled before a newer
 //! attempt is deployed, and channels carry the attempt, so data of attempts never mixes.
 
-use crate::deployment::{build_checked, ProgramBuilder, TaskDeployment};
+use crate::deployment::{build_checked, ProgramBuilder, SubtaskStates, TaskDeployment};
 use crate::jobmanager::execution_graph::ExecutionGraph;
 use crate::jobmanager::job_master::{operator_files, source_tasks};
+use crate::taskmanager::gateway::SubmitError;
 use crate::taskmanager::launch;
 use eddy_core::jobgraph::JobGraph;
 use eddy_core::JobId;
 use eddy_network::{ChannelId, NetworkEnvironment};
+use eddy_runtime::chain::WatermarkGauge;
 use eddy_runtime::channel::{CancelToken, OutputMetrics, TaskWaker};
 use eddy_runtime::checkpoint::storage::storage_for_url;
 use eddy_runtime::checkpoint::{
     CheckpointId, CheckpointMail, CheckpointResponder, SubtaskKey, TaskAcknowledgement,
-    TaskCheckpointing, TaskMailbox, TaskRestore, Uploader,
+    TaskCheckpointing, TaskMailbox, Uploader,
 };
 use eddy_runtime::factory::{ChainContext, Erased};
 use eddy_runtime::remote::CancelOutput;
+use eddy_runtime::TaskError;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -75,17 +78,43 @@ pub struct TaskFailureReport {
     pub cause: String,
 }
 
+impl From<&TaskError> for TaskFailureReport {
+    fn from(e: &TaskError) -> Self {
+        TaskFailureReport {
+            operator: e.operator.clone(),
+            subtask_display: e.subtask_display.clone(),
+            cause: e.cause.to_string(),
+        }
+    }
+}
+
+/// The current watermarks of one subtask of a running job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubtaskWatermarks {
+    /// The task (JobGraph vertex) name, e.g. `Source: Collection Source -> Map`.
+    pub task: String,
+    /// 0-based subtask index.
+    pub subtask: usize,
+    /// The watermark the task last forwarded into its chain (`i64::MIN` before any, and
+    /// always for sources).
+    pub input_watermark: i64,
+    /// The watermark the task's chain last emitted (`i64::MIN` before any).
+    pub output_watermark: i64,
+}
+
 /// Where a TaskExecutor reports to (the JobMaster of each job). Calls never block on the
 /// JobMaster.
 pub trait JobMasterGateway: Send + Sync {
-    /// A task changed state; `failure` is set for FAILED (and for CANCELED, as the echo).
+    /// A task changed state; `failure` is set for FAILED (and for CANCELED, as the echo). An
+    /// in-process JobMaster gets the error as is; over RPC it travels as a
+    /// [`TaskFailureReport`].
     fn task_state(
         &self,
         job: JobId,
         attempt: u64,
         task: SubtaskKey,
         state: ExecutionState,
-        failure: Option<TaskFailureReport>,
+        failure: Option<TaskError>,
     );
     /// A checkpoint acknowledgement.
     fn acknowledge(&self, job: JobId, attempt: u64, ack: TaskAcknowledgement);
@@ -123,6 +152,8 @@ struct JobTasks {
     attempt: u64,
     cancel: Arc<CancelToken>,
     mailboxes: Vec<(SubtaskKey, Arc<TaskMailbox>)>,
+    /// Per task: its name and watermark gauges.
+    watermarks: Vec<(SubtaskKey, String, Arc<WatermarkGauge>)>,
     sources: BTreeSet<SubtaskKey>,
     handles: Vec<JoinHandle<()>>,
     slots: Vec<usize>,
@@ -222,10 +253,35 @@ impl TaskExecutor {
         }
     }
 
+    /// The current watermarks of the job's tasks here, by vertex and subtask.
+    pub fn watermarks(&self, job: JobId) -> Vec<(SubtaskKey, SubtaskWatermarks)> {
+        self.jobs
+            .lock()
+            .get(&job)
+            .map(|t| {
+                t.watermarks
+                    .iter()
+                    .map(|(key, task, g)| {
+                        (
+                            *key,
+                            SubtaskWatermarks {
+                                task: task.clone(),
+                                subtask: key.subtask,
+                                input_watermark: g.input_watermark(),
+                                output_watermark: g.output_watermark(),
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Deploys and starts the tasks of `d`. Fails (starting nothing) if the binary builds a
-    /// different job graph, the slots are taken, or a channel cannot be set up.
-    pub fn submit(&self, d: TaskDeployment) -> Result<(), String> {
+    /// different job graph, the slots are taken, or a channel or task cannot be set up.
+    pub fn submit(&self, d: TaskDeployment) -> Result<(), SubmitError> {
         let job = d.submission.job_id;
+        let refuse = SubmitError::Refused;
         if let Some(newer) = self
             .jobs
             .lock()
@@ -233,25 +289,25 @@ impl TaskExecutor {
             .map(|t| t.attempt)
             .filter(|a| *a >= d.attempt)
         {
-            return Err(format!(
+            return Err(refuse(format!(
                 "stale deployment: attempt {} of job {job}, this taskmanager already ran attempt \
                  {newer}",
                 d.attempt
-            ));
+            )));
         }
         // An older attempt of the job still here is cancelled first.
         self.cancel(job, d.attempt - 1);
         if !self.reclaim(job, Duration::from_secs(30)) {
-            return Err(format!(
+            return Err(refuse(format!(
                 "tasks of an older attempt of job {job} are still running after 30 s"
-            ));
+            )));
         }
         for s in &d.slots {
             if *s >= self.slots {
-                return Err(format!(
+                return Err(refuse(format!(
                     "slot {s} does not exist on taskmanager {} ({} slots)",
                     self.resource_id, self.slots
-                ));
+                )));
             }
             // A job that ended may hold the slot until its FreeSlots arrives: once its tasks
             // stopped, the slot is free.
@@ -263,14 +319,14 @@ impl TaskExecutor {
                 .map(|(j, _)| *j);
             if let Some(other) = holder {
                 if !self.reclaim(other, Duration::from_secs(10)) {
-                    return Err(format!(
+                    return Err(refuse(format!(
                         "slot {s} of taskmanager {} is taken by job {other}",
                         self.resource_id
-                    ));
+                    )));
                 }
             }
         }
-        let program = build_checked(self.builder.as_ref(), &d.submission)?;
+        let program = build_checked(self.builder.as_ref(), &d.submission).map_err(refuse)?;
         let tasks = self.build_and_start(&d, &program)?;
         self.jobs.lock().insert(job, tasks);
         Ok(())
@@ -280,27 +336,40 @@ impl TaskExecutor {
         &self,
         d: &TaskDeployment,
         program: &eddy_runtime::factory::JobProgram,
-    ) -> Result<JobTasks, String> {
+    ) -> Result<JobTasks, SubmitError> {
+        let refuse = SubmitError::Refused;
         let g = &program.job_graph;
         let job = g.job_id;
-        let eg = ExecutionGraph::build(g).map_err(|e| e.to_string())?;
+        let eg = ExecutionGraph::build(g).map_err(|e| refuse(e.to_string()))?;
         let me = d
             .taskmanagers
             .iter()
             .position(|t| t.resource_id == self.resource_id)
-            .ok_or_else(|| format!("taskmanager {} is not in the deployment", self.resource_id))?;
-        let location = |vertex: usize, subtask: usize| -> Result<usize, String> {
+            .ok_or_else(|| {
+                refuse(format!(
+                    "taskmanager {} is not in the deployment",
+                    self.resource_id
+                ))
+            })?;
+        let location = |vertex: usize, subtask: usize| -> Result<usize, SubmitError> {
             d.placement
                 .get(vertex)
                 .and_then(|v| v.get(subtask))
                 .copied()
-                .ok_or_else(|| format!("no placement for subtask {subtask} of vertex {vertex}"))
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "no placement for subtask {subtask} of vertex {vertex}"
+                    ))
+                })
         };
         let vertex_of = |op| g.vertices.iter().position(|v| v.operators.contains(&op));
         let mine: BTreeSet<(usize, usize)> = d.tasks.iter().copied().collect();
-        let restore = self.restore_state(d, g)?;
-        let storage = storage_for_url(g.config.checkpoint.storage.as_deref())
-            .map_err(|e| format!("checkpoint storage: {e}"))?;
+        let restore = self.restore_state(d, g).map_err(refuse)?;
+        let storage = match &d.in_process {
+            Some(h) => h.storage.clone(),
+            None => storage_for_url(g.config.checkpoint.storage.as_deref())
+                .map_err(|e| refuse(format!("checkpoint storage: {e}")))?,
+        };
         let files = operator_files(g);
         let sources = source_tasks(g, &eg);
         let cancel = CancelToken::new();
@@ -318,11 +387,14 @@ impl TaskExecutor {
             producer: producer as u32,
             consumer: consumer as u32,
         };
-        let fail = |cancel: &CancelToken, msg: String| {
+        // Everything set up so far is torn down when a step fails.
+        let fail = |e: SubmitError| {
             cancel.cancel();
             self.net.release(job.0, d.attempt);
-            msg
+            uploader.shutdown();
+            e
         };
+        let no_code = |what: String| fail(refuse(format!("no code for {what}")));
         // Gates of every local subtask first; local producers then find their writers, remote
         // producers are asked for their channels.
         let mut local_writers: HashMap<(usize, usize), Vec<(usize, Erased)>> = HashMap::new();
@@ -335,22 +407,22 @@ impl TaskExecutor {
             let factory = program
                 .factories
                 .get(&v.head)
-                .ok_or_else(|| format!("no code for operator {}", v.head))?;
+                .ok_or_else(|| no_code(format!("operator {}", v.head)))?;
             let waker = TaskWaker::new();
             cancel.register_waker(waker.clone());
             let mut gates = Vec::new();
             for (input, chans) in st.input_channels.iter().enumerate() {
                 let eg = factory
                     .create_input_gate(input, chans.len(), capacity, waker.clone())
-                    .map_err(|e| fail(&cancel, e.to_string()))?;
+                    .map_err(|e| fail(SubmitError::Task(e)))?;
                 cancel.register_gate(eg.cancel);
                 let codec = factory
                     .input_codec(input)
-                    .map_err(|e| fail(&cancel, e.to_string()))?;
+                    .map_err(|e| fail(SubmitError::Task(e)))?;
                 for (ch, w) in chans.iter().zip(eg.writers) {
                     let up = vertex_of(g.edges[ch.edge].source)
-                        .ok_or_else(|| fail(&cancel, "edge source in no vertex".into()))?;
-                    let at = location(up, ch.producer).map_err(|e| fail(&cancel, e))?;
+                        .ok_or_else(|| fail(refuse("edge source in no vertex".into())))?;
+                    let at = location(up, ch.producer).map_err(fail)?;
                     if at == me {
                         local_writers
                             .entry((ch.edge, ch.producer))
@@ -364,7 +436,7 @@ impl TaskExecutor {
                             &d.taskmanagers[at].data_address,
                             capacity as u32,
                         )
-                        .map_err(|e| fail(&cancel, e))?;
+                        .map_err(|e| fail(refuse(e)))?;
                     }
                 }
                 gates.push(Some(eg.gate));
@@ -383,14 +455,14 @@ impl TaskExecutor {
                     continue;
                 }
                 let down = vertex_of(e.target)
-                    .ok_or_else(|| fail(&cancel, "edge target in no vertex".into()))?;
+                    .ok_or_else(|| fail(refuse("edge target in no vertex".into())))?;
                 let consumer_factory = program
                     .factories
                     .get(&g.vertices[down].head)
-                    .ok_or_else(|| fail(&cancel, format!("no code for edge {ei}")))?;
+                    .ok_or_else(|| no_code(format!("edge {ei}")))?;
                 let codec = consumer_factory
                     .input_codec(e.target_input)
-                    .map_err(|e| fail(&cancel, e.to_string()))?;
+                    .map_err(|e| fail(SubmitError::Task(e)))?;
                 let mut consumers: Vec<usize> = eg
                     .subtasks
                     .iter()
@@ -403,12 +475,12 @@ impl TaskExecutor {
                 let mut local = local_writers.remove(&(ei, st.subtask)).unwrap_or_default();
                 let mut ws = Vec::with_capacity(consumers.len());
                 for c in consumers {
-                    let at = location(down, c).map_err(|e| fail(&cancel, e))?;
+                    let at = location(down, c).map_err(fail)?;
                     if at == me {
                         let pos = local
                             .iter()
                             .position(|(lc, _)| *lc == c)
-                            .ok_or_else(|| fail(&cancel, format!("no local channel to {c}")))?;
+                            .ok_or_else(|| fail(refuse(format!("no local channel to {c}"))))?;
                         ws.push(local.swap_remove(pos).1);
                     } else {
                         let out = self.net.output_channel(channel_id(ei, st.subtask, c));
@@ -428,10 +500,10 @@ impl TaskExecutor {
             let factory = program
                 .factories
                 .get(&v.head)
-                .ok_or_else(|| fail(&cancel, format!("no code for operator {}", v.head)))?;
+                .ok_or_else(|| no_code(format!("operator {}", v.head)))?;
             let task = factory
                 .build_task(&mut ctx, v.head)
-                .map_err(|e| fail(&cancel, e.to_string()))?;
+                .map_err(|e| fail(SubmitError::Task(e)))?;
             let key = SubtaskKey {
                 vertex: st.vertex,
                 subtask: st.subtask,
@@ -462,6 +534,10 @@ impl TaskExecutor {
             );
             tasks.push((key, task, env, waker));
         }
+        let watermarks = tasks
+            .iter()
+            .map(|(key, _, env, _)| (*key, env.task_name.clone(), env.watermarks.clone()))
+            .collect();
         let mut handles = Vec::new();
         for (key, mut task, env, waker) in tasks {
             let gateway = self.gateway.clone();
@@ -471,35 +547,31 @@ impl TaskExecutor {
             let h = std::thread::Builder::new()
                 .name(name.chars().take(60).collect())
                 .spawn(move || {
-                    let res = launch::run_guarded(task.as_mut(), &env, &waker);
-                    let (state, failure) = match res {
+                    let (state, failure) = match launch::run_guarded(task.as_mut(), &env, &waker) {
                         Ok(()) => (ExecutionState::Finished, None),
-                        Err(e) => {
-                            let state = if e.is_cancellation() {
-                                ExecutionState::Canceled
-                            } else {
-                                ExecutionState::Failed
-                            };
-                            (
-                                state,
-                                Some(TaskFailureReport {
-                                    operator: e.operator.clone(),
-                                    subtask_display: e.subtask_display.clone(),
-                                    cause: e.cause.to_string(),
-                                }),
-                            )
-                        }
+                        Err(e) if e.is_cancellation() => (ExecutionState::Canceled, Some(e)),
+                        Err(e) => (ExecutionState::Failed, Some(e)),
                     };
                     gateway.task_state(job, attempt, key, state, failure);
                 })
-                .map_err(|e| fail(&cancel, format!("could not start a task thread: {e}")))?;
-            handles.push(h);
+                .map_err(|e| fail(refuse(format!("could not start a task thread: {e}"))));
+            match h {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // The tasks already started stop (cancelled) before the refusal returns.
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    return Err(e);
+                }
+            }
         }
         tracing::info!(job = %job, attempt = d.attempt, tasks = handles.len(), "deployed tasks");
         Ok(JobTasks {
             attempt: d.attempt,
             cancel,
             mailboxes,
+            watermarks,
             sources: my_sources,
             handles,
             slots: d.slots.clone(),
@@ -508,14 +580,18 @@ impl TaskExecutor {
         })
     }
 
-    /// Reads the checkpoint to restore from and keeps the state of this taskmanager's tasks.
+    /// The state of this taskmanager's tasks: handed over by an in-process jobmanager, else
+    /// read from the checkpoint to restore from.
     fn restore_state(
         &self,
         d: &TaskDeployment,
         g: &JobGraph,
-    ) -> Result<HashMap<(usize, usize), TaskRestore>, String> {
+    ) -> Result<Arc<SubtaskStates>, String> {
+        if let Some(h) = &d.in_process {
+            return Ok(h.states.clone());
+        }
         let Some(path) = &d.restore_from else {
-            return Ok(HashMap::new());
+            return Ok(Arc::default());
         };
         let c =
             crate::jobmanager::checkpoint::restore::open_path(path).map_err(|e| e.to_string())?;
@@ -524,7 +600,7 @@ impl TaskExecutor {
             crate::jobmanager::checkpoint::restore::assign(&loaded, g, d.allow_non_restored_state)
                 .map_err(|e| e.to_string())?;
         all.retain(|k, _| d.tasks.contains(k));
-        Ok(all)
+        Ok(Arc::new(all))
     }
 
     /// Cancels the job's tasks of attempts up to `attempt` (all, with `u64::MAX`) and drops
