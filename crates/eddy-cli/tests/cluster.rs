@@ -25,7 +25,7 @@ fn final_counts(dir: &Path) -> std::collections::BTreeMap<String, i64> {
 }
 
 #[test]
-fn word_count_on_two_taskmanagers_equals_the_minicluster() {
+fn word_count_on_two_taskmanagers_equals_the_minicluster_of_one_and_of_two() {
     let c = Cluster::start(EDDY, 2, 2);
     let input = c.dir.path().join("input");
     std::fs::create_dir(&input).unwrap();
@@ -72,9 +72,25 @@ fn word_count_on_two_taskmanagers_equals_the_minicluster() {
         "4",
     ]);
     assert!(o.status.success(), "{}", text(&o));
+    // And on a MiniCluster of two in-process taskmanagers.
+    let local2 = c.dir.path().join("local2");
+    let o = c.eddy_raw(&[
+        "run",
+        "-D",
+        "minicluster.number-of-taskmanagers=2",
+        "word_count",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        local2.to_str().unwrap(),
+        "-p",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
     let (remote, local) = (final_counts(&out), final_counts(&local));
     assert!(remote.len() > 100);
     assert_eq!(remote, local);
+    assert_eq!(final_counts(&local2), local);
     // Records crossed between the taskmanagers over TCP, both ways.
     let tms = c.get("/taskmanagers")["taskmanagers"]
         .as_array()

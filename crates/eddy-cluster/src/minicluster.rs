@@ -25,7 +25,9 @@ use crate::jobmanager::dispatcher::{Dispatcher, JobRecord, StartedJob};
 use crate::jobmanager::job_master::{now_ms, JobMasterEvent};
 use crate::jobmanager::resource_manager::{ResourceManager, TaskManagerRecord};
 use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
-use crate::taskmanager::task_executor::{ExecutionState, JobMasterGateway, TaskExecutor};
+use crate::taskmanager::task_executor::{
+    ExecutionState, JobMasterGateway, TaskExecutor, TaskExecutorReport,
+};
 use eddy_core::cluster_config::ClusterConfig;
 use eddy_core::JobId;
 use eddy_network::{NetworkBufferPool, NetworkEnvironment};
@@ -304,6 +306,16 @@ impl JobClient {
             .collect();
         all.sort_by_key(|(k, _)| (k.vertex, k.subtask));
         all.into_iter().map(|(_, w)| w).collect()
+    }
+
+    /// The slot report, memory model and network traffic of each of the MiniCluster's
+    /// TaskManagers.
+    pub fn taskmanagers(&self) -> Vec<TaskExecutorReport> {
+        self.cluster
+            .executors
+            .iter()
+            .map(|te| te.report())
+            .collect()
     }
 
     /// Checkpoint counts, history and latest checkpoints.

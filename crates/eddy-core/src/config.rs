@@ -90,6 +90,13 @@ pub const SAVEPOINT_RESTORE_MODE: &str = "execution.savepoint-restore-mode";
 /// `<state.checkpoints.dir>/job-result-store`)
 pub const JOB_RESULT_STORE_PATH: &str = "job-result-store.storage-path";
 
+/// `minicluster.number-of-taskmanagers`: TaskManagers of the embedded MiniCluster a job runs
+/// on when executed locally (`env.execute()`, `eddy run` without a jobmanager); a cluster
+/// ignores it. Data between tasks on different TaskManagers goes over their network stacks.
+pub const MINICLUSTER_TASKMANAGERS: &str = "minicluster.number-of-taskmanagers";
+/// A shorter spelling of [`MINICLUSTER_TASKMANAGERS`].
+pub const MINICLUSTER_NUM_TASKMANAGERS: &str = "minicluster.num-taskmanagers";
+
 /// Every key the embedded runtime understands, for "did you mean" suggestions.
 pub const KNOWN_KEYS: &[&str] = &[
     PARALLELISM_DEFAULT,
@@ -126,6 +133,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     CLAIM_MODE,
     SAVEPOINT_RESTORE_MODE,
     JOB_RESULT_STORE_PATH,
+    MINICLUSTER_TASKMANAGERS,
+    MINICLUSTER_NUM_TASKMANAGERS,
 ];
 
 /// The restart strategies `restart-strategy.type` can name.
@@ -219,6 +228,9 @@ pub struct ExecutionConfig {
     /// `job-result-store.storage-path`; `None`: `job-result-store/` in the checkpoint directory.
     #[serde(default)]
     pub job_result_store_path: Option<String>,
+    /// `minicluster.number-of-taskmanagers` for local execution; `None`: 1.
+    #[serde(default)]
+    pub minicluster_taskmanagers: Option<usize>,
 }
 
 /// Flink's default `pipeline.auto-watermark-interval`.
@@ -244,6 +256,7 @@ impl Default for ExecutionConfig {
             restart_strategy: None,
             savepoint_restore: None,
             job_result_store_path: None,
+            minicluster_taskmanagers: None,
         }
     }
 }
@@ -526,6 +539,13 @@ impl ExecutionConfig {
                 if mode != RecoveryClaimMode::NoClaim || self.savepoint_restore.is_some() {
                     self.restore_settings().claim_mode = mode;
                 }
+            }
+            MINICLUSTER_TASKMANAGERS | MINICLUSTER_NUM_TASKMANAGERS => {
+                let n = positive(value)?;
+                if n > 64 {
+                    return Err(bad("expected an integer in 1..=64"));
+                }
+                self.minicluster_taskmanagers = Some(n);
             }
             JOB_RESULT_STORE_PATH => {
                 let path = value.trim();
@@ -1422,6 +1442,21 @@ mod tests {
             err.contains(&format!("did you mean '{FIXED_DELAY_ATTEMPTS}'")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn minicluster_taskmanagers_in_both_spellings() {
+        let mut c = ExecutionConfig::default();
+        assert_eq!(c.minicluster_taskmanagers, None);
+        c.set(MINICLUSTER_TASKMANAGERS, "2").unwrap();
+        assert_eq!(c.minicluster_taskmanagers, Some(2));
+        c.set(MINICLUSTER_NUM_TASKMANAGERS, "3").unwrap();
+        assert_eq!(c.minicluster_taskmanagers, Some(3));
+        for bad in ["0", "65", "two"] {
+            let err = set_err(&mut c, MINICLUSTER_TASKMANAGERS, bad);
+            assert!(err.contains(MINICLUSTER_TASKMANAGERS), "{err}");
+        }
+        assert_eq!(c.minicluster_taskmanagers, Some(3));
     }
 
     #[test]

@@ -374,6 +374,10 @@ impl StreamExecutionEnvironment {
             .validate()
             .map_err(JobExecutionError::InvalidJob)?;
         self.inner.borrow_mut().graph = StreamGraph::default();
-        MiniCluster::default().execute_async(program)
+        let cluster = match program.job_graph.config.minicluster_taskmanagers {
+            Some(n) => MiniCluster::with_taskmanagers(n),
+            None => MiniCluster::default(),
+        };
+        cluster.execute_async(program)
     }
 }
