@@ -4,13 +4,13 @@
 //! job graph fingerprint, so a taskmanager running a different binary refuses the task with a
 //! clear error instead of computing something else.
 
-use eddy_core::jobgraph::JobGraph;
+use crate::slot::AllocatedSlot;
 use eddy_core::JobId;
 use eddy_runtime::checkpoint::storage::CheckpointStorage;
 use eddy_runtime::checkpoint::TaskRestore;
 use eddy_runtime::factory::JobProgram;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// A job as the client submits it.
@@ -77,10 +77,8 @@ pub struct TaskDeployment {
     pub submission: JobSubmission,
     /// The attempt (1 for the first deployment, +1 per restart).
     pub attempt: u64,
-    /// The subtasks to run here: (vertex index, subtask index).
-    pub tasks: Vec<(usize, usize)>,
-    /// The slot indices of this taskmanager the job uses.
-    pub slots: Vec<usize>,
+    /// The slots of this taskmanager the attempt uses, with the subtasks to run in each.
+    pub slots: Vec<AllocatedSlot>,
     /// For every vertex and subtask: the index into `taskmanagers` that runs it.
     pub placement: Vec<Vec<usize>>,
     /// Every taskmanager of the attempt.
@@ -97,6 +95,17 @@ pub struct TaskDeployment {
 
 /// The state of each subtask to restore, by (vertex index, subtask index).
 pub type SubtaskStates = HashMap<(usize, usize), TaskRestore>;
+
+impl TaskDeployment {
+    /// The subtasks to run here: (vertex index, subtask index).
+    pub fn tasks(&self) -> BTreeSet<(usize, usize)> {
+        self.slots
+            .iter()
+            .flat_map(|s| &s.shared.subtasks)
+            .map(|k| (k.vertex, k.subtask))
+            .collect()
+    }
+}
 
 /// What a jobmanager hands a TaskExecutor of its own process directly: the state the JobMaster
 /// already read and matched to the subtasks (instead of every taskmanager reading
@@ -117,31 +126,4 @@ impl std::fmt::Debug for InProcessHandover {
             .field("storage", &self.storage.url())
             .finish()
     }
-}
-
-/// The slot (0-based, job-wide) of every subtask: subtask `i` of every vertex of a slot
-/// sharing group shares the group's slot `i`; groups get consecutive ranges.
-pub fn slot_of_subtasks(g: &JobGraph) -> Vec<Vec<usize>> {
-    let mut offsets: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut next = 0;
-    for v in &g.vertices {
-        if !offsets.contains_key(v.slot_sharing_group.as_str()) {
-            let size = g
-                .vertices
-                .iter()
-                .filter(|w| w.slot_sharing_group == v.slot_sharing_group)
-                .map(|w| w.parallelism)
-                .max()
-                .unwrap_or(0);
-            offsets.insert(&v.slot_sharing_group, next);
-            next += size;
-        }
-    }
-    g.vertices
-        .iter()
-        .map(|v| {
-            let base = offsets[v.slot_sharing_group.as_str()];
-            (0..v.parallelism).map(|s| base + s).collect()
-        })
-        .collect()
 }

@@ -4,7 +4,8 @@
 //! Owns, by role as in Flink: the [`jobmanager`] (Dispatcher, ResourceManager, one JobMaster
 //! per job with its ExecutionGraph, checkpoint coordination, restart strategies, the job
 //! result store, and its gRPC services) and the [`taskmanager`] (TaskExecutor and its gRPC
-//! services); what a deployment carries ([`deployment`]); what both sides of the control plane
+//! services); what a deployment carries ([`deployment`]); slots as one type ([`slot`]);
+//! what both sides of the control plane
 //! share ([`rpc`]); and the embedded [`minicluster`] (the same Dispatcher, ResourceManager and
 //! TaskExecutors in one process, behind in-process gateways). Must not touch: operator code or the state layout.
 #![warn(missing_docs)]
@@ -13,6 +14,7 @@ pub mod deployment;
 pub mod jobmanager;
 pub mod minicluster;
 pub mod rpc;
+pub mod slot;
 pub mod taskmanager;
 
 pub use jobmanager::restart::RestartBackoff;

@@ -407,7 +407,7 @@ impl MiniCluster {
         let taskmanagers = self.taskmanagers.max(1);
         let slots = self
             .slots_per_taskmanager
-            .unwrap_or_else(|| g.required_slots().div_ceil(taskmanagers))
+            .unwrap_or_else(|| crate::slot::shared_slots(g).len().div_ceil(taskmanagers))
             .max(1);
         let cluster = Arc::new(Components::start(
             taskmanagers,

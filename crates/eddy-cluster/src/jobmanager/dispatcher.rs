@@ -389,9 +389,9 @@ impl Dispatcher {
                 })?;
         }
         let PreparedJob {
+            eg,
             coordinator,
             initial,
-            ..
         } = prepare(&g, in_process)?;
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Mutex::new(JobShared::default()));
@@ -416,6 +416,7 @@ impl Dispatcher {
                 .is_some_and(|s| s.allow_non_restored_state),
             submission,
             graph: g.clone(),
+            slots: eg.slots,
             rm: self.rm.clone(),
             links: self.links.clone(),
             tracker: self.taskmanager_tracker(),

@@ -1,7 +1,8 @@
 //! The ExecutionGraph: the JobGraph expanded to subtasks, with one channel per pair of
 //! producer and consumer subtask that an edge connects (all-to-all, or pointwise for forward
-//! and rescale), and a slot for each subtask.
+//! and rescale), and the shared slots its subtasks run in.
 
+use crate::slot::{shared_slots, SharedSlot};
 use eddy_core::jobgraph::JobGraph;
 use eddy_core::partitioner::consumers_of;
 use eddy_core::{CoreError, OperatorId};
@@ -24,9 +25,6 @@ pub struct ExecutionVertex {
     pub vertex: usize,
     /// 0-based subtask index.
     pub subtask: usize,
-    /// Slot index within its slot sharing group (subtask `i` of every vertex of a group shares
-    /// slot `i`).
-    pub slot: usize,
     /// Per input of the head: the channels feeding it, in gate order.
     pub input_channels: Vec<Vec<Channel>>,
 }
@@ -36,8 +34,8 @@ pub struct ExecutionVertex {
 pub struct ExecutionGraph {
     /// All subtasks, vertex by vertex.
     pub subtasks: Vec<ExecutionVertex>,
-    /// Slots needed.
-    pub required_slots: usize,
+    /// The slots the job needs, with the subtasks sharing each.
+    pub slots: Vec<SharedSlot>,
 }
 
 impl ExecutionGraph {
@@ -76,14 +74,13 @@ impl ExecutionGraph {
                 subtasks.push(ExecutionVertex {
                     vertex: vi,
                     subtask: s,
-                    slot: s,
                     input_channels,
                 });
             }
         }
         Ok(ExecutionGraph {
             subtasks,
-            required_slots: g.required_slots(),
+            slots: shared_slots(g),
         })
     }
 }

@@ -328,9 +328,11 @@ pub(crate) fn operator_files(g: &JobGraph) -> BTreeMap<eddy_core::OperatorId, St
         .collect()
 }
 
-/// What every deployment needs before the first attempt: the checkpoint coordinator and the
-/// state to start from (a savepoint, read and matched to the job before anything runs).
+/// What every deployment needs before the first attempt: the ExecutionGraph, the checkpoint
+/// coordinator and the state to start from (a savepoint, read and matched to the job before
+/// anything runs).
 pub(crate) struct PreparedJob {
+    pub eg: ExecutionGraph,
     pub coordinator: CheckpointCoordinator,
     pub initial: RestoreSpec,
 }
@@ -342,9 +344,9 @@ pub(crate) fn prepare(
 ) -> Result<PreparedJob, JobExecutionError> {
     let eg = ExecutionGraph::build(g)?;
     if let Some(available) = slots {
-        if eg.required_slots > available {
+        if eg.slots.len() > available {
             return Err(JobExecutionError::NotEnoughSlots {
-                needed: eg.required_slots,
+                needed: eg.slots.len(),
                 available,
             });
         }
@@ -415,6 +417,7 @@ pub(crate) fn prepare(
         }
     }
     Ok(PreparedJob {
+        eg,
         coordinator,
         initial: RestoreSpec {
             states: Arc::new(initial),

@@ -8,6 +8,7 @@
 //! taskmanagers (the one with the most free slots first), so a job uses every taskmanager and
 //! its channels cross machines. A lost taskmanager's slots disappear with it.
 
+use crate::slot::{AllocationId, SlotAllocation, SlotId};
 use crate::taskmanager::task_executor::TaskExecutorReport;
 use eddy_core::JobId;
 use parking_lot::{Condvar, Mutex};
@@ -24,8 +25,8 @@ pub struct TaskManagerRecord {
     pub rpc_address: String,
     /// Its data port.
     pub data_address: String,
-    /// Per slot: the job holding it.
-    pub slots: Vec<Option<JobId>>,
+    /// Per slot: who holds it.
+    pub slots: Vec<Option<SlotAllocation>>,
     /// When it registered (ms since the epoch).
     pub registered_ms: i64,
     /// When it last answered a heartbeat.
@@ -160,14 +161,14 @@ impl ResourceManager {
     }
 
     /// Allocates `n` slots to `job`, waiting up to `timeout` for enough to be free (and giving
-    /// up when `cancelled` says so). Returns (resource id, slot index) per slot.
+    /// up when `cancelled` says so). Returns each slot with its new allocation.
     pub fn request_slots(
         &self,
         job: JobId,
         n: usize,
         timeout: Duration,
         cancelled: &dyn Fn() -> bool,
-    ) -> Result<Vec<(String, usize)>, SlotRequestError> {
+    ) -> Result<Vec<(SlotId, AllocationId)>, SlotRequestError> {
         let started = Instant::now();
         let deadline = started + timeout;
         let mut st = self.state.lock();
@@ -205,7 +206,7 @@ impl ResourceManager {
         let mut st = self.state.lock();
         for t in st.taskmanagers.values_mut() {
             for s in &mut t.slots {
-                if *s == Some(job) {
+                if s.is_some_and(|a| a.job == job) {
                     *s = None;
                 }
             }
@@ -217,7 +218,7 @@ impl ResourceManager {
 
 /// Takes `n` free slots (there are enough), one at a time from the taskmanager with the most
 /// free slots, so the job spreads evenly.
-fn allocate(st: &mut State, job: JobId, n: usize) -> Vec<(String, usize)> {
+fn allocate(st: &mut State, job: JobId, n: usize) -> Vec<(SlotId, AllocationId)> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let Some(t) = st
@@ -234,8 +235,15 @@ fn allocate(st: &mut State, job: JobId, n: usize) -> Vec<(String, usize)> {
             break;
         };
         if let Some(i) = t.slots.iter().position(Option::is_none) {
-            t.slots[i] = Some(job);
-            out.push((t.resource_id.clone(), i));
+            let allocation = AllocationId::generate();
+            t.slots[i] = Some(SlotAllocation { job, allocation });
+            out.push((
+                SlotId {
+                    resource_id: t.resource_id.clone(),
+                    index: i,
+                },
+                allocation,
+            ));
         }
     }
     out
@@ -265,7 +273,8 @@ mod tests {
         let got = rm
             .request_slots(JobId(1), 2, Duration::from_millis(10), &|| false)
             .unwrap();
-        let tms: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
+        let tms: Vec<&str> = got.iter().map(|(s, _)| s.resource_id.as_str()).collect();
+        assert_ne!(got[0].1, got[1].1, "every slot gets its own allocation");
         assert_eq!(tms, vec!["a", "b"]);
         assert_eq!(rm.slot_counts(), (4, 2));
         let err = rm

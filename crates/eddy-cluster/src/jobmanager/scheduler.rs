@@ -1,17 +1,16 @@
-//! Flink's scheduler for one job: each attempt asks the ResourceManager for the job's slots,
-//! places every subtask (subtask `i` of each vertex of a slot sharing group in the group's slot
-//! `i`), and deploys each taskmanager's share through its [`TaskExecutorGateway`], in-process
+//! Flink's scheduler for one job: each attempt asks the ResourceManager for the job's shared
+//! slots (subtask `i` of each vertex of a slot sharing group in the group's slot `i`,
+//! [`crate::slot`]), places them on the slots it is granted, and deploys each taskmanager's share through its [`TaskExecutorGateway`], in-process
 //! or over gRPC alike. A taskmanager that cannot be reached is dropped and the attempt placed
 //! again on the others; the [`DeployedAttempt`] it returns reaches the attempt's tasks through
 //! the same gateway.
 
-use crate::deployment::{
-    slot_of_subtasks, InProcessHandover, JobSubmission, TaskDeployment, TaskManagerLocation,
-};
+use crate::deployment::{InProcessHandover, JobSubmission, TaskDeployment, TaskManagerLocation};
 use crate::jobmanager::checkpoint::CheckpointCoordinator;
 use crate::jobmanager::dispatcher::{JobRecord, TaskManagerTracker};
 use crate::jobmanager::job_master::{DeployedAttempt, Deployer, JobExecutionError, RestoreSpec};
 use crate::jobmanager::resource_manager::{ResourceManager, SlotRequestError};
+use crate::slot::{AllocatedSlot, SharedSlot};
 use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
 use crate::taskmanager::task_executor::ExecutionState;
 use eddy_core::jobgraph::JobGraph;
@@ -27,6 +26,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Scheduler {
     pub(crate) submission: JobSubmission,
     pub(crate) graph: JobGraph,
+    /// The slots the job needs (from its ExecutionGraph).
+    pub(crate) slots: Vec<SharedSlot>,
     pub(crate) rm: Arc<ResourceManager>,
     pub(crate) links: Arc<dyn TaskExecutorGateway>,
     pub(crate) tracker: TaskManagerTracker,
@@ -97,22 +98,14 @@ impl Scheduler {
     ) -> Result<ScheduledAttempt, DeployFailure> {
         let g = &self.graph;
         let job = g.job_id;
-        let needed = g.required_slots();
+        let needed = self.slots.len();
         self.rm.release(job);
         {
             let mut t = self.record.tasks.lock();
             t.0 = attempt;
             t.1.clear();
-            for (vi, v) in g.vertices.iter().enumerate() {
-                for s in 0..v.parallelism {
-                    t.1.insert(
-                        SubtaskKey {
-                            vertex: vi,
-                            subtask: s,
-                        },
-                        (ExecutionState::Scheduled, None),
-                    );
-                }
+            for k in self.slots.iter().flat_map(|s| &s.subtasks) {
+                t.1.insert(*k, (ExecutionState::Scheduled, None));
             }
         }
         let record = &self.record;
@@ -121,7 +114,7 @@ impl Scheduler {
                 .cancel_requested
                 .load(std::sync::atomic::Ordering::Acquire)
         };
-        let slots = self
+        let granted = self
             .rm
             .request_slots(job, needed, self.slot_timeout, &cancelled)
             .map_err(|e| match e {
@@ -135,11 +128,21 @@ impl Scheduler {
                     OperatorError::Cancelled,
                 )),
             })?;
-        let slot_of = slot_of_subtasks(g);
+        let allocated: Vec<AllocatedSlot> = self
+            .slots
+            .iter()
+            .zip(granted)
+            .map(|(shared, (id, allocation))| AllocatedSlot {
+                id,
+                allocation,
+                shared: shared.clone(),
+            })
+            .collect();
+        // The attempt's taskmanagers, in the order of their first slot.
         let mut tms: Vec<String> = Vec::new();
-        for (rid, _) in &slots {
-            if !tms.contains(rid) {
-                tms.push(rid.clone());
+        for a in &allocated {
+            if !tms.contains(&a.id.resource_id) {
+                tms.push(a.id.resource_id.clone());
             }
         }
         let mut locations = Vec::new();
@@ -152,33 +155,37 @@ impl Scheduler {
                 data_address: rec.data_address,
             });
         }
-        let tm_index = |rid: &str| tms.iter().position(|t| t == rid).unwrap_or(0);
-        let placement: Vec<Vec<usize>> = slot_of
-            .iter()
-            .map(|v| v.iter().map(|slot| tm_index(&slots[*slot].0)).collect())
-            .collect();
-        let restore_from = restore.checkpoint.as_ref().map(|c| c.location.dir.clone());
+        let mut placement: Vec<Vec<usize>> =
+            g.vertices.iter().map(|v| vec![0; v.parallelism]).collect();
         let mut tasks_on: BTreeMap<String, Vec<SubtaskKey>> = BTreeMap::new();
         let mut sources: BTreeSet<String> = BTreeSet::new();
-        for (vi, v) in g.vertices.iter().enumerate() {
-            let is_source = g
-                .operator(v.head)
-                .is_some_and(|o| o.kind == eddy_core::jobgraph::OperatorKind::Source);
-            for s in 0..v.parallelism {
-                let rid = &tms[placement[vi][s]];
-                tasks_on.entry(rid.clone()).or_default().push(SubtaskKey {
-                    vertex: vi,
-                    subtask: s,
-                });
-                if is_source {
+        for (tm, rid) in tms.iter().enumerate() {
+            for k in allocated
+                .iter()
+                .filter(|a| &a.id.resource_id == rid)
+                .flat_map(|a| &a.shared.subtasks)
+            {
+                if let Some(p) = placement
+                    .get_mut(k.vertex)
+                    .and_then(|v| v.get_mut(k.subtask))
+                {
+                    *p = tm;
+                }
+                tasks_on.entry(rid.clone()).or_default().push(*k);
+                let head = g.vertices.get(k.vertex).map(|v| v.head);
+                if head
+                    .and_then(|h| g.operator(h))
+                    .is_some_and(|o| o.kind == eddy_core::jobgraph::OperatorKind::Source)
+                {
                     sources.insert(rid.clone());
                 }
             }
         }
+        let restore_from = restore.checkpoint.as_ref().map(|c| c.location.dir.clone());
         let attempt_handle = ScheduledAttempt {
             job,
             attempt,
-            total: g.vertices.iter().map(|v| v.parallelism).sum(),
+            total: self.slots.iter().map(|s| s.subtasks.len()).sum(),
             tasks_on: tasks_on.clone(),
             sources,
             stopped: BTreeSet::new(),
@@ -196,11 +203,10 @@ impl Scheduler {
             let d = TaskDeployment {
                 submission: self.submission.clone(),
                 attempt,
-                tasks: mine.iter().map(|k| (k.vertex, k.subtask)).collect(),
-                slots: slots
+                slots: allocated
                     .iter()
-                    .filter(|(r, _)| r == rid)
-                    .map(|(_, s)| *s)
+                    .filter(|a| &a.id.resource_id == rid)
+                    .cloned()
                     .collect(),
                 placement: placement.clone(),
                 taskmanagers: locations.clone(),

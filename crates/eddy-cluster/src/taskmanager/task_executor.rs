@@ -11,6 +11,7 @@
 use crate::deployment::{build_checked, ProgramBuilder, SubtaskStates, TaskDeployment};
 use crate::jobmanager::execution_graph::ExecutionGraph;
 use crate::jobmanager::job_master::{operator_files, source_tasks};
+use crate::slot::AllocatedSlot;
 use crate::taskmanager::gateway::SubmitError;
 use crate::taskmanager::launch;
 use eddy_core::jobgraph::JobGraph;
@@ -156,7 +157,7 @@ struct JobTasks {
     watermarks: Vec<(SubtaskKey, String, Arc<WatermarkGauge>)>,
     sources: BTreeSet<SubtaskKey>,
     handles: Vec<JoinHandle<()>>,
-    slots: Vec<usize>,
+    slots: Vec<AllocatedSlot>,
     uploader: Arc<Uploader>,
     /// The newest checkpoint trigger delivered.
     last_trigger: Option<CheckpointId>,
@@ -233,7 +234,7 @@ impl TaskExecutor {
         let mut running = 0;
         for (job, t) in self.jobs.lock().iter() {
             for s in &t.slots {
-                if let Some(slot) = slots.get_mut(*s) {
+                if let Some(slot) = slots.get_mut(s.id.index) {
                     *slot = Some(*job);
                 }
             }
@@ -302,11 +303,12 @@ impl TaskExecutor {
                 "tasks of an older attempt of job {job} are still running after 30 s"
             )));
         }
-        for s in &d.slots {
-            if *s >= self.slots {
+        for a in &d.slots {
+            let s = a.id.index;
+            if a.id.resource_id != self.resource_id || s >= self.slots {
                 return Err(refuse(format!(
-                    "slot {s} does not exist on taskmanager {} ({} slots)",
-                    self.resource_id, self.slots
+                    "slot {} does not exist on taskmanager {} ({} slots)",
+                    a.id, self.resource_id, self.slots
                 )));
             }
             // A job that ended may hold the slot until its FreeSlots arrives: once its tasks
@@ -315,7 +317,7 @@ impl TaskExecutor {
                 .jobs
                 .lock()
                 .iter()
-                .find(|(j, t)| **j != job && t.slots.contains(s))
+                .find(|(j, t)| **j != job && t.slots.iter().any(|b| b.id.index == s))
                 .map(|(j, _)| *j);
             if let Some(other) = holder {
                 if !self.reclaim(other, Duration::from_secs(10)) {
@@ -363,7 +365,7 @@ impl TaskExecutor {
                 })
         };
         let vertex_of = |op| g.vertices.iter().position(|v| v.operators.contains(&op));
-        let mine: BTreeSet<(usize, usize)> = d.tasks.iter().copied().collect();
+        let mine = d.tasks();
         let restore = self.restore_state(d, g).map_err(refuse)?;
         let storage = match &d.in_process {
             Some(h) => h.storage.clone(),
@@ -599,7 +601,8 @@ impl TaskExecutor {
         let mut all =
             crate::jobmanager::checkpoint::restore::assign(&loaded, g, d.allow_non_restored_state)
                 .map_err(|e| e.to_string())?;
-        all.retain(|k, _| d.tasks.contains(k));
+        let mine = d.tasks();
+        all.retain(|k, _| mine.contains(k));
         Ok(Arc::new(all))
     }
 
