@@ -228,7 +228,7 @@ pub fn example_main(job: &JobDefinition) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    run_local(&registry, job.name, &args, &settings, false)
+    run_local(&registry, job.name, &args, &settings, false, None)
 }
 
 /// Runs the CLI with these jobs: the `main` of the `eddy` binary and of application-mode
@@ -349,7 +349,12 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_USAGE));
             }
             match rest_of(jobmanager) {
-                None => Ok(run_local(&registry, &job, &args, &settings, true)),
+                None => {
+                    let rest = cluster
+                        .rest_enabled
+                        .then(|| format!("{}:{}", cluster.rest_bind_address, cluster.rest_port));
+                    Ok(run_local(&registry, &job, &args, &settings, true, rest))
+                }
                 Some(address) => run_remote(&address, &job, &args, &settings, detached),
             }
         }
@@ -437,18 +442,28 @@ fn request_id(v: &Value) -> Result<String> {
         .ok_or_else(|| anyhow!("the jobmanager returned no request id: {v}"))
 }
 
-/// Runs a job on the embedded MiniCluster, as `env.execute()` would.
+/// Runs a job on the embedded MiniCluster, as `env.execute()` would; with `rest` (`host:port`,
+/// `rest.enabled`), serves the MiniCluster's REST API there while the job runs.
 fn run_local(
     registry: &JobRegistry,
     entry: &str,
     args: &[String],
     settings: &BTreeMap<String, String>,
     announce: bool,
+    rest: Option<String>,
 ) -> ExitCode {
     let (env, name) = match registry.build_env(entry, args, settings) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    // The port is bound before the job starts, so a bad rest.port fails before anything runs.
+    let rest = match rest.map(|bind| bind_rest(&bind)).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("eddy: {e:#}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -465,6 +480,32 @@ fn run_local(
             eprintln!("{entry}: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
+    };
+    // Kept until the job ended: it serves the REST API.
+    let _rest_runtime = match rest {
+        Some((rt, listener)) => {
+            let addr = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let listener = {
+                let _guard = rt.enter();
+                tokio::net::TcpListener::from_std(listener)
+            };
+            match listener {
+                Ok(l) => {
+                    rt.spawn(eddy_web::serve(client.dispatcher().clone(), l));
+                }
+                Err(e) => {
+                    eprintln!("eddy: serving the REST API on {addr}: {e}");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            }
+            // One parseable line: scripts and tests read the actual port from it.
+            println!("MiniCluster REST endpoint: http://{addr}");
+            Some(rt)
+        }
+        None => None,
     };
     if announce {
         println!("Job has been submitted with JobID {}", client.job_id());
@@ -489,6 +530,14 @@ fn run_local(
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// Binds the MiniCluster's REST port; the runtime serves it once the job runs.
+fn bind_rest(bind: &str) -> Result<(tokio::runtime::Runtime, std::net::TcpListener)> {
+    let listener = std::net::TcpListener::bind(bind)
+        .with_context(|| format!("cannot listen on {bind} (rest.port)"))?;
+    listener.set_nonblocking(true)?;
+    Ok((runtime()?, listener))
 }
 
 /// Submits a job to a jobmanager and, attached, follows it to its end.

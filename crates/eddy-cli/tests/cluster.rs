@@ -731,3 +731,70 @@ fn nexmark_on_two_taskmanagers_matches_the_reference() {
         assert_eq!(total, expected, "{q}");
     }
 }
+
+/// `GET url` as JSON (`null` when it fails).
+fn get_json(url: &str) -> serde_json::Value {
+    ureq::get(url)
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// `eddy run` without a jobmanager, with `rest.enabled`: the MiniCluster's Dispatcher serves
+/// the same REST API a jobmanager does while the job runs — the job RUNNING, its in-process
+/// taskmanagers, and a cancel through `PATCH /jobs/{id}` that ends the local run.
+#[test]
+fn a_local_run_with_rest_enabled_is_watched_and_cancelled_over_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    window_csv(&input, 40, 100_000);
+    let (out, chk) = (dir.path().join("out"), dir.path().join("chk"));
+    // 500 records/s: far longer than the test takes.
+    let a = window_args(&input, &out, &chk, "500");
+    let mut args = vec![
+        "run",
+        "-D",
+        "rest.enabled=true",
+        "-D",
+        "rest.port=0",
+        "-D",
+        "minicluster.number-of-taskmanagers=2",
+        "window_count",
+    ];
+    args.extend(a.iter().map(String::as_str));
+    let mut p = Proc::start(EDDY, "local-rest", dir.path(), &args);
+    let base = field(&p.wait_line("MiniCluster REST endpoint:"), "endpoint:").to_string();
+    let id = field(&p.wait_line("Job has been submitted with JobID"), "JobID").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get_json(&format!("{base}/jobs/{id}"))["state"] != "RUNNING" {
+        assert!(
+            Instant::now() < deadline,
+            "job {id} never RUNNING over REST"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let jobs = get_json(&format!("{base}/jobs"));
+    assert!(jobs.to_string().contains(&id), "{jobs}");
+    let tms = get_json(&format!("{base}/taskmanagers"))["taskmanagers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tms.len(), 2, "{tms:?}");
+    let r = ureq::patch(&format!("{base}/jobs/{id}")).send_empty();
+    assert!(r.is_ok(), "{r:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = p.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled local run did not end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "a cancelled run does not exit 0");
+    let log = std::fs::read_to_string(&p.log).unwrap();
+    assert!(log.contains("cancel"), "{log}");
+}

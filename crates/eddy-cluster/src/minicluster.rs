@@ -308,6 +308,12 @@ impl JobClient {
         all.into_iter().map(|(_, w)| w).collect()
     }
 
+    /// The MiniCluster's Dispatcher, for serving its REST API (Flink's web UI of a local
+    /// environment).
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.cluster.dispatcher
+    }
+
     /// The slot report, memory model and network traffic of each of the MiniCluster's
     /// TaskManagers.
     pub fn taskmanagers(&self) -> Vec<TaskExecutorReport> {

@@ -20,6 +20,9 @@ pub const JOBMANAGER_BIND_HOST: &str = "jobmanager.bind-host";
 pub const REST_ADDRESS: &str = "rest.address";
 /// `rest.port` (0 picks a free port)
 pub const REST_PORT: &str = "rest.port";
+/// `rest.enabled` (whether `eddy run` without a jobmanager serves the REST API of its embedded
+/// MiniCluster on `rest.port`; a jobmanager always serves it)
+pub const REST_ENABLED: &str = "rest.enabled";
 /// `rest.bind-address` (the interface the REST endpoint listens on)
 pub const REST_BIND_ADDRESS: &str = "rest.bind-address";
 /// `taskmanager.host` (the address other processes reach this taskmanager at; also bound)
@@ -66,6 +69,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     JOBMANAGER_BIND_HOST,
     REST_ADDRESS,
     REST_PORT,
+    REST_ENABLED,
     REST_BIND_ADDRESS,
     TASKMANAGER_HOST,
     TASKMANAGER_RPC_PORT,
@@ -101,6 +105,9 @@ pub struct ClusterConfig {
     pub rest_port: u16,
     /// `rest.bind-address`
     pub rest_bind_address: String,
+    /// `rest.enabled` (for the embedded MiniCluster).
+    #[serde(default)]
+    pub rest_enabled: bool,
     /// `taskmanager.host`
     pub taskmanager_host: String,
     /// `taskmanager.rpc.port`
@@ -156,6 +163,7 @@ impl Default for ClusterConfig {
             rest_address: None,
             rest_port: 8081,
             rest_bind_address: "127.0.0.1".into(),
+            rest_enabled: false,
             taskmanager_host: "127.0.0.1".into(),
             taskmanager_rpc_port: 0,
             taskmanager_data_port: 0,
@@ -216,6 +224,10 @@ impl ClusterConfig {
             REST_ADDRESS => self.rest_address = Some(host()?),
             REST_PORT => self.rest_port = port()?,
             REST_BIND_ADDRESS => self.rest_bind_address = host()?,
+            REST_ENABLED => {
+                self.rest_enabled =
+                    crate::config::parse_bool(v).ok_or_else(|| bad("expected true or false"))?
+            }
             TASKMANAGER_HOST => self.taskmanager_host = host()?,
             TASKMANAGER_RPC_PORT => self.taskmanager_rpc_port = port()?,
             TASKMANAGER_DATA_PORT => self.taskmanager_data_port = port()?,

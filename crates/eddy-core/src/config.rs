@@ -686,7 +686,7 @@ impl ExecutionConfig {
 }
 
 /// `true`/`false` in any case, as Flink accepts them.
-fn parse_bool(v: &str) -> Option<bool> {
+pub(crate) fn parse_bool(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" => Some(true),
         "false" => Some(false),
