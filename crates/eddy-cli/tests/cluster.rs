@@ -781,6 +781,17 @@ fn a_local_run_with_rest_enabled_is_watched_and_cancelled_over_rest() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(tms.len(), 2, "{tms:?}");
+    // The taskmanagers' reports stay current (records cross between them).
+    while get_json(&format!("{base}/taskmanagers"))["taskmanagers"]
+        .as_array()
+        .is_none_or(|t| t.iter().all(|tm| tm["network"]["bytesSent"] == 0))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no traffic ever reported over REST"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let r = ureq::patch(&format!("{base}/jobs/{id}")).send_empty();
     assert!(r.is_ok(), "{r:?}");
     let deadline = Instant::now() + Duration::from_secs(30);

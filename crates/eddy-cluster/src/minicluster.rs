@@ -193,7 +193,14 @@ struct Components {
     dispatcher: Arc<Dispatcher>,
     executors: Vec<Arc<TaskExecutor>>,
     programs: Arc<InProcessPrograms>,
+    /// Dropped to stop the heartbeat thread.
+    stop_heartbeats: Option<mpsc::Sender<()>>,
+    heartbeats: Option<JoinHandle<()>>,
 }
+
+/// How often in-process TaskExecutors report their slots, memory and traffic to the
+/// ResourceManager (what its REST views show); nothing is lost in-process, so no timeout.
+const IN_PROCESS_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Components {
     /// Starts `taskmanagers` TaskExecutors of `slots` slots each (network buffers of
@@ -252,16 +259,38 @@ impl Components {
             BTreeMap::new(),
         ));
         let _ = job_master.dispatcher.set(Arc::downgrade(&dispatcher));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (rm, tes) = (dispatcher.resource_manager().clone(), executors.clone());
+        let heartbeats = std::thread::Builder::new()
+            .name("minicluster-heartbeats".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(IN_PROCESS_HEARTBEAT)
+                {
+                    for te in &tes {
+                        rm.heartbeat(te.resource_id(), te.report());
+                    }
+                }
+            })
+            .map_err(|e| {
+                JobExecutionError::Deployment(format!("cannot start the heartbeat thread: {e}"))
+            })?;
         Ok(Components {
             dispatcher,
             executors,
             programs,
+            stop_heartbeats: Some(stop),
+            heartbeats: Some(heartbeats),
         })
     }
 }
 
 impl Drop for Components {
     fn drop(&mut self) {
+        drop(self.stop_heartbeats.take());
+        if let Some(h) = self.heartbeats.take() {
+            let _ = h.join();
+        }
         for te in &self.executors {
             te.cancel_all();
             te.network().shutdown();
