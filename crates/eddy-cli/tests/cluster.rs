@@ -732,15 +732,6 @@ fn nexmark_on_two_taskmanagers_matches_the_reference() {
     }
 }
 
-/// `GET url` as JSON (`null` when it fails).
-fn get_json(url: &str) -> serde_json::Value {
-    ureq::get(url)
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
-        .unwrap_or(serde_json::Value::Null)
-}
-
 /// `eddy run` without a jobmanager, with `rest.enabled`: the MiniCluster's Dispatcher serves
 /// the same REST API a jobmanager does while the job runs — the job RUNNING, its in-process
 /// taskmanagers, and a cancel through `PATCH /jobs/{id}` that ends the local run.

@@ -114,6 +114,15 @@ pub struct Cluster {
     pub heartbeats: &'static [&'static str],
 }
 
+/// `GET url` as JSON (`null` when it fails).
+pub fn get_json(url: &str) -> Value {
+    ureq::get(url)
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+        .unwrap_or(Value::Null)
+}
+
 /// The word after `after` in `line`.
 pub fn field<'a>(line: &'a str, after: &str) -> &'a str {
     line.split(after)
@@ -208,12 +217,7 @@ impl Cluster {
 
     /// `GET path` on the REST API as JSON (`null` when it fails).
     pub fn get(&self, path: &str) -> Value {
-        let url = format!("http://{}{path}", self.rest);
-        ureq::get(&url)
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
-            .unwrap_or(Value::Null)
+        get_json(&format!("http://{}{path}", self.rest))
     }
 
     /// Runs the CLI with `args` and this cluster's configuration directory.

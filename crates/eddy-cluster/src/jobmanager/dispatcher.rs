@@ -349,19 +349,23 @@ impl Dispatcher {
         submission.fingerprint.clear();
         let program = build_checked(self.builder.as_ref(), submission)?;
         submission.fingerprint = program.fingerprint();
+        program
+            .job_graph
+            .config
+            .validate()
+            .map_err(|e| e.to_string())?;
+        check_cluster_checkpoint_storage(&program.job_graph)?;
         let started = self
             .start_job(program, submission.clone(), None, Instant::now())
             .map_err(|e| match e {
                 JobExecutionError::AlreadyFinished(r) => SubmitRejection::AlreadyFinished(r),
-                JobExecutionError::InvalidJob(e) => SubmitRejection::Invalid(e.to_string()),
-                JobExecutionError::CheckpointConfig(m) => SubmitRejection::Invalid(m),
                 e => SubmitRejection::Invalid(e.to_string()),
             })?;
         Ok(started.record.id)
     }
 
-    /// Starts a built job: checks it (configuration, checkpoint storage every process
-    /// reaches, `initialize_global`, the savepoint to start from), records it, and starts its
+    /// Starts a built job: checks it (configuration, `initialize_global`, the savepoint to
+    /// start from), records it, and starts its
     /// JobMaster thread. A cluster's job then waits for slots and runs, and errors after this
     /// point show in its status. `in_process` (the MiniCluster: its taskmanagers are in this
     /// process and have this many slots) deploys the first attempt here, so a job that cannot
@@ -375,9 +379,6 @@ impl Dispatcher {
     ) -> Result<StartedJob, JobExecutionError> {
         let g = program.job_graph.clone();
         g.config.validate()?;
-        if in_process.is_none() {
-            check_cluster_checkpoint_storage(&g).map_err(JobExecutionError::CheckpointConfig)?;
-        }
         for op in &g.operators {
             let f = program.factories.get(&op.id).ok_or_else(|| {
                 eddy_core::CoreError::InvalidGraph(format!("no code for operator '{}'", op.name))
