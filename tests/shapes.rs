@@ -151,3 +151,51 @@ fn failover_is_exactly_once_on_every_shape() {
         assert_eq!(last, oracle, "{shape} taskmanager(s)");
     }
 }
+
+#[test]
+fn an_interval_join_is_the_same_on_every_shape() {
+    // Two keyed inputs into one two-input operator: both inputs' channels cross TaskManagers.
+    let left: Vec<(u32, i64)> = (0..600i64).map(|i| ((i % 7) as u32, i * 2)).collect();
+    let right: Vec<(u32, i64)> = (0..600i64).map(|i| ((i % 7) as u32, i * 2 + 1)).collect();
+    let mut oracle = Vec::new();
+    for l in &left {
+        for r in &right {
+            if l.0 == r.0 && (-15..=15).contains(&(r.1 - l.1)) {
+                oracle.push((l.0, l.1, r.1));
+            }
+        }
+    }
+    oracle.sort();
+    assert!(oracle.len() > 100, "{}", oracle.len());
+    let strategy = || {
+        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(1))
+            .with_timestamp_assigner(|e: &(u32, i64), _| e.1)
+            .with_auto_watermark_interval(Duration::from_millis(1))
+    };
+    for shape in SHAPES {
+        let env = env_on(shape, 3);
+        let l = env
+            .from_collection(left.clone())
+            .assign_timestamps_and_watermarks(strategy())
+            .set_parallelism(1)
+            .key_by(|e: &(u32, i64)| e.0);
+        let r = env
+            .from_collection(right.clone())
+            .assign_timestamps_and_watermarks(strategy())
+            .set_parallelism(1)
+            .key_by(|e: &(u32, i64)| e.0);
+        let out = l
+            .interval_join(&r)
+            .between(-15, 15)
+            .process_fn(
+                |l: (u32, i64), r: (u32, i64), _ctx, out: &mut Collector<'_, (u32, i64, i64)>| {
+                    out.collect((l.0, l.1, r.1));
+                    Ok(())
+                },
+            )
+            .collect();
+        let mut got = run(&env, out, shape);
+        got.sort();
+        assert_eq!(got, oracle, "{shape} taskmanager(s)");
+    }
+}
