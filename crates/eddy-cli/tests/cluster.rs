@@ -681,7 +681,7 @@ fn a_slow_operator_on_one_taskmanager_back_pressures_the_source_on_another() {
 }
 
 #[test]
-fn nexmark_on_two_taskmanagers_matches_the_reference() {
+fn nexmark_on_two_taskmanagers_and_on_a_minicluster_of_two_matches_the_reference() {
     use eddy::connectors::nexmark::GeneratorConfig;
     use eddy_nexmark::checksum::Checksum;
     use eddy_nexmark::{reference_checksum, Query};
@@ -729,6 +729,39 @@ fn nexmark_on_two_taskmanagers_matches_the_reference() {
             "a taskmanager printed no checksum"
         );
         assert_eq!(total, expected, "{q}");
+        // The same query on a MiniCluster of two in-process taskmanagers: one process, so its
+        // last checksum line is the job's output.
+        let o = c.eddy_raw(&[
+            "run",
+            "-D",
+            "minicluster.number-of-taskmanagers=2",
+            "nexmark",
+            "--query",
+            q,
+            "--events",
+            "60000",
+            "-p",
+            "2",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let prefix = format!("nexmark {q}: output checksum so far in this process ");
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let last = stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no checksum printed: {}", text(&o)));
+        let (rows, sum) = last.split_once(':').unwrap();
+        let local = Checksum {
+            rows: rows.parse().unwrap(),
+            sum: u64::from_str_radix(sum, 16).unwrap(),
+        };
+        assert_eq!(local, expected, "{q} on 2 in-process taskmanagers");
+        assert!(
+            !text(&o).contains("data connection to"),
+            "stopping the MiniCluster is not a lost connection: {}",
+            text(&o)
+        );
     }
 }
 

@@ -293,6 +293,9 @@ impl Drop for Components {
         }
         for te in &self.executors {
             te.cancel_all();
+            te.network().begin_shutdown();
+        }
+        for te in &self.executors {
             te.network().shutdown();
         }
     }

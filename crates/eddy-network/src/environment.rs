@@ -550,6 +550,13 @@ impl NetworkEnvironment {
         self.shared.inbound.lock().retain(|id, _| !matches(id));
     }
 
+    /// Marks the environment as shutting down without closing anything yet: connections that
+    /// break from now on are not reported as lost (several taskmanagers of one process stop
+    /// together, each closing its side).
+    pub fn begin_shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+    }
+
     /// Stops accepting and closes every connection.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::Release);
