@@ -498,9 +498,15 @@ fn a_corrupt_checkpoint_falls_back_to_the_previous_one() {
         .add_source("Slow Sequence", move || SlowSequence::new(n, 50, 1))
         .set_parallelism(1)
         .map(move |v: u64| {
-            // Once there is an older checkpoint to fall back to (on a loaded machine the
-            // second completes later than usual; waiting here would hold its barrier).
-            if v >= n / 4 && completed_chks(&r2) >= 2 && !f2.swap(true, Ordering::SeqCst) {
+            // Once there is an older checkpoint to fall back to. On a loaded machine the
+            // second completes later than usual: until then records trickle (a millisecond
+            // each, between which barriers pass), so the input cannot end before it.
+            if v < n / 4 || f2.load(Ordering::SeqCst) {
+                return v;
+            }
+            if completed_chks(&r2) < 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            } else if !f2.swap(true, Ordering::SeqCst) {
                 // Corrupt every state file of the newest checkpoint, then fail.
                 let chk = latest_chk(&r2).expect("a checkpoint completed");
                 let id = chk.file_name().unwrap().to_string_lossy()["chk-".len()..].parse();

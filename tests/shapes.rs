@@ -33,6 +33,13 @@ fn env_on(taskmanagers: usize, p: usize) -> StreamExecutionEnvironment {
 fn run<T: Data>(env: &StreamExecutionEnvironment, out: CollectHandle<T>, shape: usize) -> Vec<T> {
     let mut client = env.execute_async("shape").unwrap();
     client.wait().unwrap();
+    // After the end, every subtask's final watermark: the end of event time.
+    let wms = client.watermarks();
+    assert!(!wms.is_empty());
+    assert!(
+        wms.iter().all(|w| w.output_watermark == i64::MAX),
+        "{wms:?}"
+    );
     let tms = client.taskmanagers();
     assert_eq!(tms.len(), shape);
     let sent: u64 = tms.iter().map(|t| t.network_bytes.1).sum();

@@ -327,8 +327,8 @@ impl JobClient {
         self.job_id
     }
 
-    /// The current input and output watermark of every running subtask, vertex by vertex
-    /// (empty once the job's tasks are gone).
+    /// The current input and output watermark of every subtask, vertex by vertex (after the
+    /// job ended, the final ones).
     pub fn watermarks(&self) -> Vec<SubtaskWatermarks> {
         let mut all: Vec<(SubtaskKey, SubtaskWatermarks)> = self
             .cluster

@@ -154,7 +154,7 @@ struct JobTasks {
     cancel: Arc<CancelToken>,
     mailboxes: Vec<(SubtaskKey, Arc<TaskMailbox>)>,
     /// Per task: its name and watermark gauges.
-    watermarks: Vec<(SubtaskKey, String, Arc<WatermarkGauge>)>,
+    watermarks: Vec<TaskWatermarkGauge>,
     sources: BTreeSet<SubtaskKey>,
     handles: Vec<JoinHandle<()>>,
     slots: Vec<AllocatedSlot>,
@@ -195,7 +195,16 @@ pub struct TaskExecutor {
     builder: Arc<dyn ProgramBuilder>,
     gateway: Arc<dyn JobMasterGateway>,
     jobs: Mutex<HashMap<JobId, JobTasks>>,
+    /// The final watermarks of the last few jobs whose tasks are gone, newest last (what a
+    /// client asking after the end reads).
+    ended: Mutex<std::collections::VecDeque<(JobId, Vec<TaskWatermarkGauge>)>>,
 }
+
+/// A task's watermark gauges, with its key and name.
+type TaskWatermarkGauge = (SubtaskKey, String, Arc<WatermarkGauge>);
+
+/// How many ended jobs' final watermarks a TaskExecutor keeps.
+const ENDED_JOBS_KEPT: usize = 16;
 
 impl TaskExecutor {
     /// A TaskExecutor with `slots` slots, moving data through `net`.
@@ -215,6 +224,7 @@ impl TaskExecutor {
             builder,
             gateway,
             jobs: Mutex::new(HashMap::new()),
+            ended: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -254,27 +264,34 @@ impl TaskExecutor {
         }
     }
 
-    /// The current watermarks of the job's tasks here, by vertex and subtask.
+    /// The current watermarks of the job's tasks here, by vertex and subtask; once its tasks
+    /// are gone, their final ones (for the last [`ENDED_JOBS_KEPT`] jobs).
     pub fn watermarks(&self, job: JobId) -> Vec<(SubtaskKey, SubtaskWatermarks)> {
-        self.jobs
+        let read = |gauges: &[TaskWatermarkGauge]| -> Vec<(SubtaskKey, SubtaskWatermarks)> {
+            gauges
+                .iter()
+                .map(|(key, task, g)| {
+                    (
+                        *key,
+                        SubtaskWatermarks {
+                            task: task.clone(),
+                            subtask: key.subtask,
+                            input_watermark: g.input_watermark(),
+                            output_watermark: g.output_watermark(),
+                        },
+                    )
+                })
+                .collect()
+        };
+        if let Some(t) = self.jobs.lock().get(&job) {
+            return read(&t.watermarks);
+        }
+        self.ended
             .lock()
-            .get(&job)
-            .map(|t| {
-                t.watermarks
-                    .iter()
-                    .map(|(key, task, g)| {
-                        (
-                            *key,
-                            SubtaskWatermarks {
-                                task: task.clone(),
-                                subtask: key.subtask,
-                                input_watermark: g.input_watermark(),
-                                output_watermark: g.output_watermark(),
-                            },
-                        )
-                    })
-                    .collect()
-            })
+            .iter()
+            .rev()
+            .find(|(j, _)| *j == job)
+            .map(|(_, g)| read(g))
             .unwrap_or_default()
     }
 
@@ -631,6 +648,12 @@ impl TaskExecutor {
                 if let Some(t) = self.jobs.lock().remove(&job) {
                     t.uploader.shutdown();
                     self.net.release(job.0, t.attempt);
+                    let mut ended = self.ended.lock();
+                    ended.retain(|(j, _)| *j != job);
+                    ended.push_back((job, t.watermarks));
+                    while ended.len() > ENDED_JOBS_KEPT {
+                        ended.pop_front();
+                    }
                 }
                 return true;
             }
