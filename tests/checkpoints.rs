@@ -565,13 +565,21 @@ fn unreadable_checkpoints_fail_the_restart_instead_of_starting_over() {
     // checkpoint, then the map fails.
     let blocked = Arc::new(AtomicBool::new(false));
     let corrupted = Arc::new(AtomicBool::new(false));
-    let (b2, c2) = (blocked.clone(), corrupted.clone());
+    let (b2, c2, r2) = (blocked.clone(), corrupted.clone(), root.clone());
     let out = env
         .add_source("Slow Sequence", move || SlowSequence::new(n, 50, 1))
         .set_parallelism(1)
         .uid("source")
         .map(move |v: u64| {
-            if v == n / 2 && !b2.swap(true, Ordering::SeqCst) {
+            if v < n / 2 || b2.load(Ordering::SeqCst) {
+                return v;
+            }
+            // Two checkpoints must have completed first. On a loaded machine they come later
+            // than usual: until then records trickle (a millisecond each, between which
+            // barriers pass).
+            if completed_chks(&r2) < 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            } else if !b2.swap(true, Ordering::SeqCst) {
                 while !c2.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
