@@ -109,13 +109,15 @@ fn operator_list_state_is_exactly_once_across_injected_failures() {
     }
 }
 
+/// Counts per subtask what a source emitting `per_ms` records a millisecond sends round-robin.
 fn rebalanced_counter(
     env: &StreamExecutionEnvironment,
     n: u64,
     p: usize,
     restored_totals: Arc<Mutex<Vec<u64>>>,
+    per_ms: u64,
 ) -> CollectHandle<(usize, u64)> {
-    env.add_source("Slow Sequence", move || SlowSequence::new(n, 20, 1))
+    env.add_source("Slow Sequence", move || SlowSequence::new(n, per_ms, 1))
         .set_parallelism(1)
         .uid("source")
         .rebalance()
@@ -131,7 +133,9 @@ fn list_state_is_split_and_union_state_given_to_all_on_rescale() {
     for new_p in [3usize, 1] {
         let dir = tempfile::tempdir().unwrap();
         let env = StreamExecutionEnvironment::get_execution_environment();
-        let first = rebalanced_counter(&env, n, 2, Arc::default());
+        // Slow enough (600 ms for all) that the stop 60 ms in lands in the middle even on a
+        // loaded machine: at 20 a millisecond the input could end before the savepoint did.
+        let first = rebalanced_counter(&env, n, 2, Arc::default(), 5);
         let mut client = env.execute_async("rescale operator state").unwrap();
         std::thread::sleep(Duration::from_millis(60));
         let sp = client
@@ -144,7 +148,7 @@ fn list_state_is_split_and_union_state_given_to_all_on_rescale() {
         let env = StreamExecutionEnvironment::get_execution_environment();
         env.restore_from(sp, false);
         let totals = Arc::new(Mutex::new(Vec::new()));
-        let second = rebalanced_counter(&env, n, new_p, totals.clone());
+        let second = rebalanced_counter(&env, n, new_p, totals.clone(), 20);
         env.execute("rescale operator state").unwrap();
         // Split list state: the counts of the old subtasks were divided among the new ones,
         // so the new subtasks' final counts add up to every record exactly once.
