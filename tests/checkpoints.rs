@@ -521,6 +521,9 @@ fn a_corrupt_checkpoint_falls_back_to_the_previous_one() {
             v
         })
         .uid("fail")
+        // Chained to the source: holding records here holds the source, and no buffered
+        // records stand between a barrier and this map.
+        .set_parallelism(1)
         .map(|v: u64| (v % KEYS, 1u64))
         .key_by(|t: &(u64, u64)| t.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
@@ -588,6 +591,9 @@ fn unreadable_checkpoints_fail_the_restart_instead_of_starting_over() {
             v
         })
         .uid("fail")
+        // Chained to the source: holding records here holds the source, and no buffered
+        // records stand between a barrier and this map.
+        .set_parallelism(1)
         .map(|v: u64| (v % KEYS, 1u64))
         .key_by(|t: &(u64, u64)| t.0)
         .reduce(|a, b| (a.0, a.1 + b.1))

@@ -21,7 +21,7 @@ use crate::rpc::{
     ClusterError, FAST_PROBE, RETRY_FIRST, RETRY_MAX,
 };
 use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
-use crate::taskmanager::task_executor::{ExecutionState, TaskFailureReport};
+use crate::taskmanager::task_executor::ExecutionState;
 use eddy_core::cluster_config::ClusterConfig;
 use eddy_core::JobId;
 use eddy_rpc::tonic::transport::server::TcpIncoming;
@@ -301,36 +301,18 @@ impl v1::job_master_server::JobMaster for JobMasterService {
         let state = execution_state(r.state);
         let task = key(r.vertex, r.subtask);
         // A failure from another process keeps its operator, subtask and message; the cause's
-        // type stayed there. A CANCELED report is the cancellation's echo.
-        let failure = match state {
-            ExecutionState::Canceled | ExecutionState::Failed => {
-                let f = if r.cause.is_empty() {
-                    TaskFailureReport {
-                        operator: format!("task {}", task.vertex),
-                        subtask_display: format!("{}", task.subtask + 1),
-                        cause: "unknown".into(),
-                    }
-                } else {
-                    TaskFailureReport {
-                        operator: r.operator,
-                        subtask_display: r.subtask_display,
-                        cause: r.cause,
-                    }
-                };
-                let cause = if state == ExecutionState::Canceled {
-                    OperatorError::Cancelled
-                } else {
-                    OperatorError::Remote(f.cause)
-                };
-                Some(TaskError::new(
-                    f.operator,
-                    task.subtask,
-                    f.subtask_display,
-                    cause,
-                ))
-            }
-            _ => None,
-        };
+        // type stayed there. A CANCELED report is the cancellation's echo. Without a cause the
+        // dispatcher names the task itself.
+        let failure = (!r.cause.is_empty()
+            && matches!(state, ExecutionState::Canceled | ExecutionState::Failed))
+        .then(|| {
+            let cause = if state == ExecutionState::Canceled {
+                OperatorError::Cancelled
+            } else {
+                OperatorError::Remote(r.cause)
+            };
+            TaskError::new(r.operator, task.subtask, r.subtask_display, cause)
+        });
         self.dispatcher
             .on_task_state(parse_job(&r.job_id)?, r.attempt, task, state, failure);
         Ok(Response::new(v1::Empty {}))
