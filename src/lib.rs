@@ -32,6 +32,8 @@
 //! `eddy-connectors`.
 #![warn(missing_docs)]
 
+pub mod execution;
+
 pub use eddy_cluster as cluster;
 pub use eddy_connectors as connectors;
 pub use eddy_core as core;
@@ -42,6 +44,7 @@ pub use eddy_state as state;
 
 /// Everything a streaming program usually needs.
 pub mod prelude {
+    pub use crate::execution::{Execute, ExecuteAndCollect, LocalExecutor};
     pub use eddy_cluster::jobmanager::checkpoint::{
         CheckpointStats, CheckpointStatsSnapshot, CheckpointStatus,
     };

@@ -33,6 +33,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use client::RestClient;
 use eddy::core::cluster_config::Configuration;
+use eddy::execution::LocalExecutor;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -460,14 +461,15 @@ fn run_local(
         }
     };
     // The port is bound before the job starts, so a bad rest.port fails before anything runs.
-    let rest = match rest.map(|bind| bind_rest(&bind)).transpose() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("eddy: {e:#}");
+    let executor = match rest.map(|bind| LocalExecutor::default().with_rest(&bind)) {
+        None => LocalExecutor::default(),
+        Some(Ok(e)) => e,
+        Some(Err(e)) => {
+            eprintln!("eddy: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let mut client = match env.execute_async(&name) {
+    let mut client = match env.execute_with(&executor, &name) {
         Ok(c) => c,
         Err(eddy::cluster::JobExecutionError::AlreadyFinished(r)) => {
             println!(
@@ -481,32 +483,10 @@ fn run_local(
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    // Kept until the job ended: it serves the REST API.
-    let _rest_runtime = match rest {
-        Some((rt, listener)) => {
-            let addr = listener
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            let listener = {
-                let _guard = rt.enter();
-                tokio::net::TcpListener::from_std(listener)
-            };
-            match listener {
-                Ok(l) => {
-                    rt.spawn(eddy_web::serve(client.dispatcher().clone(), l));
-                }
-                Err(e) => {
-                    eprintln!("eddy: serving the REST API on {addr}: {e}");
-                    return ExitCode::from(EXIT_FAILED);
-                }
-            }
-            // One parseable line: scripts and tests read the actual port from it.
-            println!("MiniCluster REST endpoint: http://{addr}");
-            Some(rt)
-        }
-        None => None,
-    };
+    if let Some(addr) = executor.rest_address() {
+        // One parseable line: scripts and tests read the actual port from it.
+        println!("MiniCluster REST endpoint: http://{addr}");
+    }
     if announce {
         println!("Job has been submitted with JobID {}", client.job_id());
     }
@@ -530,14 +510,6 @@ fn run_local(
             ExitCode::from(EXIT_FAILED)
         }
     }
-}
-
-/// Binds the MiniCluster's REST port; the runtime serves it once the job runs.
-fn bind_rest(bind: &str) -> Result<(tokio::runtime::Runtime, std::net::TcpListener)> {
-    let listener = std::net::TcpListener::bind(bind)
-        .with_context(|| format!("cannot listen on {bind} (rest.port)"))?;
-    listener.set_nonblocking(true)?;
-    Ok((runtime()?, listener))
 }
 
 /// Submits a job to a jobmanager and, attached, follows it to its end.

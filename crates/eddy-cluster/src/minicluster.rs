@@ -35,6 +35,7 @@ use eddy_runtime::checkpoint::{
     CheckpointId, CheckpointMail, SnapshotKind, SubtaskKey, TaskAcknowledgement,
 };
 use eddy_runtime::error::panic_message;
+use eddy_runtime::execution::PipelineExecutor;
 use eddy_runtime::factory::JobProgram;
 use eddy_runtime::TaskError;
 use parking_lot::Mutex;
@@ -50,24 +51,17 @@ pub use crate::jobmanager::job_master::{
 pub use crate::taskmanager::task_executor::SubtaskWatermarks;
 
 /// The embedded cluster's shape (Flink's `MiniClusterConfiguration`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct MiniCluster {
-    /// TaskManagers to start (`minicluster.number-of-taskmanagers`); at least 1.
-    pub taskmanagers: usize,
+    /// TaskManagers to start (at least 1); `None`: the job's
+    /// `minicluster.number-of-taskmanagers` (default 1).
+    pub taskmanagers: Option<usize>,
     /// Task slots of each TaskManager (`taskmanager.numberOfTaskSlots`); `None` gives the job
     /// as many as it needs, spread over the TaskManagers (Flink's default for local
     /// execution).
     pub slots_per_taskmanager: Option<usize>,
 }
 
-impl Default for MiniCluster {
-    fn default() -> Self {
-        MiniCluster {
-            taskmanagers: 1,
-            slots_per_taskmanager: None,
-        }
-    }
-}
 
 /// The programs handed to this MiniCluster, by job id: its TaskExecutors build their tasks
 /// from them, through the same [`ProgramBuilder`] seam a taskmanager process uses for its
@@ -310,6 +304,9 @@ pub struct JobClient {
     record: Arc<JobRecord>,
     cluster: Arc<Components>,
     master: Option<JoinHandle<Result<JobExecutionResult, JobExecutionError>>>,
+    /// Services kept alive as long as this client (a REST server of the MiniCluster);
+    /// dropped after the job ended or was cancelled.
+    attachments: Vec<Box<dyn Send>>,
 }
 
 impl std::fmt::Debug for JobClient {
@@ -397,6 +394,12 @@ impl JobClient {
         self.savepoint(SnapshotKind::SavepointTerminate { drain }, dir)
     }
 
+    /// Keeps `service` (e.g. the REST server of this MiniCluster's Dispatcher) alive as long
+    /// as this client: it is dropped after the job ended or was cancelled.
+    pub fn attach(&mut self, service: Box<dyn Send>) {
+        self.attachments.push(service);
+    }
+
     /// Waits for the job to end.
     pub fn wait(&mut self) -> Result<JobExecutionResult, JobExecutionError> {
         let Some(h) = self.master.take() else {
@@ -426,7 +429,7 @@ impl MiniCluster {
     /// needs spread over them.
     pub fn with_taskmanagers(n: usize) -> Self {
         MiniCluster {
-            taskmanagers: n.max(1),
+            taskmanagers: Some(n.max(1)),
             slots_per_taskmanager: None,
         }
     }
@@ -442,7 +445,11 @@ impl MiniCluster {
     pub fn execute_async(&self, program: JobProgram) -> Result<JobClient, JobExecutionError> {
         let started = Instant::now();
         let g = &program.job_graph;
-        let taskmanagers = self.taskmanagers.max(1);
+        let taskmanagers = self
+            .taskmanagers
+            .or(g.config.minicluster_taskmanagers)
+            .unwrap_or(1)
+            .max(1);
         let slots = self
             .slots_per_taskmanager
             .unwrap_or_else(|| crate::slot::shared_slots(g).len().div_ceil(taskmanagers))
@@ -478,6 +485,16 @@ impl MiniCluster {
             record,
             cluster,
             master: Some(master),
+            attachments: Vec::new(),
         })
+    }
+}
+
+impl PipelineExecutor for MiniCluster {
+    type Client = JobClient;
+    type Error = JobExecutionError;
+
+    fn execute(&self, program: JobProgram) -> Result<JobClient, JobExecutionError> {
+        self.execute_async(program)
     }
 }

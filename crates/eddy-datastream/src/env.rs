@@ -2,7 +2,6 @@
 
 use crate::graph::{ChainingStrategy, StreamGraph, StreamNode};
 use crate::stream::{DataStream, Port};
-use eddy_cluster::{JobClient, JobExecutionError, JobExecutionResult, MiniCluster};
 use eddy_connectors::collection::CollectionReader;
 use eddy_connectors::file::list_files;
 use eddy_connectors::sequence::SequenceReader;
@@ -13,6 +12,7 @@ use eddy_core::{
     CheckpointConfig, CoreError, Data, OperatorId, RecoveryClaimMode, RestartStrategyConfig,
     SavepointRestoreSettings,
 };
+use eddy_runtime::execution::PipelineExecutor;
 use eddy_runtime::factory::{JobProgram, OperatorFactory, SourceFactory};
 use eddy_runtime::source::SourceReader;
 use eddy_runtime::OperatorError;
@@ -355,29 +355,19 @@ impl StreamExecutionEnvironment {
         inner.graph.to_program(job_name, &inner.config)
     }
 
-    /// Runs the job on the embedded MiniCluster and waits for it to finish. The program's
-    /// operators are consumed: a later `execute` runs only what was declared after this one.
-    pub fn execute(&self, job_name: &str) -> Result<JobExecutionResult, JobExecutionError> {
-        self.execute_async(job_name)?.wait()
-    }
-
-    /// Starts the job on the embedded MiniCluster and returns without waiting for it (Flink's
-    /// `executeAsync`): the [`JobClient`] shows its watermarks, cancels it, or waits for it.
-    /// Dropping the client cancels the job.
-    pub fn execute_async(&self, job_name: &str) -> Result<JobClient, JobExecutionError> {
-        let program = self
-            .get_program(job_name)
-            .map_err(JobExecutionError::InvalidJob)?;
-        program
-            .job_graph
-            .config
-            .validate()
-            .map_err(JobExecutionError::InvalidJob)?;
+    /// Hands the program to `executor` and returns its handle to the started job (Flink's
+    /// `executeAsync` through a `PipelineExecutor`). The configuration is checked first; the
+    /// program's operators are consumed: a later call runs only what was declared after this
+    /// one. `eddy::prelude` adds `execute` and `execute_async`, which run on the embedded
+    /// MiniCluster.
+    pub fn execute_with<X: PipelineExecutor>(
+        &self,
+        executor: &X,
+        job_name: &str,
+    ) -> Result<X::Client, X::Error> {
+        let program = self.get_program(job_name)?;
+        program.job_graph.config.validate()?;
         self.inner.borrow_mut().graph = StreamGraph::default();
-        let cluster = match program.job_graph.config.minicluster_taskmanagers {
-            Some(n) => MiniCluster::with_taskmanagers(n),
-            None => MiniCluster::default(),
-        };
-        cluster.execute_async(program)
+        executor.execute(program)
     }
 }

@@ -464,17 +464,6 @@ impl<T: Data> DataStream<T> {
         );
         CollectHandle { target }
     }
-
-    /// Runs the job and returns every record of this stream (Flink's `executeAndCollect`).
-    /// With parallelism > 1 the order between subtasks is not defined.
-    pub fn execute_and_collect(
-        &self,
-        job_name: &str,
-    ) -> Result<Vec<T>, eddy_cluster::JobExecutionError> {
-        let h = self.collect();
-        self.env.execute(job_name)?;
-        Ok(h.take())
-    }
 }
 
 fn prepare_output_dir(dir: &std::path::Path, mode: WriteMode) -> Result<(), OperatorError> {
@@ -667,42 +656,4 @@ impl DataStreamSink {
         &self.env
     }
     operator_settings!();
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::StreamExecutionEnvironment;
-
-    #[test]
-    fn sink_to_file_writes_every_record_once_into_finished_parts(
-    ) -> Result<(), Box<dyn std::error::Error>> {
-        let tmp = tempfile::tempdir()?;
-        let out = tmp.path().join("out");
-        let env = StreamExecutionEnvironment::get_execution_environment();
-        env.set_parallelism(2);
-        env.from_sequence(1, 100)
-            .map(|v: i64| format!("line {v}"))
-            .sink_to_file(&out);
-        assert!(env.get_execution_plan()?.contains("Sink: File Sink"));
-        env.execute("file sink")?;
-        let mut names: Vec<String> = std::fs::read_dir(&out)?
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect::<Result<_, _>>()?;
-        names.sort();
-        // Without checkpointing each subtask commits one part at the end of input.
-        assert_eq!(names, ["part-0-0", "part-1-0"]);
-        let mut lines = Vec::new();
-        for n in &names {
-            lines.extend(
-                std::fs::read_to_string(out.join(n))?
-                    .lines()
-                    .map(str::to_string),
-            );
-        }
-        lines.sort();
-        let mut expected: Vec<String> = (1..=100).map(|v| format!("line {v}")).collect();
-        expected.sort();
-        assert_eq!(lines, expected);
-        Ok(())
-    }
 }

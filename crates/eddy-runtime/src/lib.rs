@@ -4,8 +4,9 @@
 //! boundary per batch ([`chain`]), in-memory channels with credit-based bounds ([`channel`]),
 //! record writers and partitioners ([`output`]), the built-in operators ([`operators`]), the
 //! user-facing function traits ([`functions`]), the source reader contract ([`source`]), the
-//! watermark/idleness valve of task inputs ([`valve`]) and the factories that turn a JobGraph
-//! vertex into a task ([`factory`]).
+//! watermark/idleness valve of task inputs ([`valve`]), the factories that turn a JobGraph
+//! vertex into a task ([`factory`]) and the seam a built program is run through
+//! ([`execution`]).
 //!
 //! Must not touch: job scheduling and deployment (eddy-cluster), the user API (eddy-datastream),
 //! the state layout (eddy-state). Records move between operators of a chain by function call,
@@ -16,6 +17,7 @@ pub mod chain;
 pub mod channel;
 pub mod checkpoint;
 pub mod error;
+pub mod execution;
 pub mod factory;
 pub mod functions;
 pub mod operator_state;

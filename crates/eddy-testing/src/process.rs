@@ -123,6 +123,15 @@ pub fn get_json(url: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// `PATCH url` (Flink's cancel verb); the HTTP status, or 0 when nothing answered.
+pub fn patch(url: &str) -> u16 {
+    match ureq::patch(url).send_empty() {
+        Ok(r) => r.status().as_u16(),
+        Err(ureq::Error::StatusCode(code)) => code,
+        Err(_) => 0,
+    }
+}
+
 /// The word after `after` in `line`.
 pub fn field<'a>(line: &'a str, after: &str) -> &'a str {
     line.split(after)

@@ -101,6 +101,15 @@ pub enum JobExecutionError {
     /// Tasks could not be deployed to a taskmanager.
     #[error("deploying the job failed: {0}")]
     Deployment(String),
+    /// A service of the local cluster (its REST endpoint) could not start (found before
+    /// anything ran).
+    #[error("starting the local cluster's {service} failed: {cause}")]
+    ClusterService {
+        /// The service.
+        service: &'static str,
+        /// Why.
+        cause: String,
+    },
     /// `execution.savepoint.path: latest` found that the job already finished after its last
     /// checkpoint (in the JobResultStore): nothing was run.
     #[error(
