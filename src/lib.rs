@@ -49,7 +49,7 @@ pub mod prelude {
         CheckpointStats, CheckpointStatsSnapshot, CheckpointStatus,
     };
     pub use eddy_cluster::{
-        JobClient, JobExecutionError, JobExecutionResult, JobFailure, SubtaskWatermarks,
+        JobClient, JobExecutionError, JobExecutionResult, JobFailure, JobStatus, SubtaskWatermarks,
     };
     pub use eddy_core::config::ExecutionConfig;
     pub use eddy_core::{

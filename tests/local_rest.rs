@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::prelude::*;
-use eddy_testing::{get_json, patch};
+use eddy_testing::{get_json, patch, request};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// A job that runs until it is cancelled: a record a millisecond on each of 2 subtasks.
@@ -72,4 +73,228 @@ fn a_rest_port_in_use_fails_before_any_job_runs() {
     let err = LocalExecutor::default().with_rest(&bind).err().unwrap();
     let text = err.to_string();
     assert!(text.contains(&bind) && text.contains("rest.port"), "{text}");
+}
+
+/// Checks `value` against the OpenAPI `schema` (resolving `$ref`s in `doc`): objects have
+/// every required property and no undocumented one, arrays' items and nested objects match,
+/// enums hold a listed value. Returns what does not match, with its JSON path.
+fn mismatches(doc: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        let resolved = &doc["components"]["schemas"][name];
+        assert!(!resolved.is_null(), "{path}: unresolved schema {r}");
+        return mismatches(doc, resolved, value, path, out);
+    }
+    if let Some(alternatives) = schema["oneOf"].as_array() {
+        // `Option<T>` of a documented type: null or T.
+        let fits = alternatives.iter().any(|s| {
+            let mut m = Vec::new();
+            if s["type"] == "null" {
+                return value.is_null();
+            }
+            mismatches(doc, s, value, path, &mut m);
+            m.is_empty()
+        });
+        if !fits {
+            out.push(format!("{path}: {value} fits none of {schema}"));
+        }
+        return;
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            out.push(format!("{path}: {value} not one of {allowed:?}"));
+        }
+        return;
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if value.is_null() {
+        if !types.is_empty() && !types.contains(&"null") {
+            out.push(format!("{path}: null where {types:?} is documented"));
+        }
+        return;
+    }
+    if types.contains(&"object") {
+        let Some(obj) = value.as_object() else {
+            return out.push(format!("{path}: {value} is not an object"));
+        };
+        let props = schema["properties"].as_object();
+        for req in schema["required"].as_array().into_iter().flatten() {
+            let k = req.as_str().unwrap_or_default();
+            if !obj.contains_key(k) {
+                out.push(format!("{path}: required '{k}' missing"));
+            }
+        }
+        for (k, v) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => mismatches(doc, s, v, &format!("{path}.{k}"), out),
+                None if schema["additionalProperties"].is_object() => mismatches(
+                    doc,
+                    &schema["additionalProperties"],
+                    v,
+                    &format!("{path}.{k}"),
+                    out,
+                ),
+                None if props.is_none() => {} // a free-form object (the plan)
+                None => out.push(format!("{path}: '{k}' is not documented")),
+            }
+        }
+    } else if types.contains(&"array") {
+        let Some(items) = value.as_array() else {
+            return out.push(format!("{path}: {value} is not an array"));
+        };
+        for (i, v) in items.iter().enumerate() {
+            mismatches(doc, &schema["items"], v, &format!("{path}[{i}]"), out);
+        }
+    } else if types.contains(&"integer") && !value.is_i64() && !value.is_u64() {
+        out.push(format!("{path}: {value} is not an integer"));
+    } else if types.contains(&"string") && !value.is_string() {
+        out.push(format!("{path}: {value} is not a string"));
+    } else if types.contains(&"boolean") && !value.is_boolean() {
+        out.push(format!("{path}: {value} is not a boolean"));
+    }
+}
+
+/// The documented schema of `method path`'s answer with `status`.
+fn response_schema<'a>(doc: &'a Value, path: &str, method: &str, status: u16) -> &'a Value {
+    let s = &doc["paths"][path][method]["responses"][status.to_string()]["content"]
+        ["application/json"]["schema"];
+    assert!(
+        !s.is_null(),
+        "{method} {path} documents no JSON answer for {status}"
+    );
+    s
+}
+
+/// Every GET of the API answers with exactly what `/openapi.json` documents for it (names,
+/// types, required fields), and errors with the documented status and `{"errors": [..]}`
+/// body: 400 malformed, 404 unknown, 409 not allowed in the job's state.
+#[test]
+fn the_api_answers_as_its_openapi_document_says() {
+    let executor = LocalExecutor::default().with_rest("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", executor.rest_address().unwrap());
+    let env = endless(2);
+    let mut client = env.execute_with(&executor, "contract").unwrap();
+    let id = client.job_id().to_string();
+    wait_for("job RUNNING", || {
+        client.details().map(|d| d.state) == Some(JobStatus::Running)
+    });
+    let (status, doc) = request("GET", &format!("{base}/openapi.json"), None);
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0", "{doc}");
+    let documented: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    for p in [
+        "/overview",
+        "/taskmanagers",
+        "/jobs",
+        "/jobs/overview",
+        "/jobs/{id}",
+        "/jobs/{id}/plan",
+        "/jobs/{id}/savepoints",
+        "/jobs/{id}/stop",
+        "/jobs/{id}/savepoints/{trigger}",
+        "/openapi.json",
+    ] {
+        assert!(documented.contains(&&p.to_string()), "{p} not documented");
+    }
+    let check = |method: &str, template: &str, url: String, body: Option<&Value>, want: u16| {
+        let (status, answer) = request(method, &format!("{base}{url}"), body);
+        assert_eq!(status, want, "{method} {url}: {answer}");
+        let schema = response_schema(&doc, template, &method.to_lowercase(), want);
+        let mut m = Vec::new();
+        mismatches(&doc, schema, &answer, &url, &mut m);
+        assert!(
+            m.is_empty(),
+            "{method} {url} does not match its schema:\n{m:#?}\n{answer}"
+        );
+        answer
+    };
+    for p in ["/overview", "/taskmanagers", "/jobs", "/jobs/overview"] {
+        check("GET", p, p.to_string(), None, 200);
+    }
+    let details = check("GET", "/jobs/{id}", format!("/jobs/{id}"), None, 200);
+    // The local JobClient reads the same view.
+    assert_eq!(details["jid"], id);
+    assert_eq!(
+        client.details().unwrap().vertices.len(),
+        details["vertices"].as_array().unwrap().len()
+    );
+    check(
+        "GET",
+        "/jobs/{id}/plan",
+        format!("/jobs/{id}/plan"),
+        None,
+        200,
+    );
+    // No savepoint directory: the trigger is accepted, the operation fails, typed.
+    let t = check(
+        "POST",
+        "/jobs/{id}/savepoints",
+        format!("/jobs/{id}/savepoints"),
+        Some(&serde_json::json!({"cancel-job": false})),
+        202,
+    );
+    let trigger = t["request-id"].as_str().unwrap().to_string();
+    wait_for("the savepoint operation completed", || {
+        get_json(&format!("{base}/jobs/{id}/savepoints/{trigger}"))["status"]["id"] == "COMPLETED"
+    });
+    let op = check(
+        "GET",
+        "/jobs/{id}/savepoints/{trigger}",
+        format!("/jobs/{id}/savepoints/{trigger}"),
+        None,
+        200,
+    );
+    assert_eq!(
+        op["operation"]["failure-cause"]["class"], "NoTargetDirectory",
+        "{op}"
+    );
+    // Errors, each with its documented status.
+    check("GET", "/jobs/{id}", "/jobs/not-a-job-id".into(), None, 400);
+    let unknown = "0123456789abcdef0123456789abcdef";
+    check("GET", "/jobs/{id}", format!("/jobs/{unknown}"), None, 404);
+    check(
+        "GET",
+        "/jobs/{id}/plan",
+        format!("/jobs/{unknown}/plan"),
+        None,
+        404,
+    );
+    check(
+        "GET",
+        "/jobs/{id}/savepoints/{trigger}",
+        format!("/jobs/{id}/savepoints/nothing"),
+        None,
+        404,
+    );
+    check(
+        "PATCH",
+        "/jobs/{id}",
+        format!("/jobs/{id}?mode=stop"),
+        None,
+        400,
+    );
+    check("PATCH", "/jobs/{id}", format!("/jobs/{unknown}"), None, 404);
+    // A MiniCluster's registry holds only handed-over programs: a submission is the user's
+    // mistake.
+    check(
+        "POST",
+        "/jobs",
+        "/jobs".into(),
+        Some(&serde_json::json!({"entry": "word_count"})),
+        400,
+    );
+    assert_eq!(patch(&format!("{base}/jobs/{id}")), 202);
+    client.wait().unwrap_err();
+    check("PATCH", "/jobs/{id}", format!("/jobs/{id}"), None, 409);
+    check(
+        "POST",
+        "/jobs/{id}/stop",
+        format!("/jobs/{id}/stop"),
+        Some(&serde_json::json!({"drain": true})),
+        409,
+    );
 }

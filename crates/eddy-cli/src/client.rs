@@ -1,7 +1,10 @@
-//! The CLI's REST client: what `eddy run/list/cancel/stop/savepoint` ask the jobmanager.
+//! The CLI's REST client: what `eddy run/list/cancel/stop/savepoint` ask the jobmanager. Bodies
+//! are the typed messages of `eddy::cluster::rest_api`, the ones the server answers with.
 
 use anyhow::{anyhow, bail, Result};
-use serde_json::Value;
+use eddy::cluster::rest_api::{ErrorResponse, QueueStatusId, SavepointStatusResponse};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::time::Duration;
 
 /// A client of one jobmanager's REST endpoint.
@@ -24,68 +27,78 @@ impl RestClient {
         }
     }
 
-    fn read(&self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value> {
+    fn read<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T> {
         let mut r = r.map_err(|e| anyhow!("cannot reach the jobmanager at {}: {e}", self.base))?;
         let status = r.status();
-        let body: Option<Value> = r.body_mut().read_json().ok();
+        let text = r
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| anyhow!("reading the answer of {}{path}: {e}", self.base))?;
         if !status.is_success() {
-            let msg = body
-                .as_ref()
-                .and_then(|b| b["errors"].as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_else(|| status.to_string());
-            bail!("{msg}");
+            match serde_json::from_str::<ErrorResponse>(&text) {
+                Ok(e) => bail!("{}", e.errors.join("; ")),
+                Err(_) => bail!("{status} from {}{path}", self.base),
+            }
         }
-        body.ok_or_else(|| {
+        serde_json::from_str(&text).map_err(|e| {
             anyhow!(
-                "the jobmanager at {} answered {status} without JSON",
+                "the jobmanager at {} answered {path} with an unexpected body ({e}): {text}",
                 self.base
             )
         })
     }
 
     /// GET a path.
-    pub fn get(&self, path: &str) -> Result<Value> {
-        self.read(self.agent.get(format!("{}{path}", self.base)).call())
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.read(path, self.agent.get(format!("{}{path}", self.base)).call())
     }
 
     /// POST JSON to a path.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         self.read(
+            path,
             self.agent
                 .post(format!("{}{path}", self.base))
                 .send_json(body),
         )
     }
 
-    /// PATCH a path.
-    pub fn patch(&self, path: &str) -> Result<Value> {
-        self.read(
+    /// PATCH a path (its answer is an empty object).
+    pub fn patch(&self, path: &str) -> Result<()> {
+        let _: serde_json::Map<String, serde_json::Value> = self.read(
+            path,
             self.agent
                 .patch(format!("{}{path}", self.base))
                 .send_empty(),
-        )
+        )?;
+        Ok(())
     }
 
     /// Polls a savepoint operation until it completes; returns the savepoint's path.
     pub fn await_savepoint(&self, job: &str, trigger: &str, timeout: Duration) -> Result<String> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let v = self.get(&format!("/jobs/{job}/savepoints/{trigger}"))?;
-            if v["status"]["id"] == "COMPLETED" {
-                if let Some(p) = v["operation"]["location"].as_str() {
-                    return Ok(p.to_string());
+            let v: SavepointStatusResponse =
+                self.get(&format!("/jobs/{job}/savepoints/{trigger}"))?;
+            if v.status.id == QueueStatusId::Completed {
+                let op = v
+                    .operation
+                    .unwrap_or(eddy::cluster::rest_api::SavepointInfo {
+                        location: None,
+                        failure_cause: None,
+                    });
+                if let Some(p) = op.location {
+                    return Ok(p);
                 }
                 bail!(
                     "{}",
-                    v["operation"]["failure-cause"]["stack-trace"]
-                        .as_str()
-                        .unwrap_or("the savepoint failed")
+                    op.failure_cause
+                        .map(|c| c.stack_trace)
+                        .unwrap_or_else(|| "the savepoint failed".to_string())
                 );
             }
             if std::time::Instant::now() > deadline {

@@ -6,6 +6,7 @@
 
 use crate::client::RestClient;
 use anyhow::{bail, Context, Result};
+use eddy::cluster::rest_api::ClusterOverview;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -130,11 +131,10 @@ pub fn start(taskmanagers: usize, defines: &[String], conf_dir: Option<&Path>) -
     let client = RestClient::new(&rest);
     loop {
         let registered = client
-            .get("/overview")
-            .ok()
-            .and_then(|v| v["taskmanagers"].as_u64())
+            .get::<ClusterOverview>("/overview")
+            .map(|o| o.taskmanagers)
             .unwrap_or(0);
-        if registered as usize >= taskmanagers {
+        if registered >= taskmanagers {
             break;
         }
         if Instant::now() > deadline {

@@ -32,9 +32,13 @@ pub use registry::{BuildFn, JobDefinition, JobRegistry};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use client::RestClient;
+use eddy::cluster::rest_api::{
+    JobDetailsInfo, JobOverview, JobSubmitRequest, JobSubmitResponse, MultipleJobsDetails,
+    SavepointTriggerRequest, StopWithSavepointRequest, TriggerResponse,
+};
+use eddy::cluster::JobStatus;
 use eddy::core::cluster_config::Configuration;
 use eddy::execution::LocalExecutor;
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -376,11 +380,14 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
         } => {
             let c = need_rest(jobmanager)?;
             println!("Suspending job {id}.");
-            let t = c.post(
+            let t: TriggerResponse = c.post(
                 &format!("/jobs/{id}/stop"),
-                &json!({"targetDirectory": savepoint_path, "drain": drain}),
+                &StopWithSavepointRequest {
+                    target_directory: savepoint_path,
+                    drain,
+                },
             )?;
-            let trigger = request_id(&t)?;
+            let trigger = t.request_id;
             let path = c.await_savepoint(&id, &trigger, Duration::from_secs(600))?;
             println!("Savepoint completed. Path: {path}");
             Ok(ExitCode::SUCCESS)
@@ -392,11 +399,14 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
         } => {
             let c = need_rest(jobmanager)?;
             println!("Triggering savepoint for job {id}.");
-            let t = c.post(
+            let t: TriggerResponse = c.post(
                 &format!("/jobs/{id}/savepoints"),
-                &json!({"target-directory": dir, "cancel-job": false}),
+                &SavepointTriggerRequest {
+                    target_directory: dir,
+                    cancel_job: false,
+                },
             )?;
-            let trigger = request_id(&t)?;
+            let trigger = t.request_id;
             let path = c.await_savepoint(&id, &trigger, Duration::from_secs(600))?;
             println!("Savepoint completed. Path: {path}");
             Ok(ExitCode::SUCCESS)
@@ -433,14 +443,6 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// The id of an asynchronous operation the jobmanager started.
-fn request_id(v: &Value) -> Result<String> {
-    v["request-id"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("the jobmanager returned no request id: {v}"))
 }
 
 /// Runs a job on the embedded MiniCluster, as `env.execute()` would; with `rest` (`host:port`,
@@ -521,20 +523,18 @@ fn run_remote(
     detached: bool,
 ) -> Result<ExitCode> {
     let c = RestClient::new(address);
-    let r = c.post(
+    let r: JobSubmitResponse = c.post(
         "/jobs",
-        &json!({"entry": entry, "args": args, "settings": settings}),
+        &JobSubmitRequest {
+            entry: entry.to_string(),
+            args: args.to_vec(),
+            settings: settings.clone(),
+        },
     )?;
-    let id = r["jobid"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the jobmanager returned no job id: {r}"))?
-        .to_string();
-    if r["already-finished"] == true {
-        let name = r["name"].as_str().unwrap_or_default();
-        println!(
-            "{}",
-            already_finished(&id, name, r["end-time"].as_i64().unwrap_or(0))
-        );
+    let id = r.jobid;
+    if r.already_finished {
+        let name = r.name.unwrap_or_default();
+        println!("{}", already_finished(&id, &name, r.end_time.unwrap_or(0)));
         return Ok(ExitCode::SUCCESS);
     }
     println!("Job has been submitted with JobID {id}");
@@ -543,18 +543,11 @@ fn run_remote(
     }
     let mut seen = 0usize;
     loop {
-        let j = c
+        let j: JobDetailsInfo = c
             .get(&format!("/jobs/{id}"))
             .with_context(|| format!("following job {id}"))?;
         // Print each status transition once, in order.
-        let history: Vec<String> = j["status-history"]
-            .as_array()
-            .map(|h| {
-                h.iter()
-                    .filter_map(|e| e["state"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let history: Vec<JobStatus> = j.status_history.iter().map(|t| t.state).collect();
         for (i, s) in history.iter().enumerate().skip(seen) {
             match i.checked_sub(1).and_then(|p| history.get(p)) {
                 Some(from) => println!("Job {id} switched from state {from} to {s}."),
@@ -562,48 +555,44 @@ fn run_remote(
             }
         }
         seen = seen.max(history.len());
-        let state = j["state"].as_str().unwrap_or_default();
-        match state {
-            "FINISHED" => {
+        match j.state {
+            JobStatus::Finished => {
                 println!(
                     "Job with JobID {id} has finished.\nJob Runtime: {} ms",
-                    j["duration"]
+                    j.duration
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            "CANCELED" => {
+            JobStatus::Canceled => {
                 println!("Job with JobID {id} was cancelled.");
                 return Ok(ExitCode::from(EXIT_CANCELLED));
             }
-            "FAILED" => {
-                let cause = j["error"].as_str().unwrap_or("unknown cause");
+            JobStatus::Failed => {
+                let cause = j.error.as_deref().unwrap_or("unknown cause");
                 eprintln!("Job with JobID {id} failed: {cause}");
                 return Ok(ExitCode::from(EXIT_FAILED));
             }
-            _ => std::thread::sleep(Duration::from_millis(100)),
+            JobStatus::Created | JobStatus::Running | JobStatus::Restarting => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
         }
     }
 }
 
 fn list(c: &RestClient, all: bool) -> Result<()> {
-    let v = c.get("/jobs/overview")?;
-    let jobs = v["jobs"].as_array().cloned().unwrap_or_default();
-    let line = |j: &Value| {
+    let v: MultipleJobsDetails = c.get("/jobs/overview")?;
+    let jobs = v.jobs;
+    let line = |j: &JobOverview| {
         format!(
             "{} : {} : {} ({})",
-            utc_time(j["start-time"].as_i64().unwrap_or(0)),
-            j["jid"].as_str().unwrap_or_default(),
-            j["name"].as_str().unwrap_or_default(),
-            j["state"].as_str().unwrap_or_default()
+            utc_time(j.start_time),
+            j.jid,
+            j.name,
+            j.state
         )
     };
-    let terminal = |j: &Value| {
-        matches!(
-            j["state"].as_str(),
-            Some("FINISHED" | "CANCELED" | "FAILED")
-        )
-    };
-    let running: Vec<&Value> = jobs.iter().filter(|j| !terminal(j)).collect();
+    let terminal = |j: &JobOverview| j.state.is_terminal();
+    let running: Vec<&JobOverview> = jobs.iter().filter(|j| !terminal(j)).collect();
     if running.is_empty() {
         println!("No running jobs.");
     } else {
@@ -614,7 +603,7 @@ fn list(c: &RestClient, all: bool) -> Result<()> {
         println!("--------------------------------------------------------------");
     }
     if all {
-        let ended: Vec<&Value> = jobs.iter().filter(|j| terminal(j)).collect();
+        let ended: Vec<&JobOverview> = jobs.iter().filter(|j| terminal(j)).collect();
         if ended.is_empty() {
             println!("No terminated jobs.");
         } else {

@@ -20,10 +20,11 @@
 //! back to older retained ones if one cannot be read), exactly as on a cluster.
 
 use crate::deployment::{JobSubmission, ProgramBuilder, TaskDeployment};
-use crate::jobmanager::checkpoint::CheckpointStatsSnapshot;
+use crate::jobmanager::checkpoint::{CheckpointStatsSnapshot, SavepointError};
 use crate::jobmanager::dispatcher::{Dispatcher, JobRecord, StartedJob};
 use crate::jobmanager::job_master::{now_ms, JobMasterEvent};
 use crate::jobmanager::resource_manager::{ResourceManager, TaskManagerRecord};
+use crate::rest_api::JobDetailsInfo;
 use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
 use crate::taskmanager::task_executor::{
     ExecutionState, JobMasterGateway, TaskExecutor, TaskExecutorReport,
@@ -61,7 +62,6 @@ pub struct MiniCluster {
     /// execution).
     pub slots_per_taskmanager: Option<usize>,
 }
-
 
 /// The programs handed to this MiniCluster, by job id: its TaskExecutors build their tasks
 /// from them, through the same [`ProgramBuilder`] seam a taskmanager process uses for its
@@ -353,6 +353,12 @@ impl JobClient {
             .collect()
     }
 
+    /// The job as `GET /jobs/{id}` shows it: status and its history, vertices with their
+    /// subtasks, failures, checkpoint counts.
+    pub fn details(&self) -> Option<JobDetailsInfo> {
+        self.cluster.dispatcher.job_details_info(self.job_id)
+    }
+
     /// Checkpoint counts, history and latest checkpoints.
     pub fn checkpoint_stats(&self) -> CheckpointStatsSnapshot {
         self.record.shared.lock().stats.clone()
@@ -368,29 +374,33 @@ impl JobClient {
         self.record.request_cancel();
     }
 
-    fn savepoint(&self, kind: SnapshotKind, dir: Option<&Path>) -> Result<String, String> {
+    fn savepoint(&self, kind: SnapshotKind, dir: Option<&Path>) -> Result<String, SavepointError> {
         let (tx, rx) = mpsc::channel();
         if !self.record.try_send(JobMasterEvent::Savepoint {
             kind,
             dir: dir.map(Path::to_path_buf),
             reply: tx,
         }) {
-            return Err("the job has ended".to_string());
+            return Err(SavepointError::NotNow("the job has ended"));
         }
         rx.recv()
-            .map_err(|_| "the job ended before the savepoint completed".to_string())?
+            .map_err(|_| SavepointError::NotNow("the job ended before the savepoint completed"))?
     }
 
     /// Takes a savepoint into a new directory under `dir` (or `state.savepoints.dir`) and
     /// returns its path; the job keeps running.
-    pub fn trigger_savepoint(&self, dir: Option<&Path>) -> Result<String, String> {
+    pub fn trigger_savepoint(&self, dir: Option<&Path>) -> Result<String, SavepointError> {
         self.savepoint(SnapshotKind::Savepoint, dir)
     }
 
     /// Stop-with-savepoint: sources stop (with `drain`, after emitting the final watermark so
     /// every window fires), the savepoint is taken, sinks commit, the job finishes. Returns the
     /// savepoint's path; [`JobClient::wait`] then returns the finished job.
-    pub fn stop_with_savepoint(&self, dir: Option<&Path>, drain: bool) -> Result<String, String> {
+    pub fn stop_with_savepoint(
+        &self,
+        dir: Option<&Path>,
+        drain: bool,
+    ) -> Result<String, SavepointError> {
         self.savepoint(SnapshotKind::SavepointTerminate { drain }, dir)
     }
 

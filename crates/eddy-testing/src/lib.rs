@@ -7,4 +7,4 @@ pub mod output;
 pub mod process;
 
 pub use output::{assert_same_lines, finished_lines};
-pub use process::{field, get_json, job_id_of, patch, text, Cluster, Proc, FAST};
+pub use process::{field, get_json, job_id_of, patch, request, text, Cluster, Proc, FAST};

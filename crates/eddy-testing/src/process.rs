@@ -132,6 +132,29 @@ pub fn patch(url: &str) -> u16 {
     }
 }
 
+/// Sends `method url` (with a JSON `body`) and returns the HTTP status (0 when nothing
+/// answered) and the JSON answer (`Null` when there is none), whatever the status.
+pub fn request(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let sent = match (method, body) {
+        ("GET", _) => agent.get(url).call(),
+        ("PATCH", _) => agent.patch(url).send_empty(),
+        ("POST", Some(b)) => agent.post(url).send_json(b),
+        ("POST", None) => agent.post(url).send_empty(),
+        (other, _) => panic!("request: unsupported method {other}"),
+    };
+    match sent {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_json::<Value>().unwrap_or(Value::Null),
+        ),
+        Err(_) => (0, Value::Null),
+    }
+}
+
 /// The word after `after` in `line`.
 pub fn field<'a>(line: &'a str, after: &str) -> &'a str {
     line.split(after)

@@ -1,5 +1,6 @@
-//! Eddy's REST API, served by the jobmanager (DESIGN §8). Paths and field names follow Flink's
-//! REST API where the concept is the same, so Flink users and tools find their way:
+//! Eddy's REST API, served by the jobmanager and by a MiniCluster that is asked to (DESIGN §8).
+//! Paths and field names follow Flink's REST API where the concept is the same, so Flink users
+//! and tools find their way:
 //!
 //! | method and path | what |
 //! | --- | --- |
@@ -10,12 +11,17 @@
 //! | `POST /jobs` | submit a built-in job: `{"entry", "args", "settings"}` (Eddy's body; Flink posts a JobGraph) |
 //! | `GET /jobs/{id}` | state, timestamps per state, vertices with task states, failures |
 //! | `PATCH /jobs/{id}?mode=cancel` | cancel |
+//! | `GET /jobs/{id}/plan` | the JobGraph |
 //! | `POST /jobs/{id}/savepoints` | `{"target-directory", "cancel-job"}` → `{"request-id"}` |
 //! | `POST /jobs/{id}/stop` | stop with savepoint: `{"targetDirectory", "drain"}` → `{"request-id"}` |
 //! | `GET /jobs/{id}/savepoints/{request-id}` | `{"status": {"id": IN_PROGRESS/COMPLETED}, "operation": …}` |
+//! | `GET /openapi.json` | this API as an OpenAPI 3.1 document, generated from the body types |
 //!
-//! Errors are `{"errors": ["…"]}` with a 4xx status. The Web UI and the rest of Flink's API
-//! (checkpoints, metrics, backpressure) come with the REST/Web UI issue.
+//! Bodies are the types of `eddy_cluster::rest_api`. Errors are `{"errors": ["…"]}`: 400 for a
+//! malformed request or a job that cannot be built as submitted, 404 for an unknown job or
+//! operation, 409 for a request the job's state does not allow, 502 when a taskmanager could
+//! not be reached, 500 for a bug. The Web UI and the rest of Flink's API (checkpoints, metrics,
+//! backpressure) come with the REST/Web UI issue.
 #![warn(missing_docs)]
 
 use axum::extract::{Path, Query, State};
@@ -24,28 +30,155 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use eddy_cluster::deployment::JobSubmission;
+use eddy_cluster::jobmanager::checkpoint::SavepointError;
 use eddy_cluster::jobmanager::dispatcher::{
-    Dispatcher, JobDetails, SavepointStatus, SubmitRejection,
+    Dispatcher, DispatcherError, SavepointStatus, SubmitRejection,
 };
-use eddy_cluster::jobmanager::job_master::JobStatus;
-use eddy_cluster::taskmanager::task_executor::ExecutionState;
+use eddy_cluster::rest_api::{
+    CheckpointCounts, ClusterOverview, ErrorResponse, FailureCause, JobDetailsInfo,
+    JobIdWithStatus, JobIdsWithStatusOverview, JobOverview, JobPlanInfo, JobSubmitRequest,
+    JobSubmitResponse, JobVertexDetails, MultipleJobsDetails, PendingSlotRequestInfo, QueueStatus,
+    QueueStatusId, SavepointInfo, SavepointStatusResponse, SavepointTriggerRequest,
+    StatusTransition, StopWithSavepointRequest, SubtaskStatus, TaskManagerInfo, TaskManagerMemory,
+    TaskManagerNetwork, TaskManagersInfo, TriggerResponse,
+};
+use eddy_cluster::JobExecutionError;
 use eddy_core::JobId;
 use eddy_runtime::checkpoint::SnapshotKind;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use utoipa::OpenApi;
 
 type AppState = Arc<Dispatcher>;
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(json!({ "errors": [msg.into()] }))).into_response()
+/// Why a request was not done, grouped by who caused it; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    /// The request is malformed (path, query or body): 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// What the Dispatcher refused: 404 for an unknown job or operation, 409 for a request
+    /// the job's state does not allow.
+    #[error(transparent)]
+    Dispatcher(#[from] DispatcherError),
+    /// A submission that started no job; its cause decides the status.
+    #[error(transparent)]
+    Submit(SubmitRejection),
+    /// A bug in Eddy (a panicked handler): 500.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
-fn job_id(s: &str) -> Result<JobId, String> {
-    s.parse()
+impl RestError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RestError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RestError::Dispatcher(e) => match e {
+                DispatcherError::UnknownJob(_) | DispatcherError::UnknownOperation(_) => {
+                    StatusCode::NOT_FOUND
+                }
+                DispatcherError::JobEnded { .. } | DispatcherError::NotRunning { .. } => {
+                    StatusCode::CONFLICT
+                }
+            },
+            RestError::Submit(SubmitRejection::Invalid(_)) => StatusCode::BAD_REQUEST,
+            RestError::Submit(SubmitRejection::AlreadyFinished(_)) => StatusCode::CONFLICT,
+            RestError::Submit(SubmitRejection::Start(e)) => start_error_status(e),
+            RestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
+
+/// Who caused a job not to start: the user (400), the cluster's capacity (409), an external
+/// system (502), or Eddy (500). Exhaustive, so a new error makes its author choose.
+fn start_error_status(e: &JobExecutionError) -> StatusCode {
+    match e {
+        JobExecutionError::InvalidJob(_)
+        | JobExecutionError::Initialization { .. }
+        | JobExecutionError::CheckpointConfig(_)
+        | JobExecutionError::Restore(_)
+        | JobExecutionError::AlreadyFinished(_) => StatusCode::BAD_REQUEST,
+        JobExecutionError::NotEnoughSlots { .. } => StatusCode::CONFLICT,
+        JobExecutionError::TaskManagerLost { .. }
+        | JobExecutionError::Deployment(_)
+        | JobExecutionError::ClusterService { .. } => StatusCode::BAD_GATEWAY,
+        JobExecutionError::TaskFailed(_)
+        | JobExecutionError::CheckpointFailure(_)
+        | JobExecutionError::RecoverySuppressed { .. } => StatusCode::BAD_REQUEST,
+        JobExecutionError::TaskCrashed { .. } | JobExecutionError::JobMasterCrashed(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        let body = ErrorResponse {
+            errors: vec![self.to_string()],
+        };
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+fn job_id(s: &str) -> Result<JobId, RestError> {
+    s.parse()
+        .map_err(|e: String| RestError::BadRequest(format!("job id '{s}': {e}")))
+}
+
+/// The REST API as an OpenAPI document (served at `GET /openapi.json`).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Eddy REST API",
+        description = "Apache Flink's REST API, as Eddy's jobmanager and MiniCluster serve it."
+    ),
+    paths(
+        overview,
+        taskmanagers,
+        jobs,
+        jobs_overview,
+        submit,
+        job,
+        cancel,
+        plan,
+        savepoint,
+        stop,
+        savepoint_status,
+        openapi_json
+    ),
+    components(schemas(
+        ErrorResponse,
+        ClusterOverview,
+        PendingSlotRequestInfo,
+        TaskManagersInfo,
+        TaskManagerInfo,
+        TaskManagerMemory,
+        TaskManagerNetwork,
+        JobIdsWithStatusOverview,
+        JobIdWithStatus,
+        MultipleJobsDetails,
+        JobOverview,
+        JobSubmitRequest,
+        JobSubmitResponse,
+        JobDetailsInfo,
+        StatusTransition,
+        JobVertexDetails,
+        SubtaskStatus,
+        CheckpointCounts,
+        JobPlanInfo,
+        SavepointTriggerRequest,
+        StopWithSavepointRequest,
+        TriggerResponse,
+        SavepointStatusResponse,
+        QueueStatus,
+        QueueStatusId,
+        SavepointInfo,
+        FailureCause
+    ))
+)]
+pub struct ApiDoc;
 
 /// The REST API's routes over a Dispatcher.
 pub fn router(dispatcher: Arc<Dispatcher>) -> Router {
@@ -59,10 +192,11 @@ pub fn router(dispatcher: Arc<Dispatcher>) -> Router {
         .route("/jobs/{id}/savepoints", post(savepoint))
         .route("/jobs/{id}/stop", post(stop))
         .route("/jobs/{id}/savepoints/{trigger}", get(savepoint_status))
+        .route("/openapi.json", get(openapi_json))
         .with_state(dispatcher)
 }
 
-/// Serves the REST API on `listener` until the process ends.
+/// Serves the REST API on `listener` until the process ends (or the task is aborted).
 pub async fn serve(dispatcher: Arc<Dispatcher>, listener: tokio::net::TcpListener) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!("REST endpoint listening on {addr:?}");
@@ -71,104 +205,52 @@ pub async fn serve(dispatcher: Arc<Dispatcher>, listener: tokio::net::TcpListene
     }
 }
 
-async fn overview(State(d): State<AppState>) -> Json<Value> {
-    let (total, free) = d.resource_manager().slot_counts();
-    let jobs = d.jobs();
-    let count = |s: JobStatus| jobs.iter().filter(|j| j.status == s).count();
-    Json(json!({
-        "taskmanagers": d.resource_manager().taskmanagers().len(),
-        "slots-total": total,
-        "slots-available": free,
-        "jobs-running": jobs.iter().filter(|j| !j.status.is_terminal()).count(),
-        "jobs-finished": count(JobStatus::Finished),
-        "jobs-cancelled": count(JobStatus::Canceled),
-        "jobs-failed": count(JobStatus::Failed),
-        "pending-slot-requests": d.resource_manager().pending_requests(),
-        "eddy-version": env!("CARGO_PKG_VERSION"),
-    }))
+/// The cluster at a glance.
+#[utoipa::path(get, path = "/overview", responses((status = 200, body = ClusterOverview)))]
+async fn overview(State(d): State<AppState>) -> Json<ClusterOverview> {
+    Json(d.overview())
 }
 
-async fn taskmanagers(State(d): State<AppState>) -> Json<Value> {
-    let tms: Vec<Value> = d
-        .resource_manager()
-        .taskmanagers()
-        .into_iter()
-        .map(|t| {
-            json!({
-                "id": t.resource_id,
-                "path": t.rpc_address,
-                "dataAddress": t.data_address,
-                "timeSinceLastHeartbeat": t.last_heartbeat.elapsed().as_millis() as u64,
-                "slotsNumber": t.slots.len(),
-                "freeSlots": t.slots.iter().filter(|s| s.is_none()).count(),
-                "runningTasks": t.report.running_tasks,
-                "memory": {
-                    "networkBuffersTotal": t.report.network_buffers_total,
-                    "networkBuffersAvailable": t.report.network_buffers_available,
-                    "networkSegmentSize": t.report.network_segment_size,
-                    "managedMemoryPerSlot": t.report.managed_memory_per_slot,
-                    "rss": t.report.rss_bytes,
-                },
-                "network": {
-                    "bytesReceived": t.report.network_bytes.0,
-                    "bytesSent": t.report.network_bytes.1,
-                },
-            })
-        })
-        .collect();
-    Json(json!({ "taskmanagers": tms }))
+/// Every registered taskmanager.
+#[utoipa::path(get, path = "/taskmanagers", responses((status = 200, body = TaskManagersInfo)))]
+async fn taskmanagers(State(d): State<AppState>) -> Json<TaskManagersInfo> {
+    Json(d.taskmanagers_info())
 }
 
-async fn jobs(State(d): State<AppState>) -> Json<Value> {
-    let jobs: Vec<Value> = d
-        .jobs()
-        .iter()
-        .map(|j| json!({"id": j.id, "status": j.status}))
-        .collect();
-    Json(json!({ "jobs": jobs }))
+/// Every job's id and status.
+#[utoipa::path(get, path = "/jobs", responses((status = 200, body = JobIdsWithStatusOverview)))]
+async fn jobs(State(d): State<AppState>) -> Json<JobIdsWithStatusOverview> {
+    Json(d.job_ids_with_status())
 }
 
-fn duration(j: &JobDetails) -> i64 {
-    let end = j.end_ms.unwrap_or_else(now_ms);
-    end - j.start_ms
+/// Every job's overview.
+#[utoipa::path(get, path = "/jobs/overview", responses((status = 200, body = MultipleJobsDetails)))]
+async fn jobs_overview(State(d): State<AppState>) -> Json<MultipleJobsDetails> {
+    Json(d.jobs_overview())
 }
 
-use eddy_cluster::jobmanager::job_master::now_ms;
-
-async fn jobs_overview(State(d): State<AppState>) -> Json<Value> {
-    let jobs: Vec<Value> = d
-        .jobs()
-        .iter()
-        .map(|j| {
-            json!({
-                "jid": j.id,
-                "name": j.name,
-                "state": j.status,
-                "start-time": j.start_ms,
-                "end-time": j.end_ms.unwrap_or(-1),
-                "duration": duration(j),
-            })
-        })
-        .collect();
-    Json(json!({ "jobs": jobs }))
-}
-
-/// The body of `POST /jobs`.
-#[derive(Debug, Deserialize)]
-struct SubmitBody {
-    entry: String,
-    #[serde(default)]
-    args: Vec<String>,
-    #[serde(default)]
-    settings: BTreeMap<String, String>,
-}
-
-async fn submit(State(d): State<AppState>, body: Option<Json<SubmitBody>>) -> Response {
+/// Submits a built-in job of the binary.
+#[utoipa::path(
+    post,
+    path = "/jobs",
+    request_body = JobSubmitRequest,
+    responses(
+        (status = 202, description = "the job was started", body = JobSubmitResponse),
+        (status = 200, description = "execution.savepoint.path: latest found the job finished before; nothing was started", body = JobSubmitResponse),
+        (status = 400, description = "the job cannot be built or started as submitted", body = ErrorResponse),
+        (status = 409, description = "not enough slots", body = ErrorResponse),
+        (status = 502, description = "a taskmanager could not be reached", body = ErrorResponse),
+        (status = 500, body = ErrorResponse)
+    )
+)]
+async fn submit(
+    State(d): State<AppState>,
+    body: Option<Json<JobSubmitRequest>>,
+) -> Result<Response, RestError> {
     let Some(Json(b)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected a JSON body {\"entry\": job name, \"args\": [..], \"settings\": {..}}",
-        );
+        return Err(RestError::BadRequest(
+            "expected a JSON body {\"entry\": job name, \"args\": [..], \"settings\": {..}}".into(),
+        ));
     };
     let submission = JobSubmission {
         job_id: JobId(0),
@@ -179,157 +261,150 @@ async fn submit(State(d): State<AppState>, body: Option<Json<SubmitBody>>) -> Re
     };
     // Building a job runs user code (argument parsing, input checks): off the async workers.
     let d2 = d.clone();
-    match tokio::task::spawn_blocking(move || d2.submit(submission)).await {
-        Ok(Ok(id)) => (
+    let submitted = tokio::task::spawn_blocking(move || d2.submit(submission))
+        .await
+        .map_err(|e| RestError::Internal(format!("submitting the job: {e}")))?;
+    match submitted {
+        Ok(id) => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({ "jobid": id, "jobUrl": format!("/jobs/{id}") })),
+            Json(JobSubmitResponse {
+                jobid: id.to_string(),
+                job_url: Some(format!("/jobs/{id}")),
+                name: None,
+                already_finished: false,
+                end_time: None,
+            }),
         )
-            .into_response(),
+            .into_response()),
         // Nothing started: the logical job finished before (its result is recorded).
-        Ok(Err(SubmitRejection::AlreadyFinished(r))) => (
+        Err(SubmitRejection::AlreadyFinished(r)) => Ok((
             StatusCode::OK,
-            Json(json!({
-                "jobid": r.job_id,
-                "name": r.job_name,
-                "already-finished": true,
-                "end-time": r.end_time_ms,
-            })),
+            Json(JobSubmitResponse {
+                jobid: r.job_id.to_string(),
+                job_url: None,
+                name: Some(r.job_name.clone()),
+                already_finished: true,
+                end_time: Some(r.end_time_ms),
+            }),
         )
-            .into_response(),
-        Ok(Err(SubmitRejection::Invalid(e))) => error(StatusCode::BAD_REQUEST, e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            .into_response()),
+        Err(e) => Err(RestError::Submit(e)),
     }
 }
 
-async fn job(State(d): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match job_id(&id) {
-        Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    let Some(j) = d.job(id) else {
-        return error(StatusCode::NOT_FOUND, format!("no job {id}"));
-    };
-    let timestamps: BTreeMap<String, i64> = j
-        .transitions
-        .iter()
-        .map(|(s, t)| (s.to_string(), *t))
-        .collect();
-    let vertices: Vec<Value> = j
-        .vertices
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let mut tasks: BTreeMap<String, usize> = BTreeMap::new();
-            for (s, _) in &v.subtasks {
-                *tasks.entry(state_name(*s)).or_default() += 1;
-            }
-            json!({
-                "id": i,
-                "name": v.name,
-                "parallelism": v.parallelism,
-                "tasks": tasks,
-                "subtasks": v.subtasks.iter().enumerate().map(|(k, (s, tm))| json!({
-                    "subtask": k, "status": state_name(*s), "taskmanager-id": tm,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Json(json!({
-        "jid": j.id,
-        "name": j.name,
-        "entry": j.entry,
-        "state": j.status,
-        "start-time": j.start_ms,
-        "end-time": j.end_ms.unwrap_or(-1),
-        "duration": duration(&j),
-        "now": now_ms(),
-        "timestamps": timestamps,
-        // Every transition in order (Flink's `timestamps` keeps one time per state, which
-        // loses the order once a job restarts).
-        "status-history": j.transitions.iter().map(|(s, t)| json!({"state": s, "timestamp": t})).collect::<Vec<_>>(),
-        "attempt": j.attempt,
-        "vertices": vertices,
-        "failures": j.failures,
-        "error": j.error,
-        "checkpoints": j.checkpoints,
-    }))
-    .into_response()
+/// One job in detail.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}",
+    params(("id" = String, Path, description = "the job id (32 hex digits)")),
+    responses(
+        (status = 200, body = JobDetailsInfo),
+        (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse)
+    )
+)]
+async fn job(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobDetailsInfo>, RestError> {
+    let id = job_id(&id)?;
+    d.job_details_info(id)
+        .map(Json)
+        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))
 }
 
-fn state_name(s: ExecutionState) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+/// A job's JobGraph.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/plan",
+    params(("id" = String, Path, description = "the job id")),
+    responses(
+        (status = 200, body = JobPlanInfo),
+        (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse)
+    )
+)]
+async fn plan(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobPlanInfo>, RestError> {
+    let id = job_id(&id)?;
+    let g = d
+        .job_graph(id)
+        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))?;
+    let plan = serde_json::to_value(&g)
+        .map_err(|e| RestError::Internal(format!("the job graph of {id} as JSON: {e}")))?;
+    Ok(Json(JobPlanInfo { plan }))
 }
 
-async fn plan(State(d): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match job_id(&id) {
-        Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    match d.job_graph(id) {
-        Some(g) => Json(json!({ "plan": g })).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no job {id}")),
-    }
+/// The query of `PATCH /jobs/{id}`.
+#[derive(Debug, Deserialize)]
+struct CancelQuery {
+    mode: Option<String>,
 }
 
+/// Cancels a job.
+#[utoipa::path(
+    patch,
+    path = "/jobs/{id}",
+    params(
+        ("id" = String, Path, description = "the job id"),
+        ("mode" = Option<String>, Query, description = "`cancel` (the default)")
+    ),
+    responses(
+        (status = 202, description = "cancellation requested"),
+        (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse),
+        (status = 409, description = "the job already ended", body = ErrorResponse)
+    )
+)]
 async fn cancel(
     State(d): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let id = match job_id(&id) {
-        Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    match q.get("mode").map(String::as_str) {
+    Query(q): Query<CancelQuery>,
+) -> Result<Response, RestError> {
+    let id = job_id(&id)?;
+    match q.mode.as_deref() {
         None | Some("cancel") => {}
         Some(other) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("unknown mode '{other}' (expected 'cancel')"),
-            )
+            return Err(RestError::BadRequest(format!(
+                "unknown mode '{other}' (expected 'cancel')"
+            )))
         }
     }
-    match d.cancel(id) {
-        Ok(()) => (StatusCode::ACCEPTED, Json(json!({}))).into_response(),
-        Err(e) => error(StatusCode::CONFLICT, e),
-    }
+    d.cancel(id)?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::Map::new())).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct SavepointBody {
-    #[serde(rename = "target-directory")]
-    target_directory: Option<String>,
-    #[serde(rename = "cancel-job", default)]
-    cancel_job: bool,
+fn trigger(
+    d: &Dispatcher,
+    id: &str,
+    dir: Option<String>,
+    kind: SnapshotKind,
+) -> Result<Response, RestError> {
+    let id = job_id(id)?;
+    let request_id = d.trigger_savepoint(id, dir.map(Into::into), kind)?;
+    Ok((StatusCode::ACCEPTED, Json(TriggerResponse { request_id })).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct StopBody {
-    #[serde(rename = "targetDirectory")]
-    target_directory: Option<String>,
-    #[serde(default)]
-    drain: bool,
-}
-
-fn trigger(d: &Dispatcher, id: &str, dir: Option<String>, kind: SnapshotKind) -> Response {
-    let id = match job_id(id) {
-        Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    match d.trigger_savepoint(id, dir.map(Into::into), kind) {
-        Ok(t) => (StatusCode::ACCEPTED, Json(json!({ "request-id": t }))).into_response(),
-        Err(e) => error(StatusCode::CONFLICT, e),
-    }
-}
-
+/// Triggers a savepoint (with `cancel-job`, then cancels the job).
+#[utoipa::path(
+    post,
+    path = "/jobs/{id}/savepoints",
+    params(("id" = String, Path, description = "the job id")),
+    request_body = SavepointTriggerRequest,
+    responses(
+        (status = 202, body = TriggerResponse),
+        (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse),
+        (status = 409, description = "the job is not running", body = ErrorResponse)
+    )
+)]
 async fn savepoint(
     State(d): State<AppState>,
     Path(id): Path<String>,
-    body: Option<Json<SavepointBody>>,
-) -> Response {
+    body: Option<Json<SavepointTriggerRequest>>,
+) -> Result<Response, RestError> {
     let b = body.map(|Json(b)| b).unwrap_or_default();
     let kind = if b.cancel_job {
         SnapshotKind::SavepointTerminate { drain: false }
@@ -339,11 +414,24 @@ async fn savepoint(
     trigger(&d, &id, b.target_directory, kind)
 }
 
+/// Stops a job with a savepoint (with `drain`, after the final watermark).
+#[utoipa::path(
+    post,
+    path = "/jobs/{id}/stop",
+    params(("id" = String, Path, description = "the job id")),
+    request_body = StopWithSavepointRequest,
+    responses(
+        (status = 202, body = TriggerResponse),
+        (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse),
+        (status = 409, description = "the job is not running", body = ErrorResponse)
+    )
+)]
 async fn stop(
     State(d): State<AppState>,
     Path(id): Path<String>,
-    body: Option<Json<StopBody>>,
-) -> Response {
+    body: Option<Json<StopWithSavepointRequest>>,
+) -> Result<Response, RestError> {
     let b = body.map(|Json(b)| b).unwrap_or_default();
     trigger(
         &d,
@@ -353,27 +441,62 @@ async fn stop(
     )
 }
 
+/// The failure class a savepoint error is shown with.
+fn savepoint_failure_class(e: &SavepointError) -> &'static str {
+    match e {
+        SavepointError::NoTargetDirectory => "NoTargetDirectory",
+        SavepointError::NotNow(_) => "NotNow",
+        SavepointError::Storage(_) => "Storage",
+        SavepointError::Aborted(_) => "Aborted",
+    }
+}
+
+/// Where a savepoint operation stands.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/savepoints/{trigger}",
+    params(
+        ("id" = String, Path, description = "the job id"),
+        ("trigger" = String, Path, description = "the request id of the trigger")
+    ),
+    responses(
+        (status = 200, body = SavepointStatusResponse),
+        (status = 404, description = "no such operation", body = ErrorResponse)
+    )
+)]
 async fn savepoint_status(
     State(d): State<AppState>,
     Path((_id, trigger)): Path<(String, String)>,
-) -> Response {
-    match d.savepoint_status(&trigger) {
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!("no savepoint operation {trigger}"),
-        ),
-        Some(SavepointStatus::InProgress) => {
-            Json(json!({"status": {"id": "IN_PROGRESS"}})).into_response()
-        }
-        Some(SavepointStatus::Completed(path)) => Json(json!({
-            "status": {"id": "COMPLETED"},
-            "operation": {"location": path},
-        }))
-        .into_response(),
-        Some(SavepointStatus::Failed(cause)) => Json(json!({
-            "status": {"id": "COMPLETED"},
-            "operation": {"failure-cause": {"class": "SavepointFailure", "stack-trace": cause}},
-        }))
-        .into_response(),
-    }
+) -> Result<Json<SavepointStatusResponse>, RestError> {
+    let completed = |operation| SavepointStatusResponse {
+        status: QueueStatus {
+            id: QueueStatusId::Completed,
+        },
+        operation: Some(operation),
+    };
+    Ok(Json(match d.savepoint_status(&trigger)? {
+        SavepointStatus::InProgress => SavepointStatusResponse {
+            status: QueueStatus {
+                id: QueueStatusId::InProgress,
+            },
+            operation: None,
+        },
+        SavepointStatus::Completed(path) => completed(SavepointInfo {
+            location: Some(path),
+            failure_cause: None,
+        }),
+        SavepointStatus::Failed(e) => completed(SavepointInfo {
+            location: None,
+            failure_cause: Some(FailureCause {
+                class: savepoint_failure_class(&e).to_string(),
+                stack_trace: e.to_string(),
+            }),
+        }),
+    }))
+}
+
+/// This API as an OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "the OpenAPI document")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
 }

@@ -7,7 +7,9 @@
 //! MiniCluster, which hands its jobs over already built).
 
 use crate::deployment::{build_checked, JobSubmission, ProgramBuilder};
-use crate::jobmanager::checkpoint::{CheckpointCoordinator, CheckpointStatsSnapshot};
+use crate::jobmanager::checkpoint::{
+    CheckpointCoordinator, CheckpointStatsSnapshot, SavepointError,
+};
 use crate::jobmanager::job_master::{
     job_master, now_ms, prepare, DeployedAttempt, Deployer, JobExecutionError, JobExecutionResult,
     JobFailure, JobMasterCtx, JobMasterEvent, JobShared, JobStatus, PreparedJob, RestoreSpec,
@@ -24,7 +26,7 @@ use eddy_runtime::checkpoint::{SnapshotKind, SubtaskKey};
 use eddy_runtime::factory::JobProgram;
 use eddy_runtime::TaskError;
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
@@ -72,7 +74,7 @@ pub struct JobDetails {
 }
 
 /// A failure, for the REST API.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobFailureView {
     /// When (ms since the epoch).
     pub timestamp: i64,
@@ -86,7 +88,7 @@ pub struct JobFailureView {
 }
 
 /// Checkpoint counts, for the REST API.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckpointCounts {
     /// Completed checkpoints.
     pub completed: u64,
@@ -196,13 +198,23 @@ impl JobRecord {
 }
 
 /// Why a submission started no job.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SubmitRejection {
-    /// The job cannot run as submitted (unknown job, bad arguments or settings, an unusable
-    /// savepoint): the message says what.
+    /// Caused by the user: the submission cannot be built into a job as it stands (unknown
+    /// job, bad arguments or settings, no checkpoint storage every process reaches); the
+    /// message says what.
+    #[error("{0}")]
     Invalid(String),
+    /// The job was built but could not start; the error says who caused it (a bad setting or
+    /// savepoint, a taskmanager that cannot be reached, a bug).
+    #[error(transparent)]
+    Start(JobExecutionError),
     /// `execution.savepoint.path: latest` found the logical job finished in the JobResultStore:
     /// there is nothing to run.
+    #[error(
+        "job {} ('{}') already finished at {} ms since the epoch",
+        .0.job_id, .0.job_name, .0.end_time_ms
+    )]
     AlreadyFinished(Box<JobResult>),
 }
 
@@ -212,29 +224,43 @@ impl From<String> for SubmitRejection {
     }
 }
 
-impl std::fmt::Display for SubmitRejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SubmitRejection::Invalid(m) => f.write_str(m),
-            SubmitRejection::AlreadyFinished(r) => write!(
-                f,
-                "job {} ('{}') already finished at {} ms since the epoch",
-                r.job_id, r.job_name, r.end_time_ms
-            ),
-        }
-    }
+/// Why the Dispatcher could not do what a client asked of a job: all caused by the client
+/// (a job that does not exist, or is not in a state that allows it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DispatcherError {
+    /// No job has this id.
+    #[error("no job {0}")]
+    UnknownJob(JobId),
+    /// The job has ended; it cannot be cancelled any more.
+    #[error("job {id} already ended ({status})")]
+    JobEnded {
+        /// The job.
+        id: JobId,
+        /// How it ended.
+        status: JobStatus,
+    },
+    /// A savepoint needs a running job.
+    #[error("job {id} is {status}, not RUNNING")]
+    NotRunning {
+        /// The job.
+        id: JobId,
+        /// Its status.
+        status: JobStatus,
+    },
+    /// No savepoint operation has this trigger id.
+    #[error("no savepoint operation {0}")]
+    UnknownOperation(String),
 }
 
 /// The state of an asynchronous savepoint operation (REST: trigger, then poll).
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Debug)]
 pub enum SavepointStatus {
     /// Still running.
     InProgress,
     /// Done: the savepoint's path.
     Completed(String),
     /// Failed: why.
-    Failed(String),
+    Failed(SavepointError),
 }
 
 /// The registered taskmanagers as the jobs see them: losing one (heartbeat timeout, failed
@@ -353,13 +379,14 @@ impl Dispatcher {
             .job_graph
             .config
             .validate()
-            .map_err(|e| e.to_string())?;
-        check_cluster_checkpoint_storage(&program.job_graph)?;
+            .map_err(|e| SubmitRejection::Start(JobExecutionError::InvalidJob(e)))?;
+        check_cluster_checkpoint_storage(&program.job_graph)
+            .map_err(|e| SubmitRejection::Start(JobExecutionError::CheckpointConfig(e)))?;
         let started = self
             .start_job(program, submission.clone(), None, Instant::now())
             .map_err(|e| match e {
                 JobExecutionError::AlreadyFinished(r) => SubmitRejection::AlreadyFinished(r),
-                e => SubmitRejection::Invalid(e.to_string()),
+                e => SubmitRejection::Start(e),
             })?;
         Ok(started.record.id)
     }
@@ -452,13 +479,11 @@ impl Dispatcher {
     }
 
     /// Cancels a job.
-    pub fn cancel(&self, id: JobId) -> Result<(), String> {
-        let r = self.record(id).ok_or_else(|| format!("no job {id}"))?;
-        if r.shared.lock().status.is_terminal() {
-            return Err(format!(
-                "job {id} already ended ({})",
-                r.shared.lock().status
-            ));
+    pub fn cancel(&self, id: JobId) -> Result<(), DispatcherError> {
+        let r = self.record(id).ok_or(DispatcherError::UnknownJob(id))?;
+        let status = r.shared.lock().status;
+        if status.is_terminal() {
+            return Err(DispatcherError::JobEnded { id, status });
         }
         r.request_cancel();
         Ok(())
@@ -471,13 +496,11 @@ impl Dispatcher {
         id: JobId,
         dir: Option<PathBuf>,
         kind: SnapshotKind,
-    ) -> Result<String, String> {
-        let r = self.record(id).ok_or_else(|| format!("no job {id}"))?;
-        if r.shared.lock().status != JobStatus::Running {
-            return Err(format!(
-                "job {id} is {}, not RUNNING",
-                r.shared.lock().status
-            ));
+    ) -> Result<String, DispatcherError> {
+        let r = self.record(id).ok_or(DispatcherError::UnknownJob(id))?;
+        let status = r.shared.lock().status;
+        if status != JobStatus::Running {
+            return Err(DispatcherError::NotRunning { id, status });
         }
         let (tx, rx) = mpsc::channel();
         r.send(JobMasterEvent::Savepoint {
@@ -498,7 +521,9 @@ impl Dispatcher {
             let status = match rx.recv() {
                 Ok(Ok(path)) => SavepointStatus::Completed(path),
                 Ok(Err(e)) => SavepointStatus::Failed(e),
-                Err(_) => SavepointStatus::Failed("the job ended before the savepoint".into()),
+                Err(_) => SavepointStatus::Failed(SavepointError::NotNow(
+                    "the job ended before the savepoint completed",
+                )),
             };
             ops.lock().insert(t, status);
         });
@@ -506,8 +531,12 @@ impl Dispatcher {
     }
 
     /// The state of a savepoint operation.
-    pub fn savepoint_status(&self, trigger: &str) -> Option<SavepointStatus> {
-        self.savepoints.lock().get(trigger).cloned()
+    pub fn savepoint_status(&self, trigger: &str) -> Result<SavepointStatus, DispatcherError> {
+        self.savepoints
+            .lock()
+            .get(trigger)
+            .cloned()
+            .ok_or_else(|| DispatcherError::UnknownOperation(trigger.to_string()))
     }
 
     /// A task changed state (reported by its TaskExecutor); `failure` is the error of a

@@ -10,7 +10,7 @@ use crate::jobmanager::checkpoint::restore::{
 };
 use crate::jobmanager::checkpoint::{
     CheckpointCoordinator, CheckpointStatsSnapshot, CompletedCheckpoint, CoordinatorAction, JobEnd,
-    OperatorInfo,
+    OperatorInfo, SavepointError,
 };
 use crate::jobmanager::execution_graph::ExecutionGraph;
 use crate::jobmanager::job_result_store::{FileJobResultStore, JobResult, JOB_RESULT_VERSION};
@@ -147,7 +147,7 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) type SavepointReply = mpsc::Sender<Result<String, String>>;
+pub(crate) type SavepointReply = mpsc::Sender<Result<String, SavepointError>>;
 
 /// What reaches the JobMaster: task ends, checkpoint messages, client commands.
 pub(crate) enum JobMasterEvent {
@@ -183,7 +183,17 @@ pub(crate) enum JobMasterEvent {
 }
 
 /// A job's status, with Flink's names.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
     /// Accepted, waiting for its first deployment (e.g. for slots).
@@ -592,7 +602,7 @@ fn job_master_loop(
                     break;
                 }
                 Ok(JobMasterEvent::Savepoint { reply, .. }) => {
-                    let _ = reply.send(Err("the job is restarting".into()));
+                    let _ = reply.send(Err(SavepointError::NotNow("the job is restarting")));
                 }
                 Ok(JobMasterEvent::Ack(a)) => {
                     coordinator.acknowledge(a, now_ms());
@@ -887,10 +897,7 @@ fn run_attempt(
                 });
                 match target {
                     None => {
-                        let _ = reply.send(Err(
-                            "no savepoint directory given and state.savepoints.dir is not set"
-                                .into(),
-                        ));
+                        let _ = reply.send(Err(SavepointError::NoTargetDirectory));
                         Vec::new()
                     }
                     Some(t) => {
@@ -931,7 +938,7 @@ fn drain_attempt(
                 coordinator.acknowledge(a, now_ms());
             }
             Ok(JobMasterEvent::Savepoint { reply, .. }) => {
-                let _ = reply.send(Err("the job is ending".into()));
+                let _ = reply.send(Err(SavepointError::NotNow("the job is ending")));
             }
             Ok(JobMasterEvent::Cancel) => cancel_requested = true,
             Ok(_) | Err(_) => {}

@@ -36,8 +36,26 @@ pub enum CoordinatorAction {
         /// The request's id (from [`CheckpointCoordinator::trigger_savepoint`]).
         request: u64,
         /// The savepoint's directory, or the failure.
-        result: Result<String, String>,
+        result: Result<String, SavepointError>,
     },
+}
+
+/// Why a savepoint was not taken, grouped by who caused it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SavepointError {
+    /// The user gave no directory and the job has no `state.savepoints.dir`.
+    #[error("no savepoint directory given and state.savepoints.dir is not set")]
+    NoTargetDirectory,
+    /// The job cannot take one now (restarting, ending, ended, another stop in progress):
+    /// asked at the wrong moment.
+    #[error("{0}")]
+    NotNow(&'static str),
+    /// The savepoint's storage could not be prepared (an external system failed).
+    #[error("{0}")]
+    Storage(String),
+    /// The checkpoint behind it was aborted (declined by a task, timed out, a failover).
+    #[error("{0}")]
+    Aborted(String),
 }
 
 /// One operator of the job, as the coordinator records its state.
@@ -305,7 +323,9 @@ impl CheckpointCoordinator {
                 request,
                 vec![CoordinatorAction::SavepointDone {
                     request,
-                    result: Err("a stop-with-savepoint is already in progress".into()),
+                    result: Err(SavepointError::NotNow(
+                        "a stop-with-savepoint is already in progress",
+                    )),
                 }],
             );
         }
@@ -314,7 +334,9 @@ impl CheckpointCoordinator {
                 request,
                 vec![CoordinatorAction::SavepointDone {
                     request,
-                    result: Err("the job's sources have finished; it is ending".into()),
+                    result: Err(SavepointError::NotNow(
+                        "the job's sources have finished; it is ending",
+                    )),
                 }],
             );
         }
@@ -325,7 +347,7 @@ impl CheckpointCoordinator {
                     request,
                     vec![CoordinatorAction::SavepointDone {
                         request,
-                        result: Err(e.to_string()),
+                        result: Err(SavepointError::Storage(e.to_string())),
                     }],
                 )
             }
@@ -611,7 +633,7 @@ impl CheckpointCoordinator {
             }
             actions.push(CoordinatorAction::SavepointDone {
                 request,
-                result: Err(reason),
+                result: Err(SavepointError::Aborted(reason)),
             });
         } else if counts {
             self.consecutive_failures += 1;
@@ -637,9 +659,9 @@ impl CheckpointCoordinator {
                 if let Some(request) = p.savepoint_request {
                     actions.push(CoordinatorAction::SavepointDone {
                         request,
-                        result: Err(
-                            "the job failed and restarted while the savepoint was taken".into()
-                        ),
+                        result: Err(SavepointError::Aborted(
+                            "the job failed and restarted while the savepoint was taken".into(),
+                        )),
                     });
                 }
             }

@@ -7,5 +7,6 @@ pub mod stats;
 
 pub use coordinator::{
     CheckpointCoordinator, CompletedCheckpoint, CoordinatorAction, JobEnd, OperatorInfo,
+    SavepointError,
 };
 pub use stats::{CheckpointStats, CheckpointStatsSnapshot, CheckpointStatus};
