@@ -507,6 +507,23 @@ fn a_corrupt_checkpoint_falls_back_to_the_previous_one() {
             if completed_chks(&r2) < 2 {
                 std::thread::sleep(Duration::from_millis(1));
             } else if !f2.swap(true, Ordering::SeqCst) {
+                // While this thread holds the source, no new barrier goes out, but a
+                // checkpoint whose barrier already passed may still complete: wait until none
+                // completes for 200 ms, so the one corrupted below stays the newest (once a
+                // newer one completed after the corruption, and the restart rightly took it).
+                let mut seen = latest_chk(&r2);
+                let mut stable_since = std::time::Instant::now();
+                let deadline = stable_since + Duration::from_secs(10);
+                while stable_since.elapsed() < Duration::from_millis(200)
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                    let now = latest_chk(&r2);
+                    if now != seen {
+                        seen = now;
+                        stable_since = std::time::Instant::now();
+                    }
+                }
                 // Corrupt every state file of the newest checkpoint, then fail.
                 let chk = latest_chk(&r2).expect("a checkpoint completed");
                 let id = chk.file_name().unwrap().to_string_lossy()["chk-".len()..].parse();

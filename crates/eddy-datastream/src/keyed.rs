@@ -3,7 +3,7 @@
 //! start of an `interval_join`.
 
 use crate::interval_join::IntervalJoin;
-use crate::stream::{per_subtask, DataStream, HashPartitioner, SingleOutputStreamOperator};
+use crate::stream::{per_subtask, DataStream, SingleOutputStreamOperator};
 use eddy_core::partitioner::PartitionerKind;
 use eddy_core::{Data, Key};
 use eddy_runtime::factory::OneInputFactory;
@@ -13,7 +13,7 @@ use eddy_runtime::operators::local_reduce::{
     LocalReduceOperator, DEFAULT_LOCAL_REDUCE_KEYS, DEFAULT_LOCAL_REDUCE_LATENCY_MS,
 };
 use eddy_runtime::operators::KeySelector;
-use eddy_runtime::output::KeyPartitioner;
+use eddy_runtime::output::{KeyGroupStreamPartitioner, KeyPartitioner};
 use std::ops::{Add, Deref};
 use std::sync::Arc;
 
@@ -50,7 +50,7 @@ impl<T, K> Deref for KeyedStream<T, K> {
 
 impl<T: Data, K: Key> KeyedStream<T, K> {
     pub(crate) fn new(input: DataStream<T>, selector: Arc<dyn KeySelector<T, K>>) -> Self {
-        let partitioner: Arc<dyn KeyPartitioner<T>> = Arc::new(HashPartitioner {
+        let partitioner: Arc<dyn KeyPartitioner<T>> = Arc::new(KeyGroupStreamPartitioner {
             selector: selector.clone(),
         });
         KeyedStream {

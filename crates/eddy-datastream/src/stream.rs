@@ -8,7 +8,7 @@ use crate::keyed::KeyedStream;
 use eddy_connectors::file_sink::FileSink;
 use eddy_core::jobgraph::OperatorKind;
 use eddy_core::partitioner::PartitionerKind;
-use eddy_core::{Data, Key, OperatorId, StreamRecord};
+use eddy_core::{Data, Key, OperatorId};
 use eddy_runtime::factory::{OneInputFactory, OperatorFactory, TypedSideOutput};
 use eddy_runtime::functions::{
     FnFilter, FnFlatMap, FnMap, FnProcess, ProcessContext, ProcessFunction, RichFilterFunction,
@@ -21,7 +21,7 @@ use eddy_runtime::operators::sink::{CollectSink, DiscardSink, PrintSink, TextFil
 use eddy_runtime::operators::two_phase::{TwoPhaseCommitSink, TwoPhaseCommitSinkOperator};
 use eddy_runtime::operators::watermark::{TimestampsAndWatermarksOperator, WatermarkStrategy};
 use eddy_runtime::operators::{FnKeyRefSelector, FnKeySelector, KeySelector};
-use eddy_runtime::output::{Collector, KeyPartitioner, OutputTag};
+use eddy_runtime::output::{Collector, CustomPartitionerWrapper, KeyPartitioner, OutputTag};
 use eddy_runtime::{FunctionResult, OperatorError};
 use parking_lot::Mutex;
 use std::any::{Any, TypeId};
@@ -87,53 +87,6 @@ pub(crate) fn per_subtask<F: Clone + Send + 'static, Op>(
 ) -> impl Fn() -> Op + Send + Sync + 'static {
     let proto = Mutex::new(f);
     move || make(proto.lock().clone())
-}
-
-/// A key selector closure as the batch partitioner of a hash edge.
-pub(crate) struct HashPartitioner<T, K> {
-    pub(crate) selector: Arc<dyn KeySelector<T, K>>,
-}
-
-impl<T: Data, K: Key> KeyPartitioner<T> for HashPartitioner<T, K> {
-    fn select(
-        &self,
-        batch: &[StreamRecord<T>],
-        n: usize,
-        max_parallelism: usize,
-        out: &mut Vec<u32>,
-    ) -> Result<(), OperatorError> {
-        self.selector.key_channels(batch, n, max_parallelism, out);
-        Ok(())
-    }
-}
-
-struct CustomPartitioner<T, K, P> {
-    selector: Arc<dyn KeySelector<T, K>>,
-    partitioner: P,
-}
-
-impl<T: Data, K: Key, P: Fn(&K, usize) -> usize + Send + Sync + 'static> KeyPartitioner<T>
-    for CustomPartitioner<T, K, P>
-{
-    fn select(
-        &self,
-        batch: &[StreamRecord<T>],
-        n: usize,
-        _max_parallelism: usize,
-        out: &mut Vec<u32>,
-    ) -> Result<(), OperatorError> {
-        for r in batch {
-            let c = (self.partitioner)(&self.selector.get_key(&r.value), n);
-            if c >= n {
-                return Err(OperatorError::User(
-                    format!("custom partitioner returned channel {c}, but there are only {n}")
-                        .into(),
-                ));
-            }
-            out.push(c as u32);
-        }
-        Ok(())
-    }
 }
 
 impl<T: Data> DataStream<T> {
@@ -341,7 +294,7 @@ impl<T: Data> DataStream<T> {
         partitioner: impl Fn(&K, usize) -> usize + Send + Sync + 'static,
         key: impl Fn(&T) -> K + Send + Sync + 'static,
     ) -> DataStream<T> {
-        let p: Arc<dyn KeyPartitioner<T>> = Arc::new(CustomPartitioner {
+        let p: Arc<dyn KeyPartitioner<T>> = Arc::new(CustomPartitionerWrapper {
             selector: Arc::new(FnKeySelector(key)) as Arc<dyn KeySelector<T, K>>,
             partitioner,
         });

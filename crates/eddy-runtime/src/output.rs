@@ -9,8 +9,9 @@ use crate::chain::{Input, TaskEnv, WatermarkGauge};
 use crate::channel::{ChannelElement, ChannelWriter};
 use crate::checkpoint::{CheckpointBarrier, CheckpointId, OperatorSubtaskState};
 use crate::error::{OperatorError, TaskError};
+use crate::operators::KeySelector;
 use eddy_core::OperatorId;
-use eddy_core::{Data, StreamRecord, Watermark, WatermarkStatus};
+use eddy_core::{Data, Key, StreamRecord, Watermark, WatermarkStatus};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -25,6 +26,59 @@ pub trait KeyPartitioner<T>: Send + Sync {
         max_parallelism: usize,
         out: &mut Vec<u32>,
     ) -> Result<(), OperatorError>;
+}
+
+/// The partitioner of a `key_by` edge (Flink's `KeyGroupStreamPartitioner`): each record goes
+/// to the subtask owning its key's key group.
+pub struct KeyGroupStreamPartitioner<T, K> {
+    /// Extracts the key.
+    pub selector: Arc<dyn KeySelector<T, K>>,
+}
+
+impl<T: Data, K: Key> KeyPartitioner<T> for KeyGroupStreamPartitioner<T, K> {
+    fn select(
+        &self,
+        batch: &[StreamRecord<T>],
+        n: usize,
+        max_parallelism: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<(), OperatorError> {
+        self.selector.key_channels(batch, n, max_parallelism, out);
+        Ok(())
+    }
+}
+
+/// The partitioner of a `partition_custom` edge (Flink's `CustomPartitionerWrapper`): a user
+/// function picks the subtask from the key, `partitioner(key, num_partitions)`.
+pub struct CustomPartitionerWrapper<T, K, P> {
+    /// Extracts the key.
+    pub selector: Arc<dyn KeySelector<T, K>>,
+    /// Picks the subtask.
+    pub partitioner: P,
+}
+
+impl<T: Data, K: Key, P: Fn(&K, usize) -> usize + Send + Sync + 'static> KeyPartitioner<T>
+    for CustomPartitionerWrapper<T, K, P>
+{
+    fn select(
+        &self,
+        batch: &[StreamRecord<T>],
+        n: usize,
+        _max_parallelism: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<(), OperatorError> {
+        for r in batch {
+            let c = (self.partitioner)(&self.selector.get_key(&r.value), n);
+            if c >= n {
+                return Err(OperatorError::User(
+                    format!("custom partitioner returned channel {c}, but there are only {n}")
+                        .into(),
+                ));
+            }
+            out.push(c as u32);
+        }
+        Ok(())
+    }
 }
 
 /// The runtime form of an edge's partitioner.

@@ -17,19 +17,17 @@
 
 use crate::chain::{guarded, Input, TaskEnv};
 use crate::channel::{ChannelElement, InputGate, TaskWaker};
-use crate::checkpoint::storage::storage_for_location;
+use crate::checkpoint::subtask::{SnapshotTarget, SubtaskCheckpointCoordinator};
 use crate::checkpoint::{
-    BarrierHandler, BarrierOutcome, CheckpointBarrier, CheckpointId, CheckpointLocation,
-    CheckpointMail, CheckpointStorage, ListStateSnapshot, OperatorStateMode, OperatorSubtaskState,
-    SnapshotKind, SubtaskCheckpointMetrics, TaskAcknowledgement, TaskCheckpointing,
+    BarrierHandler, CheckpointBarrier, CheckpointId, CheckpointMail, ListStateSnapshot,
+    OperatorStateMode, OperatorSubtaskState, SnapshotKind,
 };
 use crate::error::{OperatorError, OperatorLabel, TaskError};
 use crate::operators::co::{TwoInputDriver, TwoInputOperator};
 use crate::output::{ErasedOutput, Output};
 use crate::source::{InputStatus, Rescale, SourceContext, SourceReader, SOURCE_POSITION_STATE};
 use crate::valve::{StatusWatermarkValve, ValveOutput};
-use eddy_core::{CheckpointingMode, Data, OperatorId, StreamRecord, Watermark};
-use std::collections::BTreeSet;
+use eddy_core::{Data, OperatorId, StreamRecord, Watermark};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,214 +89,6 @@ fn wait_deadline(env: &TaskEnv, next_timer: Option<i64>, cap: Duration) -> Insta
 
 fn cancelled(label: &OperatorLabel) -> TaskError {
     label.error(OperatorError::Cancelled)
-}
-
-/// What a task's chain must do for checkpoints, whatever heads it.
-trait SnapshotTarget {
-    fn emit_barrier(&mut self, b: &CheckpointBarrier) -> Result<(), TaskError>;
-    fn snapshot_state(
-        &mut self,
-        b: &CheckpointBarrier,
-        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
-    ) -> Result<(), TaskError>;
-    fn notify(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError>;
-}
-
-impl<T: Data> SnapshotTarget for Box<dyn Input<T>> {
-    fn emit_barrier(&mut self, b: &CheckpointBarrier) -> Result<(), TaskError> {
-        Input::emit_barrier(self.as_mut(), b)
-    }
-    fn snapshot_state(
-        &mut self,
-        b: &CheckpointBarrier,
-        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
-    ) -> Result<(), TaskError> {
-        Input::snapshot_state(self.as_mut(), b, out)
-    }
-    fn notify(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError> {
-        Input::notify_checkpoint(self.as_mut(), id, complete)
-    }
-}
-
-impl<Op: TwoInputOperator> SnapshotTarget for TwoInputDriver<Op> {
-    fn emit_barrier(&mut self, b: &CheckpointBarrier) -> Result<(), TaskError> {
-        TwoInputDriver::emit_barrier(self, b)
-    }
-    fn snapshot_state(
-        &mut self,
-        b: &CheckpointBarrier,
-        out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
-    ) -> Result<(), TaskError> {
-        TwoInputDriver::snapshot_state(self, b, out)
-    }
-    fn notify(&mut self, id: CheckpointId, complete: bool) -> Result<(), TaskError> {
-        TwoInputDriver::notify_checkpoint(self, id, complete)
-    }
-}
-
-/// A task's checkpoint bookkeeping: its part of the protocol, whatever heads the task.
-struct Checkpoints {
-    cp: Option<Arc<TaskCheckpointing>>,
-    /// Snapshotted checkpoints not yet notified (completed or aborted).
-    pending: BTreeSet<CheckpointId>,
-}
-
-impl Checkpoints {
-    fn new(env: &TaskEnv) -> Self {
-        Checkpoints {
-            cp: env.checkpointing.clone(),
-            pending: BTreeSet::new(),
-        }
-    }
-
-    fn mode(&self) -> CheckpointingMode {
-        self.cp
-            .as_ref()
-            .map_or(CheckpointingMode::ExactlyOnce, |c| c.mode)
-    }
-
-    #[inline]
-    fn mail(&self) -> Option<CheckpointMail> {
-        self.cp.as_ref().and_then(|c| c.mailbox.take())
-    }
-
-    fn decline(&self, id: CheckpointId, reason: String) {
-        if let Some(cp) = &self.cp {
-            cp.responder.decline(id, cp.task, reason);
-        }
-    }
-
-    /// Forwards the barrier, snapshots the chain (plus `head`, a source's own state) and
-    /// submits the upload.
-    fn take(
-        &mut self,
-        barrier: CheckpointBarrier,
-        alignment: Duration,
-        target: &mut dyn SnapshotTarget,
-        head: Option<(OperatorId, OperatorSubtaskState)>,
-    ) -> Result<(), TaskError> {
-        target.emit_barrier(&barrier)?;
-        let Some(cp) = self.cp.clone() else {
-            return Ok(());
-        };
-        let started = Instant::now();
-        let mut states: Vec<(OperatorId, OperatorSubtaskState)> = head.into_iter().collect();
-        target.snapshot_state(&barrier, &mut states)?;
-        let sync_us = started.elapsed().as_micros() as u64;
-        self.pending.insert(barrier.id);
-        cp.uploader.clone().submit(move || {
-            upload(&cp, &barrier, states, alignment, sync_us);
-        });
-        Ok(())
-    }
-
-    /// Handles completion and abort mail; returns the mail it did not handle (triggers).
-    fn on_mail(
-        &mut self,
-        mail: CheckpointMail,
-        target: &mut dyn SnapshotTarget,
-        handler: Option<&mut BarrierHandler>,
-    ) -> Result<Option<CheckpointBarrier>, TaskError> {
-        match mail {
-            CheckpointMail::Trigger(b) => Ok(Some(b)),
-            CheckpointMail::Complete(id) => {
-                self.pending.retain(|p| *p > id);
-                target.notify(id, true)?;
-                Ok(None)
-            }
-            CheckpointMail::Abort(id) => {
-                self.pending.remove(&id);
-                if let Some(h) = handler {
-                    h.abort(id);
-                }
-                target.notify(id, false)?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Acts on what a barrier or an ended channel meant.
-    fn on_outcome(
-        &mut self,
-        o: BarrierOutcome,
-        target: &mut dyn SnapshotTarget,
-    ) -> Result<(), TaskError> {
-        if let Some(old) = o.aborted {
-            self.decline(
-                old,
-                "a newer checkpoint's barrier arrived before this one's alignment completed".into(),
-            );
-        }
-        if let Some((b, alignment)) = o.trigger {
-            self.take(b, alignment, target, None)?;
-        }
-        Ok(())
-    }
-}
-
-/// The asynchronous part of a snapshot: encode, store, acknowledge (or decline on failure).
-fn upload(
-    cp: &TaskCheckpointing,
-    barrier: &CheckpointBarrier,
-    states: Vec<(OperatorId, OperatorSubtaskState)>,
-    alignment: Duration,
-    sync_us: u64,
-) {
-    let started = Instant::now();
-    let stored =
-        (|| -> Result<(Vec<(OperatorId, crate::checkpoint::StateHandle)>, u64), String> {
-            let mut handles = Vec::new();
-            let mut size = 0u64;
-            if states.is_empty() {
-                return Ok((handles, size));
-            }
-            let (storage, loc): (Arc<dyn CheckpointStorage>, CheckpointLocation) =
-                match &barrier.savepoint_dir {
-                    Some(dir) => (
-                        storage_for_location(dir),
-                        CheckpointLocation { dir: dir.clone() },
-                    ),
-                    None => {
-                        let loc = cp
-                            .storage
-                            .checkpoint_location(cp.job_id, barrier.id)
-                            .map_err(|e| e.to_string())?;
-                        (cp.storage.clone(), loc)
-                    }
-                };
-            for (op, state) in states {
-                let base = cp
-                    .operator_files
-                    .get(&op)
-                    .cloned()
-                    .unwrap_or_else(|| format!("op-{op}"));
-                let file = format!("{base}-{}", cp.task.subtask);
-                let h = storage
-                    .write_state_with(&loc, &file, &mut |out| state.write_to(&base, out))
-                    .map_err(|e| e.to_string())?;
-                size += h.size;
-                handles.push((op, h));
-            }
-            Ok((handles, size))
-        })();
-    match stored {
-        Ok((states, state_size)) => cp.responder.acknowledge(TaskAcknowledgement {
-            checkpoint_id: barrier.id,
-            task: cp.task,
-            states,
-            metrics: SubtaskCheckpointMetrics {
-                alignment_ms: alignment.as_millis() as u64,
-                sync_us,
-                async_us: started.elapsed().as_micros() as u64,
-                state_size,
-            },
-        }),
-        Err(reason) => cp.responder.decline(
-            barrier.id,
-            cp.task,
-            format!("storing the snapshot failed: {reason}"),
-        ),
-    }
 }
 
 /// Where a source task is in its life.
@@ -404,7 +194,7 @@ impl<R: SourceReader> SourceStreamTask<R> {
 
     fn trigger(
         &mut self,
-        cps: &mut Checkpoints,
+        cps: &mut SubtaskCheckpointCoordinator,
         phase: SourcePhase,
         b: CheckpointBarrier,
     ) -> Result<SourcePhase, TaskError> {
@@ -462,7 +252,7 @@ impl<R: SourceReader> SourceStreamTask<R> {
         env.report_running();
         let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
         let mut batch: Vec<StreamRecord<R::Out>> = Vec::with_capacity(self.batch_size);
-        let mut cps = Checkpoints::new(env);
+        let mut cps = SubtaskCheckpointCoordinator::new(env);
         let mut phase = SourcePhase::Running;
         loop {
             if env.cancel.is_cancelled() {
@@ -535,15 +325,11 @@ impl<R: SourceReader> SourceStreamTask<R> {
                     // A bounded input ends event time: every event-time timer downstream fires.
                     self.out.emit_watermark(Watermark::MAX)?;
                     ErasedOutput::finish(&mut self.out)?;
-                    match cps.cp.as_ref().filter(|c| c.periodic) {
-                        Some(cp) => {
-                            cp.responder.source_finished(cp.task);
-                            phase = SourcePhase::Finished;
-                        }
-                        None => {
-                            ErasedOutput::end_partition(&mut self.out)?;
-                            return Ok(());
-                        }
+                    if cps.source_finished() {
+                        phase = SourcePhase::Finished;
+                    } else {
+                        ErasedOutput::end_partition(&mut self.out)?;
+                        return Ok(());
                     }
                 }
             }
@@ -627,7 +413,7 @@ impl<T: Data> OneInputStreamTask<T> {
         let n = self.gate.num_channels();
         let mut valve = StatusWatermarkValve::new(n);
         let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
-        let mut cps = Checkpoints::new(env);
+        let mut cps = SubtaskCheckpointCoordinator::new(env);
         let mut handler = BarrierHandler::new(cps.mode(), n);
         let mut ends = InputEnds::new(n);
         if n == 0 {
@@ -646,7 +432,7 @@ impl<T: Data> OneInputStreamTask<T> {
             if ends.all_partitions_ended() {
                 // Wait for the notifications of checkpoints this task took part in: the last
                 // one commits what a sink wrote last.
-                if cps.pending.is_empty() {
+                if cps.all_notified() {
                     return self.chain.end_partition();
                 }
                 waker.wait(Some(Instant::now() + MAX_WAIT));
@@ -767,7 +553,7 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
                 self.driver.process_watermark(i, Watermark::MAX)?;
             }
         }
-        let mut cps = Checkpoints::new(env);
+        let mut cps = SubtaskCheckpointCoordinator::new(env);
         // Channels of both inputs in one index space: input 2's start after input 1's.
         let mut handler = BarrierHandler::new(cps.mode(), n1 + n2);
         let mut ends = InputEnds::new(n1 + n2);
@@ -787,7 +573,7 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
                 }
             }
             if ends.all_partitions_ended() {
-                if cps.pending.is_empty() {
+                if cps.all_notified() {
                     return self.driver.end_partition();
                 }
                 waker.wait(Some(Instant::now() + MAX_WAIT));
@@ -874,7 +660,7 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
         env: &TaskEnv,
         valves: &mut [StatusWatermarkValve; 2],
         handler: &mut BarrierHandler,
-        cps: &mut Checkpoints,
+        cps: &mut SubtaskCheckpointCoordinator,
         ends: &mut InputEnds,
         input: usize,
         ch: usize,

@@ -1,5 +1,6 @@
 //! Checkpointing on the task side (DESIGN §6): barriers, what a subtask's snapshot contains,
-//! where snapshots are stored, and how tasks talk to the CheckpointCoordinator.
+//! where snapshots are stored, what a task does for a checkpoint ([`subtask`]), and how tasks
+//! talk to the CheckpointCoordinator.
 //!
 //! Everything here is transport-agnostic: the MiniCluster wires the [`CheckpointResponder`] to
 //! an in-process channel; the distributed cluster will wire it to RPC.
@@ -8,6 +9,7 @@ pub mod barrier;
 pub mod metadata;
 pub mod state;
 pub mod storage;
+pub(crate) mod subtask;
 
 pub use barrier::{BarrierHandler, BarrierOutcome};
 pub use metadata::{CheckpointMetadata, OperatorStateMeta, StateHandle, METADATA_VERSION};

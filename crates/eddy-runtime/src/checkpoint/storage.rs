@@ -137,6 +137,12 @@ pub fn storage_for_location(dir: &str) -> Arc<dyn CheckpointStorage> {
     Arc::new(FileCheckpointStorage::new(dir))
 }
 
+/// Creates a fresh savepoint directory under `target` (a savepoint's target directory) in
+/// the storage that holds it; write into it through [`storage_for_location`].
+pub fn savepoint_location(target: &Path, job: JobId) -> Result<CheckpointLocation, StorageError> {
+    FileCheckpointStorage::savepoint_location(target, job)
+}
+
 /// The storage for a `state.checkpoints.dir` value: `None` keeps checkpoints in memory.
 pub fn storage_for_url(url: Option<&str>) -> Result<Arc<dyn CheckpointStorage>, StorageError> {
     match url {

@@ -11,7 +11,7 @@
 use super::stats::{CheckpointStatsSnapshot, CheckpointStatsTracker, RestoredCheckpointStats};
 use eddy_core::{CheckpointConfig, JobId, OperatorId, RecoveryClaimMode};
 use eddy_runtime::checkpoint::metadata::operator_state_key;
-use eddy_runtime::checkpoint::storage::{storage_for_location, FileCheckpointStorage};
+use eddy_runtime::checkpoint::storage::{savepoint_location, storage_for_location};
 use eddy_runtime::checkpoint::{
     CheckpointBarrier, CheckpointId, CheckpointLocation, CheckpointMetadata, CheckpointStorage,
     OperatorStateMeta, SnapshotKind, SubtaskKey, TaskAcknowledgement, METADATA_VERSION,
@@ -340,7 +340,7 @@ impl CheckpointCoordinator {
                 }],
             );
         }
-        let loc = match FileCheckpointStorage::savepoint_location(target, self.job_id) {
+        let loc = match savepoint_location(target, self.job_id) {
             Ok(l) => l,
             Err(e) => {
                 return (
