@@ -4,7 +4,7 @@
 //! record writer hands over, so the buffer timeout bounds latency across machines as it does
 //! in-process. The consumer's [`RemoteInbound`] reassembles records and feeds them, one gate
 //! buffer per network buffer, into an ordinary input gate; the gate returns the credit when the
-//! task takes the buffer. Events travel as [`WireEvent`]s in the same order.
+//! task takes the buffer. Events travel as `WireEvent`s in the same order.
 
 use crate::channel::{Cancellable, ChannelElement, ChannelWriter, OutputMetrics, SendError};
 use crate::checkpoint::CheckpointBarrier;

@@ -1,19 +1,23 @@
 //! The task: one OS thread per subtask running a mailbox loop.
 //!
-//! Each turn of the loop checks for cancellation, takes checkpoint mail (triggers at sources,
-//! completion and abort notifications), fires due processing-time timers, then takes one
-//! element of input (a source poll or a buffer/event from an input gate, skipping channels
-//! blocked by barrier alignment) and pushes it through the chain. With nothing to do it flushes partial output buffers (unless the buffer
-//! timeout is -1) and sleeps on the task's [`TaskWaker`] until input arrives or the next timer is
-//! due. Busy tasks flush every `buffer_timeout` ms, so batches stay large under load and
-//! latency stays bounded when idle.
+//! Every kind of task runs the same loop (`run_mailbox_loop`, Flink's `StreamTask` with its
+//! mailbox) over its input processor (Flink's `StreamInputProcessor`): a source reader
+//! ([`SourceStreamTask`]), one input gate ([`OneInputStreamTask`]) or two
+//! ([`TwoInputStreamTask`]). Each turn checks for cancellation, takes checkpoint mail (triggers
+//! at sources, completion and abort notifications), fires due processing-time timers, then
+//! takes one element of input (a source poll or a buffer/event from an input gate, skipping
+//! channels blocked by barrier alignment) and pushes it through the chain. With nothing to do
+//! it flushes partial output buffers (unless the buffer timeout is -1) and sleeps on the task's
+//! [`TaskWaker`] until input arrives or the next timer is due. Busy tasks flush every
+//! `buffer_timeout` ms, so batches stay large under load and latency stays bounded when idle.
 //!
-//! Checkpoints (DESIGN §6): on barrier n (at a source: on the trigger) the task forwards the
-//! barrier, snapshots its chain synchronously and hands the snapshot to the upload pool, which
-//! stores it and acknowledges to the coordinator. With checkpointing on, a task whose input
-//! ended stays alive until the final checkpoint completed, so a transactional sink commits its
-//! last records (Flink's FLIP-147): sources send end of data, then the final barrier, and end
-//! their partitions only after that checkpoint completed.
+//! Checkpoints (DESIGN §6) are the `SubtaskCheckpointCoordinator`'s (`checkpoint/subtask.rs`):
+//! on barrier n (at a source: on the trigger) the task forwards the barrier, snapshots its
+//! chain synchronously and hands the snapshot to the upload pool, which stores it and
+//! acknowledges to the coordinator. With checkpointing on, a task whose input ended stays alive until the final
+//! checkpoint completed, so a transactional sink commits its last records (Flink's FLIP-147):
+//! sources send end of data, then the final barrier, and end their partitions only after that
+//! checkpoint completed.
 
 use crate::chain::{guarded, Input, TaskEnv};
 use crate::channel::{ChannelElement, InputGate, TaskWaker};
@@ -91,6 +95,128 @@ fn cancelled(label: &OperatorLabel) -> TaskError {
     label.error(OperatorError::Cancelled)
 }
 
+/// What one step of a task's input processor came to (Flink's `DataInputStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProcessorStatus {
+    /// Input was processed; more may be there.
+    MoreAvailable,
+    /// Nothing to read now: flush what is buffered and sleep until input or a timer is due.
+    NothingAvailable,
+    /// The input ended; the task takes part in checkpoints until it may end.
+    EndOfInput,
+    /// The task ends now: its partitions end.
+    Finished,
+}
+
+/// The input side of a task with the head of its chain (Flink's `StreamInputProcessor`): a
+/// source reader, one input gate, or two. [`run_mailbox_loop`] drives each the same way.
+trait StreamInputProcessor {
+    /// The head operator's label, for errors.
+    fn label(&self) -> &OperatorLabel;
+    /// Restores and opens the chain (a source: its reader too).
+    fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError>;
+    /// After the task reported RUNNING: `Finished` when it has no input at all.
+    fn start(&mut self) -> Result<ProcessorStatus, TaskError> {
+        Ok(ProcessorStatus::MoreAvailable)
+    }
+    /// Handles checkpoint mail (a source takes triggers; others decline them). `Finished`
+    /// when the task ends now (the final checkpoint of a source completed).
+    fn on_mail(
+        &mut self,
+        mail: CheckpointMail,
+        cps: &mut SubtaskCheckpointCoordinator,
+    ) -> Result<ProcessorStatus, TaskError>;
+    /// Whether input is still read; once not, the task waits for checkpoint mail.
+    fn reading(&self) -> bool;
+    /// Once not reading: whether the task may end now.
+    fn may_end(&self, cps: &SubtaskCheckpointCoordinator) -> bool;
+    /// Whether processing-time timers still fire (not once the input's data ended).
+    fn timers_active(&self) -> bool;
+    /// The chain's next processing-time timer.
+    fn next_processing_time(&self) -> Option<i64>;
+    /// Fires the chain's processing-time timers due at `now`.
+    fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError>;
+    /// Takes one element of input (a source poll, a buffer or event of a gate) through the
+    /// chain.
+    fn process_input(
+        &mut self,
+        env: &TaskEnv,
+        cps: &mut SubtaskCheckpointCoordinator,
+    ) -> Result<ProcessorStatus, TaskError>;
+    /// Flushes partial output buffers.
+    fn flush(&mut self) -> Result<(), TaskError>;
+    /// Longest sleep when no input is available.
+    fn idle_wait(&self) -> Duration {
+        MAX_WAIT
+    }
+    /// Ends the task's output partitions.
+    fn end_partition(&mut self) -> Result<(), TaskError>;
+}
+
+/// The task's mailbox loop, the same for every kind of task (Flink's `StreamTask` with its
+/// `MailboxProcessor`). Each turn: cancellation, checkpoint mail, due processing-time timers,
+/// one step of input; with nothing to read it flushes and sleeps on the waker.
+fn run_mailbox_loop<P: StreamInputProcessor>(
+    p: &mut P,
+    env: &TaskEnv,
+    waker: &Arc<TaskWaker>,
+) -> Result<(), TaskError> {
+    p.open(env)?;
+    env.report_running();
+    let mut cps = SubtaskCheckpointCoordinator::new(env);
+    if p.start()? == ProcessorStatus::Finished {
+        return p.end_partition();
+    }
+    let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
+    loop {
+        if env.cancel.is_cancelled() {
+            return Err(cancelled(p.label()));
+        }
+        while let Some(mail) = cps.mail() {
+            if p.on_mail(mail, &mut cps)? == ProcessorStatus::Finished {
+                return p.end_partition();
+            }
+        }
+        if !p.reading() {
+            // Wait for the notifications of checkpoints this task took part in: the last
+            // one commits what a sink wrote last.
+            if p.may_end(&cps) {
+                return p.end_partition();
+            }
+            waker.wait(Some(Instant::now() + MAX_WAIT));
+            continue;
+        }
+        if p.timers_active() {
+            if let Some(t) = p.next_processing_time() {
+                let now = env.clock.now_ms();
+                if t <= now {
+                    p.on_processing_time(now)?;
+                }
+            }
+        }
+        match p.process_input(env, &mut cps)? {
+            ProcessorStatus::MoreAvailable => {
+                if flush.after_progress() {
+                    p.flush()?;
+                }
+            }
+            ProcessorStatus::NothingAvailable => {
+                if flush.on_idle() {
+                    p.flush()?;
+                }
+                // Timers no longer fire once the input's data ended: not a reason to wake.
+                let next = p
+                    .timers_active()
+                    .then(|| p.next_processing_time())
+                    .flatten();
+                waker.wait(Some(wait_deadline(env, next, p.idle_wait())));
+            }
+            ProcessorStatus::EndOfInput => {}
+            ProcessorStatus::Finished => return p.end_partition(),
+        }
+    }
+}
+
 /// Where a source task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SourcePhase {
@@ -158,9 +284,27 @@ impl<R: SourceReader> SourceStreamTask<R> {
             id,
         }
     }
+}
+
+/// A source task's input processor: its reader and where it is in its life.
+struct SourceInput<'a, R: SourceReader> {
+    task: &'a mut SourceStreamTask<R>,
+    batch: Vec<StreamRecord<R::Out>>,
+    phase: SourcePhase,
+}
+
+impl<R: SourceReader> SourceInput<'_, R> {
+    fn head(&mut self) -> SourceHead<'_, R> {
+        SourceHead {
+            reader: &mut self.task.reader,
+            out: &mut self.task.out,
+            label: &self.task.label,
+        }
+    }
 
     fn restore(&mut self, env: &TaskEnv) -> Result<(), TaskError> {
-        let Some(r) = env.restored_state(self.id) else {
+        let t = &mut *self.task;
+        let Some(r) = env.restored_state(t.id) else {
             return Ok(());
         };
         let splits = r
@@ -172,15 +316,16 @@ impl<R: SourceReader> SourceStreamTask<R> {
             old_parallelism: r.old_parallelism,
             parallelism: env.parallelism,
         });
-        let reader = &mut self.reader;
-        guarded(&self.label, || reader.restore_splits(splits, rescale))
+        let reader = &mut t.reader;
+        guarded(&t.label, || reader.restore_splits(splits, rescale))
     }
 
     fn snapshot_head(&mut self) -> Result<(OperatorId, OperatorSubtaskState), TaskError> {
-        let reader = &mut self.reader;
-        let splits = guarded(&self.label, || reader.snapshot_splits())?;
+        let t = &mut *self.task;
+        let reader = &mut t.reader;
+        let splits = guarded(&t.label, || reader.snapshot_splits())?;
         Ok((
-            self.id,
+            t.id,
             OperatorSubtaskState {
                 operator: vec![ListStateSnapshot {
                     name: SOURCE_POSITION_STATE.into(),
@@ -195,12 +340,12 @@ impl<R: SourceReader> SourceStreamTask<R> {
     fn trigger(
         &mut self,
         cps: &mut SubtaskCheckpointCoordinator,
-        phase: SourcePhase,
         b: CheckpointBarrier,
-    ) -> Result<SourcePhase, TaskError> {
+    ) -> Result<(), TaskError> {
+        let phase = self.phase;
         if let SourcePhase::AwaitingEnd { .. } = phase {
             cps.decline(b.id, crate::checkpoint::DECLINE_TASK_FINISHING.into());
-            return Ok(phase);
+            return Ok(());
         }
         let mut next = phase;
         match (phase, b.kind) {
@@ -208,8 +353,8 @@ impl<R: SourceReader> SourceStreamTask<R> {
                 if drain {
                     // Flush event time and end the input before the barrier, so the savepoint
                     // holds the state after every window fired.
-                    self.out.emit_watermark(Watermark::MAX)?;
-                    ErasedOutput::finish(&mut self.out)?;
+                    self.task.out.emit_watermark(Watermark::MAX)?;
+                    ErasedOutput::finish(&mut self.task.out)?;
                 }
                 next = SourcePhase::AwaitingEnd {
                     id: b.id,
@@ -231,115 +376,136 @@ impl<R: SourceReader> SourceStreamTask<R> {
             _ => {}
         }
         let head = self.snapshot_head()?;
-        let mut t = SourceHead {
-            reader: &mut self.reader,
-            out: &mut self.out,
-            label: &self.label,
-        };
-        cps.take(b, Duration::ZERO, &mut t, Some(head))?;
-        Ok(next)
+        cps.take(b, Duration::ZERO, &mut self.head(), Some(head))?;
+        self.phase = next;
+        Ok(())
+    }
+}
+
+impl<R: SourceReader> StreamInputProcessor for SourceInput<'_, R> {
+    fn label(&self) -> &OperatorLabel {
+        &self.task.label
     }
 
-    fn run_loop(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
+    fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError> {
         self.restore(env)?;
-        self.out.open(env)?;
+        self.task.out.open(env)?;
         let ctx = SourceContext {
             subtask: env.subtask,
             parallelism: env.parallelism,
         };
-        let reader = &mut self.reader;
-        guarded(&self.label, || reader.open(&ctx))?;
-        env.report_running();
-        let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
-        let mut batch: Vec<StreamRecord<R::Out>> = Vec::with_capacity(self.batch_size);
-        let mut cps = SubtaskCheckpointCoordinator::new(env);
-        let mut phase = SourcePhase::Running;
-        loop {
-            if env.cancel.is_cancelled() {
-                return Err(cancelled(&self.label));
+        let t = &mut *self.task;
+        let reader = &mut t.reader;
+        guarded(&t.label, || reader.open(&ctx))
+    }
+
+    fn on_mail(
+        &mut self,
+        mail: CheckpointMail,
+        cps: &mut SubtaskCheckpointCoordinator,
+    ) -> Result<ProcessorStatus, TaskError> {
+        let is_abort = matches!(mail, CheckpointMail::Abort(_));
+        let mail_id = match &mail {
+            CheckpointMail::Complete(id) | CheckpointMail::Abort(id) => *id,
+            CheckpointMail::Trigger(b) => b.id,
+        };
+        if let Some(b) = cps.on_mail(mail, &mut self.head(), None)? {
+            self.trigger(cps, b)?;
+            return Ok(ProcessorStatus::MoreAvailable);
+        }
+        if let SourcePhase::AwaitingEnd { id, resume } = self.phase {
+            if !is_abort && mail_id >= id {
+                // The final checkpoint (or stop-with-savepoint) completed.
+                return Ok(ProcessorStatus::Finished);
             }
-            while let Some(mail) = cps.mail() {
-                let mut t = SourceHead {
-                    reader: &mut self.reader,
-                    out: &mut self.out,
-                    label: &self.label,
+            if is_abort && mail_id == id {
+                self.phase = if resume {
+                    SourcePhase::Running
+                } else {
+                    SourcePhase::Finished
                 };
-                let is_abort = matches!(mail, CheckpointMail::Abort(_));
-                let mail_id = match &mail {
-                    CheckpointMail::Complete(id) | CheckpointMail::Abort(id) => *id,
-                    CheckpointMail::Trigger(b) => b.id,
-                };
-                if let Some(b) = cps.on_mail(mail, &mut t, None)? {
-                    phase = self.trigger(&mut cps, phase, b)?;
-                    continue;
-                }
-                if let SourcePhase::AwaitingEnd { id, resume } = phase {
-                    if !is_abort && mail_id >= id {
-                        // The final checkpoint (or stop-with-savepoint) completed.
-                        ErasedOutput::end_partition(&mut self.out)?;
-                        return Ok(());
-                    }
-                    if is_abort && mail_id == id {
-                        phase = if resume {
-                            SourcePhase::Running
-                        } else {
-                            SourcePhase::Finished
-                        };
-                    }
-                }
-            }
-            if phase != SourcePhase::Running {
-                waker.wait(Some(Instant::now() + MAX_WAIT));
-                continue;
-            }
-            if let Some(t) = self.out.next_processing_time() {
-                let now = env.clock.now_ms();
-                if t <= now {
-                    self.out.on_processing_time(now)?;
-                }
-            }
-            let (reader, max) = (&mut self.reader, self.batch_size);
-            let status = guarded(&self.label, || reader.poll_next(&mut batch, max))?;
-            if !batch.is_empty() {
-                self.out.push_batch(&mut batch);
-                self.out.flush_buffered()?;
-            }
-            match status {
-                InputStatus::MoreAvailable => {
-                    if flush.after_progress() {
-                        ErasedOutput::flush(&mut self.out)?;
-                    }
-                }
-                InputStatus::NothingAvailable => {
-                    if flush.on_idle() {
-                        ErasedOutput::flush(&mut self.out)?;
-                    }
-                    let d = wait_deadline(
-                        env,
-                        self.out.next_processing_time(),
-                        Duration::from_millis(10),
-                    );
-                    waker.wait(Some(d));
-                }
-                InputStatus::EndOfInput => {
-                    // A bounded input ends event time: every event-time timer downstream fires.
-                    self.out.emit_watermark(Watermark::MAX)?;
-                    ErasedOutput::finish(&mut self.out)?;
-                    if cps.source_finished() {
-                        phase = SourcePhase::Finished;
-                    } else {
-                        ErasedOutput::end_partition(&mut self.out)?;
-                        return Ok(());
-                    }
-                }
             }
         }
+        Ok(ProcessorStatus::MoreAvailable)
+    }
+
+    fn reading(&self) -> bool {
+        self.phase == SourcePhase::Running
+    }
+
+    fn may_end(&self, _cps: &SubtaskCheckpointCoordinator) -> bool {
+        // A finished source ends only when its final checkpoint completed (`on_mail`).
+        false
+    }
+
+    fn timers_active(&self) -> bool {
+        true
+    }
+
+    fn next_processing_time(&self) -> Option<i64> {
+        self.task.out.next_processing_time()
+    }
+
+    fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError> {
+        self.task.out.on_processing_time(now)
+    }
+
+    fn process_input(
+        &mut self,
+        _env: &TaskEnv,
+        cps: &mut SubtaskCheckpointCoordinator,
+    ) -> Result<ProcessorStatus, TaskError> {
+        let t = &mut *self.task;
+        let (reader, max) = (&mut t.reader, t.batch_size);
+        let batch = &mut self.batch;
+        let status = guarded(&t.label, || reader.poll_next(batch, max))?;
+        if !self.batch.is_empty() {
+            t.out.push_batch(&mut self.batch);
+            t.out.flush_buffered()?;
+        }
+        Ok(match status {
+            InputStatus::MoreAvailable => ProcessorStatus::MoreAvailable,
+            InputStatus::NothingAvailable => ProcessorStatus::NothingAvailable,
+            InputStatus::EndOfInput => {
+                // A bounded input ends event time: every event-time timer downstream fires.
+                t.out.emit_watermark(Watermark::MAX)?;
+                ErasedOutput::finish(&mut t.out)?;
+                if cps.source_finished() {
+                    self.phase = SourcePhase::Finished;
+                    ProcessorStatus::EndOfInput
+                } else {
+                    ProcessorStatus::Finished
+                }
+            }
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        ErasedOutput::flush(&mut self.task.out)
+    }
+
+    fn idle_wait(&self) -> Duration {
+        // Sources are polled: an idle one looks again soon.
+        Duration::from_millis(10)
+    }
+
+    fn end_partition(&mut self) -> Result<(), TaskError> {
+        ErasedOutput::end_partition(&mut self.task.out)
     }
 }
 
 impl<R: SourceReader> StreamTask for SourceStreamTask<R> {
     fn run(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
-        let res = self.run_loop(env, waker);
+        let batch_size = self.batch_size;
+        let res = run_mailbox_loop(
+            &mut SourceInput {
+                task: self,
+                batch: Vec::with_capacity(batch_size),
+                phase: SourcePhase::Running,
+            },
+            env,
+            waker,
+        );
         let reader = &mut self.reader;
         if let Err(e) = guarded(&self.label, || reader.close()) {
             tracing::warn!("closing source failed: {e}");
@@ -406,112 +572,143 @@ impl<T: Data> OneInputStreamTask<T> {
     pub fn new(gate: InputGate<T>, chain: Box<dyn Input<T>>, label: OperatorLabel) -> Self {
         OneInputStreamTask { gate, chain, label }
     }
-
-    fn run_loop(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
-        self.chain.open(env)?;
-        env.report_running();
-        let n = self.gate.num_channels();
-        let mut valve = StatusWatermarkValve::new(n);
-        let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
-        let mut cps = SubtaskCheckpointCoordinator::new(env);
-        let mut handler = BarrierHandler::new(cps.mode(), n);
-        let mut ends = InputEnds::new(n);
-        if n == 0 {
-            self.chain.finish()?;
-            return self.chain.end_partition();
-        }
-        loop {
-            if env.cancel.is_cancelled() {
-                return Err(cancelled(&self.label));
-            }
-            while let Some(mail) = cps.mail() {
-                if let Some(b) = cps.on_mail(mail, &mut self.chain, Some(&mut handler))? {
-                    cps.decline(b.id, "only sources can be triggered".into());
-                }
-            }
-            if ends.all_partitions_ended() {
-                // Wait for the notifications of checkpoints this task took part in: the last
-                // one commits what a sink wrote last.
-                if cps.all_notified() {
-                    return self.chain.end_partition();
-                }
-                waker.wait(Some(Instant::now() + MAX_WAIT));
-                continue;
-            }
-            if !ends.finished {
-                if let Some(t) = self.chain.next_processing_time() {
-                    let now = env.clock.now_ms();
-                    if t <= now {
-                        self.chain.on_processing_time(now)?;
-                    }
-                }
-            }
-            match self.gate.poll(handler.blocked()) {
-                Some((_, ChannelElement::Buffer(mut b))) => {
-                    self.chain.process_batch(&mut b)?;
-                    if flush.after_progress() {
-                        self.chain.flush()?;
-                    }
-                }
-                Some((ch, ChannelElement::Watermark(w))) => {
-                    let out = valve.input_watermark(ch, w);
-                    self.forward(env, out)?;
-                }
-                Some((ch, ChannelElement::WatermarkStatus(s))) => {
-                    let out = valve.input_watermark_status(ch, s);
-                    self.forward(env, out)?;
-                }
-                Some((ch, ChannelElement::Barrier(b))) => {
-                    let o = handler.on_barrier(ch, b);
-                    cps.on_outcome(o, &mut self.chain)?;
-                }
-                Some((ch, ChannelElement::EndOfData)) => {
-                    if ends.on_end_of_data(ch) {
-                        self.chain.finish()?;
-                    }
-                }
-                Some((_, ChannelElement::Failure(reason))) => {
-                    return Err(self.label.error(OperatorError::Network(reason)));
-                }
-                Some((ch, ChannelElement::EndOfPartition)) => {
-                    let out = valve.input_end(ch);
-                    self.forward(env, out)?;
-                    ends.on_end_of_partition(ch);
-                    let o = handler.on_channel_ended(ch);
-                    cps.on_outcome(o, &mut self.chain)?;
-                }
-                None => {
-                    if flush.on_idle() {
-                        self.chain.flush()?;
-                    }
-                    // Timers no longer fire once the input ended: not a reason to wake.
-                    let next = (!ends.finished)
-                        .then(|| self.chain.next_processing_time())
-                        .flatten();
-                    let d = wait_deadline(env, next, MAX_WAIT);
-                    waker.wait(Some(d));
-                }
-            }
-        }
-    }
 }
 
-impl<T: Data> OneInputStreamTask<T> {
+/// A one-input task's input processor (Flink's `StreamOneInputProcessor`): its gate, the
+/// watermark valve over its channels, barrier alignment and input ends.
+struct OneInput<'a, T: Data> {
+    task: &'a mut OneInputStreamTask<T>,
+    valve: StatusWatermarkValve,
+    handler: BarrierHandler,
+    ends: InputEnds,
+}
+
+impl<T: Data> OneInput<'_, T> {
     fn forward(&mut self, env: &TaskEnv, out: ValveOutput) -> Result<(), TaskError> {
         if let Some(w) = out.watermark {
-            self.chain.process_watermark(w)?;
+            self.task.chain.process_watermark(w)?;
             env.watermarks.set_input_watermark(w.timestamp);
         }
         if let Some(s) = out.status {
-            self.chain.process_watermark_status(s)?;
+            self.task.chain.process_watermark_status(s)?;
         }
         Ok(())
     }
 }
 
+impl<T: Data> StreamInputProcessor for OneInput<'_, T> {
+    fn label(&self) -> &OperatorLabel {
+        &self.task.label
+    }
+
+    fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError> {
+        self.task.chain.open(env)
+    }
+
+    fn start(&mut self) -> Result<ProcessorStatus, TaskError> {
+        if self.task.gate.num_channels() == 0 {
+            self.task.chain.finish()?;
+            return Ok(ProcessorStatus::Finished);
+        }
+        Ok(ProcessorStatus::MoreAvailable)
+    }
+
+    fn on_mail(
+        &mut self,
+        mail: CheckpointMail,
+        cps: &mut SubtaskCheckpointCoordinator,
+    ) -> Result<ProcessorStatus, TaskError> {
+        if let Some(b) = cps.on_mail(mail, &mut self.task.chain, Some(&mut self.handler))? {
+            cps.decline(b.id, "only sources can be triggered".into());
+        }
+        Ok(ProcessorStatus::MoreAvailable)
+    }
+
+    fn reading(&self) -> bool {
+        !self.ends.all_partitions_ended()
+    }
+
+    fn may_end(&self, cps: &SubtaskCheckpointCoordinator) -> bool {
+        cps.all_notified()
+    }
+
+    fn timers_active(&self) -> bool {
+        !self.ends.finished
+    }
+
+    fn next_processing_time(&self) -> Option<i64> {
+        self.task.chain.next_processing_time()
+    }
+
+    fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError> {
+        self.task.chain.on_processing_time(now)
+    }
+
+    #[inline]
+    fn process_input(
+        &mut self,
+        env: &TaskEnv,
+        cps: &mut SubtaskCheckpointCoordinator,
+    ) -> Result<ProcessorStatus, TaskError> {
+        match self.task.gate.poll(self.handler.blocked()) {
+            Some((_, ChannelElement::Buffer(mut b))) => {
+                self.task.chain.process_batch(&mut b)?;
+            }
+            Some((ch, ChannelElement::Watermark(w))) => {
+                let out = self.valve.input_watermark(ch, w);
+                self.forward(env, out)?;
+            }
+            Some((ch, ChannelElement::WatermarkStatus(s))) => {
+                let out = self.valve.input_watermark_status(ch, s);
+                self.forward(env, out)?;
+            }
+            Some((ch, ChannelElement::Barrier(b))) => {
+                let o = self.handler.on_barrier(ch, b);
+                cps.on_outcome(o, &mut self.task.chain)?;
+            }
+            Some((ch, ChannelElement::EndOfData)) => {
+                if self.ends.on_end_of_data(ch) {
+                    self.task.chain.finish()?;
+                }
+            }
+            Some((_, ChannelElement::Failure(reason))) => {
+                return Err(self.task.label.error(OperatorError::Network(reason)));
+            }
+            Some((ch, ChannelElement::EndOfPartition)) => {
+                let out = self.valve.input_end(ch);
+                self.forward(env, out)?;
+                self.ends.on_end_of_partition(ch);
+                let o = self.handler.on_channel_ended(ch);
+                cps.on_outcome(o, &mut self.task.chain)?;
+            }
+            None => return Ok(ProcessorStatus::NothingAvailable),
+        }
+        Ok(ProcessorStatus::MoreAvailable)
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.task.chain.flush()
+    }
+
+    fn end_partition(&mut self) -> Result<(), TaskError> {
+        self.task.chain.end_partition()
+    }
+}
+
 impl<T: Data> StreamTask for OneInputStreamTask<T> {
     fn run(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
-        let res = self.run_loop(env, waker);
+        let n = self.gate.num_channels();
+        let mode = SubtaskCheckpointCoordinator::new(env).mode();
+        let res = run_mailbox_loop(
+            &mut OneInput {
+                task: self,
+                valve: StatusWatermarkValve::new(n),
+                handler: BarrierHandler::new(mode, n),
+                ends: InputEnds::new(n),
+            },
+            env,
+            waker,
+        );
         self.chain.close();
         res
     }
@@ -540,178 +737,187 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
             label,
         }
     }
+}
 
-    fn run_loop(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
-        self.driver.open(env)?;
-        env.report_running();
-        let n1 = self.gate1.num_channels();
-        let n2 = self.gate2.num_channels();
-        let mut valves = [StatusWatermarkValve::new(n1), StatusWatermarkValve::new(n2)];
-        // An input with no channels has ended before it began.
-        for (i, v) in valves.iter().enumerate() {
-            if v.all_finished() {
-                self.driver.process_watermark(i, Watermark::MAX)?;
-            }
-        }
-        let mut cps = SubtaskCheckpointCoordinator::new(env);
-        // Channels of both inputs in one index space: input 2's start after input 1's.
-        let mut handler = BarrierHandler::new(cps.mode(), n1 + n2);
-        let mut ends = InputEnds::new(n1 + n2);
-        if n1 + n2 == 0 {
-            self.driver.finish()?;
-            return self.driver.end_partition();
-        }
-        let mut flush = FlushPolicy::new(env.buffer_timeout_ms);
-        let mut first = 0usize;
-        loop {
-            if env.cancel.is_cancelled() {
-                return Err(cancelled(&self.label));
-            }
-            while let Some(mail) = cps.mail() {
-                if let Some(b) = cps.on_mail(mail, &mut self.driver, Some(&mut handler))? {
-                    cps.decline(b.id, "only sources can be triggered".into());
-                }
-            }
-            if ends.all_partitions_ended() {
-                if cps.all_notified() {
-                    return self.driver.end_partition();
-                }
-                waker.wait(Some(Instant::now() + MAX_WAIT));
-                continue;
-            }
-            if !ends.finished {
-                if let Some(t) = self.driver.next_processing_time() {
-                    let now = env.clock.now_ms();
-                    if t <= now {
-                        self.driver.on_processing_time(now)?;
-                    }
-                }
-            }
-            let mut progressed = false;
-            // Alternate which input is polled first so neither starves.
-            for k in 0..2 {
-                let input = (first + k) % 2;
-                let blocked = handler.blocked();
-                let done = if input == 0 {
-                    match self.gate1.poll(blocked.map(|b| &b[..n1])) {
-                        Some((_, ChannelElement::Buffer(mut b))) => {
-                            self.driver.process_batch1(&mut b)?;
-                            true
-                        }
-                        Some((ch, e)) => self.event(
-                            env,
-                            &mut valves,
-                            &mut handler,
-                            &mut cps,
-                            &mut ends,
-                            0,
-                            ch,
-                            0,
-                            e,
-                        )?,
-                        None => false,
-                    }
-                } else {
-                    match self.gate2.poll(blocked.map(|b| &b[n1..])) {
-                        Some((_, ChannelElement::Buffer(mut b))) => {
-                            self.driver.process_batch2(&mut b)?;
-                            true
-                        }
-                        Some((ch, e)) => self.event(
-                            env,
-                            &mut valves,
-                            &mut handler,
-                            &mut cps,
-                            &mut ends,
-                            1,
-                            ch,
-                            n1,
-                            e,
-                        )?,
-                        None => false,
-                    }
-                };
-                if done {
-                    progressed = true;
-                    break;
-                }
-            }
-            first = (first + 1) % 2;
-            if progressed {
-                if flush.after_progress() {
-                    self.driver.flush()?;
-                }
-            } else {
-                if flush.on_idle() {
-                    self.driver.flush()?;
-                }
-                let next = (!ends.finished)
-                    .then(|| self.driver.next_processing_time())
-                    .flatten();
-                let d = wait_deadline(env, next, MAX_WAIT);
-                waker.wait(Some(d));
-            }
-        }
-    }
+/// A two-input task's input processor (Flink's `StreamMultipleInputProcessor` for two): both
+/// gates, polled alternately so neither starves, with one valve each and one barrier
+/// alignment over the channels of both (input 2's channels numbered after input 1's).
+struct TwoInput<'a, Op: TwoInputOperator> {
+    task: &'a mut TwoInputStreamTask<Op>,
+    valves: [StatusWatermarkValve; 2],
+    handler: BarrierHandler,
+    ends: InputEnds,
+    n1: usize,
+    first: usize,
+}
 
-    #[allow(clippy::too_many_arguments)]
+impl<Op: TwoInputOperator> TwoInput<'_, Op> {
     fn event<X>(
         &mut self,
         env: &TaskEnv,
-        valves: &mut [StatusWatermarkValve; 2],
-        handler: &mut BarrierHandler,
         cps: &mut SubtaskCheckpointCoordinator,
-        ends: &mut InputEnds,
         input: usize,
         ch: usize,
-        offset: usize,
         e: ChannelElement<X>,
-    ) -> Result<bool, TaskError> {
+    ) -> Result<(), TaskError> {
+        let offset = if input == 0 { 0 } else { self.n1 };
+        let driver = &mut self.task.driver;
         let out = match e {
-            ChannelElement::Watermark(w) => valves[input].input_watermark(ch, w),
-            ChannelElement::WatermarkStatus(s) => valves[input].input_watermark_status(ch, s),
+            ChannelElement::Watermark(w) => self.valves[input].input_watermark(ch, w),
+            ChannelElement::WatermarkStatus(s) => self.valves[input].input_watermark_status(ch, s),
             ChannelElement::Barrier(b) => {
-                let o = handler.on_barrier(offset + ch, b);
-                cps.on_outcome(o, &mut self.driver)?;
-                return Ok(true);
+                let o = self.handler.on_barrier(offset + ch, b);
+                return cps.on_outcome(o, driver);
             }
             ChannelElement::EndOfData => {
-                if ends.on_end_of_data(offset + ch) {
-                    self.driver.finish()?;
+                if self.ends.on_end_of_data(offset + ch) {
+                    driver.finish()?;
                 }
-                return Ok(true);
+                return Ok(());
             }
             ChannelElement::EndOfPartition => {
-                let mut out = valves[input].input_end(ch);
-                if valves[input].all_finished() {
+                let mut out = self.valves[input].input_end(ch);
+                if self.valves[input].all_finished() {
                     // An ended input must not hold back the other one.
                     out.watermark = Some(Watermark::MAX);
                 }
-                ends.on_end_of_partition(offset + ch);
-                let o = handler.on_channel_ended(offset + ch);
-                cps.on_outcome(o, &mut self.driver)?;
+                self.ends.on_end_of_partition(offset + ch);
+                let o = self.handler.on_channel_ended(offset + ch);
+                cps.on_outcome(o, driver)?;
                 out
             }
             ChannelElement::Failure(reason) => {
-                return Err(self.label.error(OperatorError::Network(reason)));
+                return Err(self.task.label.error(OperatorError::Network(reason)));
             }
             ChannelElement::Buffer(_) => ValveOutput::default(),
         };
         if let Some(w) = out.watermark {
-            self.driver.process_watermark(input, w)?;
+            driver.process_watermark(input, w)?;
         }
         if let Some(s) = out.status {
-            self.driver.process_watermark_status(input, s)?;
+            driver.process_watermark_status(input, s)?;
         }
         env.watermarks
-            .set_input_watermark(self.driver.combined_watermark());
-        Ok(true)
+            .set_input_watermark(driver.combined_watermark());
+        Ok(())
+    }
+}
+
+impl<Op: TwoInputOperator> StreamInputProcessor for TwoInput<'_, Op> {
+    fn label(&self) -> &OperatorLabel {
+        &self.task.label
+    }
+
+    fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError> {
+        self.task.driver.open(env)
+    }
+
+    fn start(&mut self) -> Result<ProcessorStatus, TaskError> {
+        // An input with no channels has ended before it began.
+        for (i, v) in self.valves.iter().enumerate() {
+            if v.all_finished() {
+                self.task.driver.process_watermark(i, Watermark::MAX)?;
+            }
+        }
+        if self.ends.partitions_ended.is_empty() {
+            self.task.driver.finish()?;
+            return Ok(ProcessorStatus::Finished);
+        }
+        Ok(ProcessorStatus::MoreAvailable)
+    }
+
+    fn on_mail(
+        &mut self,
+        mail: CheckpointMail,
+        cps: &mut SubtaskCheckpointCoordinator,
+    ) -> Result<ProcessorStatus, TaskError> {
+        if let Some(b) = cps.on_mail(mail, &mut self.task.driver, Some(&mut self.handler))? {
+            cps.decline(b.id, "only sources can be triggered".into());
+        }
+        Ok(ProcessorStatus::MoreAvailable)
+    }
+
+    fn reading(&self) -> bool {
+        !self.ends.all_partitions_ended()
+    }
+
+    fn may_end(&self, cps: &SubtaskCheckpointCoordinator) -> bool {
+        cps.all_notified()
+    }
+
+    fn timers_active(&self) -> bool {
+        !self.ends.finished
+    }
+
+    fn next_processing_time(&self) -> Option<i64> {
+        self.task.driver.next_processing_time()
+    }
+
+    fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError> {
+        self.task.driver.on_processing_time(now)
+    }
+
+    fn process_input(
+        &mut self,
+        env: &TaskEnv,
+        cps: &mut SubtaskCheckpointCoordinator,
+    ) -> Result<ProcessorStatus, TaskError> {
+        let n1 = self.n1;
+        let mut progressed = false;
+        for k in 0..2 {
+            let input = (self.first + k) % 2;
+            let blocked = self.handler.blocked();
+            let t = &mut *self.task;
+            if input == 0 {
+                match t.gate1.poll(blocked.map(|b| &b[..n1])) {
+                    Some((_, ChannelElement::Buffer(mut b))) => t.driver.process_batch1(&mut b)?,
+                    Some((ch, e)) => self.event(env, cps, 0, ch, e)?,
+                    None => continue,
+                }
+            } else {
+                match t.gate2.poll(blocked.map(|b| &b[n1..])) {
+                    Some((_, ChannelElement::Buffer(mut b))) => t.driver.process_batch2(&mut b)?,
+                    Some((ch, e)) => self.event(env, cps, 1, ch, e)?,
+                    None => continue,
+                }
+            }
+            progressed = true;
+            break;
+        }
+        self.first = (self.first + 1) % 2;
+        Ok(if progressed {
+            ProcessorStatus::MoreAvailable
+        } else {
+            ProcessorStatus::NothingAvailable
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.task.driver.flush()
+    }
+
+    fn end_partition(&mut self) -> Result<(), TaskError> {
+        self.task.driver.end_partition()
     }
 }
 
 impl<Op: TwoInputOperator> StreamTask for TwoInputStreamTask<Op> {
     fn run(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
-        let res = self.run_loop(env, waker);
+        let n1 = self.gate1.num_channels();
+        let n2 = self.gate2.num_channels();
+        let mode = SubtaskCheckpointCoordinator::new(env).mode();
+        let res = run_mailbox_loop(
+            &mut TwoInput {
+                task: self,
+                valves: [StatusWatermarkValve::new(n1), StatusWatermarkValve::new(n2)],
+                handler: BarrierHandler::new(mode, n1 + n2),
+                ends: InputEnds::new(n1 + n2),
+                n1,
+                first: 0,
+            },
+            env,
+            waker,
+        );
         self.driver.close();
         res
     }

@@ -1,5 +1,5 @@
 //! Checkpointing on the task side (DESIGN §6): barriers, what a subtask's snapshot contains,
-//! where snapshots are stored, what a task does for a checkpoint ([`subtask`]), and how tasks
+//! where snapshots are stored, what a task does for a checkpoint (`subtask`), and how tasks
 //! talk to the CheckpointCoordinator.
 //!
 //! Everything here is transport-agnostic: the MiniCluster wires the [`CheckpointResponder`] to
