@@ -69,8 +69,9 @@ fn channel(c: &mut Criterion) {
 fn network(c: &mut Criterion) {
     use eddy::core::StreamRecord;
     use eddy::network::{ChannelId, NetworkBufferPool, NetworkEnvironment};
-    use eddy::runtime::channel::{ChannelElement, ChannelWriter, InputGate, TaskWaker};
+    use eddy::runtime::channel::{ChannelElement, ChannelWriter, InputGate};
     use eddy::runtime::remote::codec;
+    use eddy::runtime::waker::TaskWaker;
     use std::sync::Arc;
     const N: u64 = 2_000_000;
     const BATCH: usize = 1024;

@@ -404,17 +404,18 @@ mod tests {
     use super::*;
     use eddy_core::keygroup::KeyGroupRange;
     use eddy_core::StreamRecord;
-    use eddy_runtime::chain::{OneInputOperator, OperatorContext, TaskEnv};
-    use eddy_runtime::channel::TaskWaker;
+    use eddy_runtime::chain::{OneInputOperator, OperatorContext};
     use eddy_runtime::checkpoint::state::RestoredOperatorState;
     use eddy_runtime::checkpoint::storage::MemoryCheckpointStorage;
     use eddy_runtime::checkpoint::{
         CheckpointBarrier, CheckpointId, CheckpointResponder, OperatorSubtaskState, SnapshotKind,
         SubtaskKey, TaskAcknowledgement, TaskCheckpointing, TaskMailbox, TaskRestore, Uploader,
     };
+    use eddy_runtime::environment::TaskEnv;
     use eddy_runtime::error::OperatorLabel;
     use eddy_runtime::operators::two_phase::TwoPhaseCommitSinkOperator;
     use eddy_runtime::output::Output;
+    use eddy_runtime::waker::TaskWaker;
     use std::collections::BTreeMap;
     use std::sync::Arc;
 

@@ -12,8 +12,9 @@ use eddy_runtime::operators::keyed::{GroupedReduceOperator, KeyedProcessOperator
 use eddy_runtime::operators::local_reduce::{
     LocalReduceOperator, DEFAULT_LOCAL_REDUCE_KEYS, DEFAULT_LOCAL_REDUCE_LATENCY_MS,
 };
+use eddy_runtime::operators::KeyGroupStreamPartitioner;
 use eddy_runtime::operators::KeySelector;
-use eddy_runtime::output::{KeyGroupStreamPartitioner, KeyPartitioner};
+use eddy_runtime::output::KeyPartitioner;
 use std::ops::{Add, Deref};
 use std::sync::Arc;
 

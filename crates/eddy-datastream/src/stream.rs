@@ -20,8 +20,9 @@ use eddy_runtime::operators::basic::{
 use eddy_runtime::operators::sink::{CollectSink, DiscardSink, PrintSink, TextFileSink};
 use eddy_runtime::operators::two_phase::{TwoPhaseCommitSink, TwoPhaseCommitSinkOperator};
 use eddy_runtime::operators::watermark::{TimestampsAndWatermarksOperator, WatermarkStrategy};
+use eddy_runtime::operators::CustomPartitionerWrapper;
 use eddy_runtime::operators::{FnKeyRefSelector, FnKeySelector, KeySelector};
-use eddy_runtime::output::{Collector, CustomPartitionerWrapper, KeyPartitioner, OutputTag};
+use eddy_runtime::output::{Collector, KeyPartitioner, OutputTag};
 use eddy_runtime::{FunctionResult, OperatorError};
 use parking_lot::Mutex;
 use std::any::{Any, TypeId};

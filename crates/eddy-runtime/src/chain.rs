@@ -6,138 +6,14 @@
 //! it catches panics and errors and names the operator and subtask in them, and hands the
 //! operator's output batch to the next operators.
 
-use crate::channel::CancelToken;
 use crate::checkpoint::state::RestoredOperatorState;
-use crate::checkpoint::{
-    CheckpointBarrier, CheckpointId, OperatorSubtaskState, TaskCheckpointing, TaskRestore,
-};
+use crate::checkpoint::{CheckpointBarrier, CheckpointId, OperatorSubtaskState};
+use crate::environment::TaskEnv;
 use crate::error::{panic_message, OperatorError, OperatorLabel, TaskError};
-use crate::output::{ErasedOutput, Output};
+use crate::output::{ErasedOutput, Input, Output};
 use eddy_core::keygroup::KeyGroupRange;
 use eddy_core::{Data, OperatorId, StreamRecord, Watermark, WatermarkStatus};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Processing time, in ms since the epoch. One place so a test clock can replace it.
-pub trait Clock: Send + Sync {
-    /// Now, in ms.
-    fn now_ms(&self) -> i64;
-}
-
-/// The wall clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    }
-}
-
-/// The current watermarks of one subtask, readable from other threads while the job runs
-/// (Flink's `currentInputWatermark` / `currentOutputWatermark` task metrics).
-#[derive(Debug)]
-pub struct WatermarkGauge {
-    input: AtomicI64,
-    output: AtomicI64,
-}
-
-impl Default for WatermarkGauge {
-    fn default() -> Self {
-        WatermarkGauge {
-            input: AtomicI64::new(i64::MIN),
-            output: AtomicI64::new(i64::MIN),
-        }
-    }
-}
-
-impl WatermarkGauge {
-    /// The watermark the task last forwarded into its chain (`i64::MIN` before any; sources
-    /// have none).
-    pub fn input_watermark(&self) -> i64 {
-        self.input.load(Ordering::Acquire)
-    }
-
-    /// The watermark the end of the task's chain last emitted (`i64::MIN` before any).
-    pub fn output_watermark(&self) -> i64 {
-        self.output.load(Ordering::Acquire)
-    }
-
-    /// Records a new input watermark. Called after the chain processed it, with release
-    /// ordering, so a reader that sees it also sees everything the chain did for it.
-    pub fn set_input_watermark(&self, wm: i64) {
-        self.input.store(wm, Ordering::Release);
-    }
-
-    /// Records a new output watermark.
-    pub fn set_output_watermark(&self, wm: i64) {
-        self.output.store(wm, Ordering::Release);
-    }
-}
-
-/// What every operator of a task can see of its job and task.
-#[derive(Clone)]
-pub struct TaskEnv {
-    /// Job name.
-    pub job_name: String,
-    /// Task name (the chain's name).
-    pub task_name: String,
-    /// 0-based subtask index.
-    pub subtask: usize,
-    /// Task parallelism.
-    pub parallelism: usize,
-    /// Processing-time clock.
-    pub clock: Arc<dyn Clock>,
-    /// Job-wide cancellation.
-    pub cancel: Arc<CancelToken>,
-    /// Flush partial buffers after this many ms (0: after every element, -1: never).
-    pub buffer_timeout_ms: i64,
-    /// Periodic watermark interval of strategies that set none (`pipeline.auto-watermark-interval`;
-    /// 0: off).
-    pub auto_watermark_interval_ms: i64,
-    /// This subtask's current watermarks, updated by the task loop and the chain's tail.
-    pub watermarks: Arc<WatermarkGauge>,
-    /// Checkpointing of this task; `None` when the job does not checkpoint.
-    pub checkpointing: Option<Arc<TaskCheckpointing>>,
-    /// The state this subtask starts from, if the job was restored.
-    pub restore: Option<Arc<TaskRestore>>,
-}
-
-impl TaskEnv {
-    /// A task environment for tests and tools: wall clock, no checkpointing, no restore.
-    pub fn standalone(job_name: &str, task_name: &str, subtask: usize, parallelism: usize) -> Self {
-        TaskEnv {
-            job_name: job_name.into(),
-            task_name: task_name.into(),
-            subtask,
-            parallelism,
-            clock: Arc::new(SystemClock),
-            cancel: CancelToken::new(),
-            buffer_timeout_ms: 100,
-            auto_watermark_interval_ms: 200,
-            watermarks: Arc::new(WatermarkGauge::default()),
-            checkpointing: None,
-            restore: None,
-        }
-    }
-
-    /// Tells the JobMaster this task restored its state and opened its operators.
-    pub fn report_running(&self) {
-        if let Some(c) = &self.checkpointing {
-            c.responder.task_running(c.task);
-        }
-    }
-
-    /// The restored state of operator `op` in this subtask, if any.
-    pub fn restored_state(&self, op: OperatorId) -> Option<&RestoredOperatorState> {
-        self.restore.as_ref().and_then(|r| r.operators.get(&op))
-    }
-}
 
 /// What one operator sees when it opens.
 pub struct OperatorContext<'a> {
@@ -164,49 +40,6 @@ impl OperatorContext<'_> {
     /// completion then, and at the end of input otherwise).
     pub fn checkpointing(&self) -> bool {
         self.env.checkpointing.as_ref().is_some_and(|c| c.periodic)
-    }
-}
-
-/// A chain element as seen by the operator (or task input) before it.
-pub trait Input<T>: Send {
-    /// Opens this operator and everything after it in the chain (tail first, as Flink).
-    fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError>;
-    /// Processes and empties `batch`.
-    fn process_batch(&mut self, batch: &mut Vec<StreamRecord<T>>) -> Result<(), TaskError>;
-    /// A new input watermark.
-    fn process_watermark(&mut self, wm: Watermark) -> Result<(), TaskError>;
-    /// The input became idle or active again.
-    fn process_watermark_status(&mut self, status: WatermarkStatus) -> Result<(), TaskError>;
-    /// Processing time reached `now`: fire due timers here and downstream.
-    fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError>;
-    /// The earliest processing-time timer here or downstream.
-    fn next_processing_time(&self) -> Option<i64>;
-    /// Sends partially filled network buffers (buffer timeout).
-    fn flush(&mut self) -> Result<(), TaskError>;
-    /// End of input (Flink's `endInput` + `finish`): emit what is left, then finish
-    /// downstream, whose network consumers get end of data.
-    fn finish(&mut self) -> Result<(), TaskError>;
-    /// Releases resources; called on success and on failure.
-    fn close(&mut self);
-    /// Snapshots this operator and the chain after it, appending `(operator, state)`.
-    fn snapshot_state(
-        &mut self,
-        _barrier: &CheckpointBarrier,
-        _out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
-    ) -> Result<(), TaskError> {
-        Ok(())
-    }
-    /// Forwards the barrier to every network consumer after this operator.
-    fn emit_barrier(&mut self, _barrier: &CheckpointBarrier) -> Result<(), TaskError> {
-        Ok(())
-    }
-    /// A checkpoint completed (`complete`) or was aborted.
-    fn notify_checkpoint(&mut self, _id: CheckpointId, _complete: bool) -> Result<(), TaskError> {
-        Ok(())
-    }
-    /// The task ends: network consumers after this operator get end of partition.
-    fn end_partition(&mut self) -> Result<(), TaskError> {
-        Ok(())
     }
 }
 

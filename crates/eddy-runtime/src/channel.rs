@@ -11,12 +11,17 @@
 //! [`TaskWaker`], shared by all its gates and its mailbox, so one wait covers everything a
 //! task can react to.
 
+use crate::waker::TaskWaker;
 use eddy_core::{StreamRecord, Watermark, WatermarkStatus};
 use parking_lot::{Condvar, Mutex};
+use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A type-erased value moved between the builder steps.
+pub type Erased = Box<dyn Any + Send>;
 
 /// What travels through a channel.
 #[derive(Debug)]
@@ -37,43 +42,6 @@ pub enum ChannelElement<T> {
     /// The channel broke (a remote producer's connection was lost): the consumer fails with
     /// this reason. Nothing follows.
     Failure(String),
-}
-
-/// Wakes a task's mailbox loop when input, mail or cancellation arrives.
-#[derive(Debug, Default)]
-pub struct TaskWaker {
-    pending: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl TaskWaker {
-    /// A new waker.
-    pub fn new() -> Arc<Self> {
-        Arc::new(TaskWaker::default())
-    }
-
-    /// Signals the task that something is available.
-    pub fn wake(&self) {
-        let mut p = self.pending.lock();
-        if !*p {
-            *p = true;
-            self.cv.notify_one();
-        }
-    }
-
-    /// Waits until woken or until `deadline`; returns immediately if a wake-up is pending.
-    pub fn wait(&self, deadline: Option<Instant>) {
-        let mut p = self.pending.lock();
-        if !*p {
-            match deadline {
-                Some(d) => {
-                    self.cv.wait_until(&mut p, d);
-                }
-                None => self.cv.wait(&mut p),
-            }
-        }
-        *p = false;
-    }
 }
 
 /// Job-wide cancellation: set once when a task fails or the job is cancelled.

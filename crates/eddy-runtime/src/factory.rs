@@ -6,13 +6,15 @@
 //! types) live in the [`JobProgram`] next to it, keyed by operator id and edge index. Types are
 //! erased (`dyn Any`) only while a task is being built; once built, everything is typed.
 
-use crate::chain::{Input, OneInputDriver, OneInputOperator};
-use crate::channel::{Cancellable, ChannelWriter, InputGate, OutputMetrics, TaskWaker};
+use crate::chain::{OneInputDriver, OneInputOperator};
+use crate::channel::{Cancellable, ChannelWriter, Erased, InputGate, OutputMetrics};
 use crate::error::{OperatorError, OperatorLabel, TaskError};
 use crate::operators::co::{TwoInputDriver, TwoInputOperator};
+use crate::output::Input;
 use crate::output::{ErasedOutput, KeyPartitioner, Output, Partitioner, RecordWriter};
 use crate::source::SourceReader;
 use crate::task::{OneInputStreamTask, SourceStreamTask, StreamTask, TwoInputStreamTask};
+use crate::waker::TaskWaker;
 use eddy_core::jobgraph::{JobGraph, OperatorDescriptor};
 use eddy_core::keygroup::KeyGroupRange;
 use eddy_core::partitioner::PartitionerKind;
@@ -21,9 +23,6 @@ use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// A type-erased value moved between the builder steps.
-pub type Erased = Box<dyn Any + Send>;
 
 /// A freshly made input gate: the gate for the consumer, one writer per channel for the
 /// producers, and the handle that releases blocked producers on cancel.

@@ -6,9 +6,9 @@
 //! (`self.count.value(ctx)?`): a state handle is a small typed id obtained in `open`, so user
 //! function structs stay `Send` and no lock or pointer chase is needed per access.
 
-use crate::chain::TaskEnv;
 use crate::checkpoint::state::RestoredOperatorState;
 use crate::checkpoint::{CheckpointId, OperatorStateMode};
+use crate::environment::TaskEnv;
 use crate::error::FunctionResult;
 use crate::operator_state::restored_items;
 pub use crate::operator_state::{BroadcastState, FunctionSnapshotContext};

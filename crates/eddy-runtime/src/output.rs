@@ -5,15 +5,57 @@
 //! the whole batch on, once, to each consumer. Consumers after the first get a copy (records are
 //! `Clone`), as Flink copies for chained fan-out.
 
-use crate::chain::{Input, TaskEnv, WatermarkGauge};
 use crate::channel::{ChannelElement, ChannelWriter};
 use crate::checkpoint::{CheckpointBarrier, CheckpointId, OperatorSubtaskState};
+use crate::environment::{TaskEnv, WatermarkGauge};
 use crate::error::{OperatorError, TaskError};
-use crate::operators::KeySelector;
 use eddy_core::OperatorId;
-use eddy_core::{Data, Key, StreamRecord, Watermark, WatermarkStatus};
+use eddy_core::{Data, StreamRecord, Watermark, WatermarkStatus};
 use std::any::Any;
 use std::sync::Arc;
+
+/// A chain element as seen by the operator (or task input) before it.
+pub trait Input<T>: Send {
+    /// Opens this operator and everything after it in the chain (tail first, as Flink).
+    fn open(&mut self, env: &TaskEnv) -> Result<(), TaskError>;
+    /// Processes and empties `batch`.
+    fn process_batch(&mut self, batch: &mut Vec<StreamRecord<T>>) -> Result<(), TaskError>;
+    /// A new input watermark.
+    fn process_watermark(&mut self, wm: Watermark) -> Result<(), TaskError>;
+    /// The input became idle or active again.
+    fn process_watermark_status(&mut self, status: WatermarkStatus) -> Result<(), TaskError>;
+    /// Processing time reached `now`: fire due timers here and downstream.
+    fn on_processing_time(&mut self, now: i64) -> Result<(), TaskError>;
+    /// The earliest processing-time timer here or downstream.
+    fn next_processing_time(&self) -> Option<i64>;
+    /// Sends partially filled network buffers (buffer timeout).
+    fn flush(&mut self) -> Result<(), TaskError>;
+    /// End of input (Flink's `endInput` + `finish`): emit what is left, then finish
+    /// downstream, whose network consumers get end of data.
+    fn finish(&mut self) -> Result<(), TaskError>;
+    /// Releases resources; called on success and on failure.
+    fn close(&mut self);
+    /// Snapshots this operator and the chain after it, appending `(operator, state)`.
+    fn snapshot_state(
+        &mut self,
+        _barrier: &CheckpointBarrier,
+        _out: &mut Vec<(OperatorId, OperatorSubtaskState)>,
+    ) -> Result<(), TaskError> {
+        Ok(())
+    }
+    /// Forwards the barrier to every network consumer after this operator.
+    fn emit_barrier(&mut self, _barrier: &CheckpointBarrier) -> Result<(), TaskError> {
+        Ok(())
+    }
+    /// A checkpoint completed (`complete`) or was aborted.
+    fn notify_checkpoint(&mut self, _id: CheckpointId, _complete: bool) -> Result<(), TaskError> {
+        Ok(())
+    }
+    /// The task ends: network consumers after this operator get end of partition.
+    fn end_partition(&mut self) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
 
 /// Picks the consumer subtask of each record of a batch for `key_by` and `partition_custom`
 /// edges. One dynamic call per batch; the user's key selector is inlined inside.
@@ -26,59 +68,6 @@ pub trait KeyPartitioner<T>: Send + Sync {
         max_parallelism: usize,
         out: &mut Vec<u32>,
     ) -> Result<(), OperatorError>;
-}
-
-/// The partitioner of a `key_by` edge (Flink's `KeyGroupStreamPartitioner`): each record goes
-/// to the subtask owning its key's key group.
-pub struct KeyGroupStreamPartitioner<T, K> {
-    /// Extracts the key.
-    pub selector: Arc<dyn KeySelector<T, K>>,
-}
-
-impl<T: Data, K: Key> KeyPartitioner<T> for KeyGroupStreamPartitioner<T, K> {
-    fn select(
-        &self,
-        batch: &[StreamRecord<T>],
-        n: usize,
-        max_parallelism: usize,
-        out: &mut Vec<u32>,
-    ) -> Result<(), OperatorError> {
-        self.selector.key_channels(batch, n, max_parallelism, out);
-        Ok(())
-    }
-}
-
-/// The partitioner of a `partition_custom` edge (Flink's `CustomPartitionerWrapper`): a user
-/// function picks the subtask from the key, `partitioner(key, num_partitions)`.
-pub struct CustomPartitionerWrapper<T, K, P> {
-    /// Extracts the key.
-    pub selector: Arc<dyn KeySelector<T, K>>,
-    /// Picks the subtask.
-    pub partitioner: P,
-}
-
-impl<T: Data, K: Key, P: Fn(&K, usize) -> usize + Send + Sync + 'static> KeyPartitioner<T>
-    for CustomPartitionerWrapper<T, K, P>
-{
-    fn select(
-        &self,
-        batch: &[StreamRecord<T>],
-        n: usize,
-        _max_parallelism: usize,
-        out: &mut Vec<u32>,
-    ) -> Result<(), OperatorError> {
-        for r in batch {
-            let c = (self.partitioner)(&self.selector.get_key(&r.value), n);
-            if c >= n {
-                return Err(OperatorError::User(
-                    format!("custom partitioner returned channel {c}, but there are only {n}")
-                        .into(),
-                ));
-            }
-            out.push(c as u32);
-        }
-        Ok(())
-    }
 }
 
 /// The runtime form of an edge's partitioner.

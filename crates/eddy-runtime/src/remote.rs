@@ -6,9 +6,10 @@
 //! buffer per network buffer, into an ordinary input gate; the gate returns the credit when the
 //! task takes the buffer. Events travel as `WireEvent`s in the same order.
 
-use crate::channel::{Cancellable, ChannelElement, ChannelWriter, OutputMetrics, SendError};
+use crate::channel::{
+    Cancellable, ChannelElement, ChannelWriter, Erased, OutputMetrics, SendError,
+};
 use crate::checkpoint::CheckpointBarrier;
-use crate::factory::Erased;
 use eddy_core::{Data, StreamRecord, Watermark, WatermarkStatus};
 use eddy_network::spanning::{length_prefix, CorruptStream, RecordReassembler};
 use eddy_network::{

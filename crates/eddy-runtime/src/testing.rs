@@ -1,8 +1,9 @@
 //! Test support shared by operator unit tests: a chained consumer that records what an
 //! operator emits.
 
-use crate::chain::{Input, TaskEnv};
+use crate::environment::TaskEnv;
 use crate::error::TaskError;
+use crate::output::Input;
 use crate::output::Output;
 use eddy_core::{Data, StreamRecord, Watermark};
 use parking_lot::Mutex;

@@ -2,11 +2,12 @@
 //! the task into a task failure; the TaskExecutor runs every subtask through it.
 
 use eddy_core::jobgraph::{JobGraph, JobVertex};
-use eddy_runtime::chain::{SystemClock, TaskEnv, WatermarkGauge};
-use eddy_runtime::channel::{CancelToken, TaskWaker};
+use eddy_runtime::channel::CancelToken;
 use eddy_runtime::checkpoint::{TaskCheckpointing, TaskRestore};
+use eddy_runtime::environment::{SystemClock, TaskEnv, WatermarkGauge};
 use eddy_runtime::error::panic_message;
 use eddy_runtime::task::StreamTask;
+use eddy_runtime::waker::TaskWaker;
 use eddy_runtime::{OperatorError, TaskError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;

@@ -17,15 +17,17 @@ use crate::taskmanager::launch;
 use eddy_core::jobgraph::JobGraph;
 use eddy_core::JobId;
 use eddy_network::{ChannelId, NetworkEnvironment};
-use eddy_runtime::chain::WatermarkGauge;
-use eddy_runtime::channel::{CancelToken, OutputMetrics, TaskWaker};
+use eddy_runtime::channel::Erased;
+use eddy_runtime::channel::{CancelToken, OutputMetrics};
 use eddy_runtime::checkpoint::storage::storage_for_url;
 use eddy_runtime::checkpoint::{
     CheckpointId, CheckpointMail, CheckpointResponder, SubtaskKey, TaskAcknowledgement,
     TaskCheckpointing, TaskMailbox, Uploader,
 };
-use eddy_runtime::factory::{ChainContext, Erased};
+use eddy_runtime::environment::WatermarkGauge;
+use eddy_runtime::factory::ChainContext;
 use eddy_runtime::remote::CancelOutput;
+use eddy_runtime::waker::TaskWaker;
 use eddy_runtime::TaskError;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! Checkpointing on the task side (DESIGN §6): barriers, what a subtask's snapshot contains,
-//! where snapshots are stored, what a task does for a checkpoint (`subtask`), and how tasks
-//! talk to the CheckpointCoordinator.
+//! where snapshots are stored, and how tasks talk to the CheckpointCoordinator (what a task
+//! does for a checkpoint is `task::checkpointing`).
 //!
 //! Everything here is transport-agnostic: the MiniCluster wires the [`CheckpointResponder`] to
 //! an in-process channel; the distributed cluster will wire it to RPC.
@@ -9,7 +9,6 @@ pub mod barrier;
 pub mod metadata;
 pub mod state;
 pub mod storage;
-pub(crate) mod subtask;
 
 pub use barrier::{BarrierHandler, BarrierOutcome};
 pub use metadata::{CheckpointMetadata, OperatorStateMeta, StateHandle, METADATA_VERSION};
@@ -147,12 +146,12 @@ pub enum CheckpointMail {
 pub struct TaskMailbox {
     queue: parking_lot::Mutex<std::collections::VecDeque<CheckpointMail>>,
     has_mail: std::sync::atomic::AtomicBool,
-    waker: std::sync::Arc<crate::channel::TaskWaker>,
+    waker: std::sync::Arc<crate::waker::TaskWaker>,
 }
 
 impl TaskMailbox {
     /// A mailbox waking `waker` on delivery.
-    pub fn new(waker: std::sync::Arc<crate::channel::TaskWaker>) -> Self {
+    pub fn new(waker: std::sync::Arc<crate::waker::TaskWaker>) -> Self {
         TaskMailbox {
             queue: Default::default(),
             has_mail: Default::default(),

@@ -1,6 +1,7 @@
 //! Stateless one-input operators: map, flat_map, filter, process.
 
-use crate::chain::{Clock, OneInputOperator, OperatorContext};
+use crate::chain::{OneInputOperator, OperatorContext};
+use crate::environment::Clock;
 use crate::error::OperatorError;
 use crate::functions::{
     ProcessContext, ProcessFunction, RichFilterFunction, RichFlatMapFunction, RichMapFunction,

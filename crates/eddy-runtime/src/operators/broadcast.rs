@@ -7,8 +7,9 @@
 
 use super::keyed::KeyedCore;
 use super::KeySelector;
-use crate::chain::{Clock, OperatorContext};
+use crate::chain::OperatorContext;
 use crate::checkpoint::{CheckpointBarrier, CheckpointId, OperatorSubtaskState};
+use crate::environment::Clock;
 use crate::error::{FunctionResult, OperatorError};
 use crate::functions::{FunctionSnapshotContext, KeyedContext, ProcessContext, RuntimeContext};
 use crate::operator_state::{

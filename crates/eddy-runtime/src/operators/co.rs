@@ -3,8 +3,9 @@
 
 use super::keyed::KeyedCore;
 use super::KeySelector;
-use crate::chain::{guarded, OperatorContext, TaskEnv};
+use crate::chain::{guarded, OperatorContext};
 use crate::checkpoint::{CheckpointBarrier, CheckpointId, OperatorSubtaskState};
+use crate::environment::TaskEnv;
 use crate::error::{OperatorError, OperatorLabel, TaskError};
 use crate::functions::{CoProcessFunction, KeyedCoProcessFunction, ProcessContext};
 use crate::output::{ErasedOutput, Output};
@@ -279,7 +280,7 @@ impl<Op: TwoInputOperator> TwoInputDriver<Op> {
 /// `ConnectedStreams::process` (and `map`/`flat_map`) on non-keyed streams.
 pub struct CoProcessOperator<I1, I2, O, F> {
     f: F,
-    clock: Option<Arc<dyn crate::chain::Clock>>,
+    clock: Option<Arc<dyn crate::environment::Clock>>,
     watermark: i64,
     _t: PhantomData<fn(I1, I2) -> O>,
 }

@@ -424,8 +424,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::{SystemClock, TaskEnv};
     use crate::channel::CancelToken;
+    use crate::environment::{SystemClock, TaskEnv};
     use crate::error::OperatorLabel;
     use crate::functions::FnProcessJoin;
     use crate::operators::FnKeySelector;
@@ -492,7 +492,7 @@ mod tests {
             cancel: CancelToken::new(),
             buffer_timeout_ms: 0,
             auto_watermark_interval_ms: 200,
-            watermarks: Arc::new(crate::chain::WatermarkGauge::default()),
+            watermarks: Arc::new(crate::environment::WatermarkGauge::default()),
             checkpointing: None,
             restore: None,
         };

@@ -2,8 +2,9 @@
 //! `reduce` (which also carries `sum`/`min`/`max`/`min_by`/`max_by`).
 
 use super::KeySelector;
-use crate::chain::{Clock, OneInputOperator, OperatorContext};
+use crate::chain::{OneInputOperator, OperatorContext};
 use crate::checkpoint::{CheckpointBarrier, OperatorSubtaskState};
+use crate::environment::Clock;
 use crate::error::OperatorError;
 use crate::functions::{KeyedContext, KeyedProcessFunction, RuntimeContext, TimeDomain};
 use crate::output::{Output, SideOutputs};

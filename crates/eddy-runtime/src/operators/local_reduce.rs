@@ -13,8 +13,9 @@
 //! records), before every checkpoint barrier (so the operator has no state) and at the end of
 //! input.
 
-use crate::chain::{Clock, OneInputOperator, OperatorContext};
+use crate::chain::{OneInputOperator, OperatorContext};
 use crate::checkpoint::CheckpointBarrier;
+use crate::environment::Clock;
 use crate::error::OperatorError;
 use crate::operators::KeySelector;
 use crate::output::Output;

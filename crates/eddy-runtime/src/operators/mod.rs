@@ -37,8 +37,10 @@ macro_rules! function_checkpoint_hooks {
 }
 pub(crate) use function_checkpoint_hooks;
 
-use crate::chain::Clock;
-use eddy_core::StreamRecord;
+use crate::environment::Clock;
+use crate::error::OperatorError;
+use crate::output::KeyPartitioner;
+use eddy_core::{Data, Key, StreamRecord};
 use eddy_state::KeyedStateBackend;
 use std::sync::Arc;
 
@@ -69,7 +71,7 @@ pub trait KeySelector<T, K>: Send + Sync + 'static {
     #[inline]
     fn set_current_key(&self, value: &T, backend: &mut KeyedStateBackend<K>)
     where
-        K: eddy_core::Key,
+        K: Key,
     {
         match self.key_ref(value) {
             Some(key) => backend.set_current_key_from(key),
@@ -131,4 +133,57 @@ impl<T, K: Clone, F: Fn(&T) -> &K + Send + Sync + 'static> KeySelector<T, K>
 /// Processing time for an operator: the task's clock, read once per batch.
 pub(crate) fn now(clock: &Option<Arc<dyn Clock>>) -> i64 {
     clock.as_ref().map(|c| c.now_ms()).unwrap_or(0)
+}
+
+/// The partitioner of a `key_by` edge (Flink's `KeyGroupStreamPartitioner`): each record goes
+/// to the subtask owning its key's key group.
+pub struct KeyGroupStreamPartitioner<T, K> {
+    /// Extracts the key.
+    pub selector: Arc<dyn KeySelector<T, K>>,
+}
+
+impl<T: Data, K: Key> KeyPartitioner<T> for KeyGroupStreamPartitioner<T, K> {
+    fn select(
+        &self,
+        batch: &[StreamRecord<T>],
+        n: usize,
+        max_parallelism: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<(), OperatorError> {
+        self.selector.key_channels(batch, n, max_parallelism, out);
+        Ok(())
+    }
+}
+
+/// The partitioner of a `partition_custom` edge (Flink's `CustomPartitionerWrapper`): a user
+/// function picks the subtask from the key, `partitioner(key, num_partitions)`.
+pub struct CustomPartitionerWrapper<T, K, P> {
+    /// Extracts the key.
+    pub selector: Arc<dyn KeySelector<T, K>>,
+    /// Picks the subtask.
+    pub partitioner: P,
+}
+
+impl<T: Data, K: Key, P: Fn(&K, usize) -> usize + Send + Sync + 'static> KeyPartitioner<T>
+    for CustomPartitionerWrapper<T, K, P>
+{
+    fn select(
+        &self,
+        batch: &[StreamRecord<T>],
+        n: usize,
+        _max_parallelism: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<(), OperatorError> {
+        for r in batch {
+            let c = (self.partitioner)(&self.selector.get_key(&r.value), n);
+            if c >= n {
+                return Err(OperatorError::User(
+                    format!("custom partitioner returned channel {c}, but there are only {n}")
+                        .into(),
+                ));
+            }
+            out.push(c as u32);
+        }
+        Ok(())
+    }
 }

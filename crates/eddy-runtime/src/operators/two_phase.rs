@@ -399,16 +399,16 @@ fn in_context(e: OperatorError, context: String) -> OperatorError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::TaskEnv;
-    use crate::channel::TaskWaker;
     use crate::checkpoint::state::RestoredOperatorState;
     use crate::checkpoint::storage::MemoryCheckpointStorage;
     use crate::checkpoint::{
         CheckpointResponder, SubtaskKey, TaskAcknowledgement, TaskCheckpointing, TaskMailbox,
         TaskRestore, Uploader,
     };
+    use crate::environment::TaskEnv;
     use crate::error::OperatorLabel;
     use crate::testing::barrier;
+    use crate::waker::TaskWaker;
     use eddy_core::keygroup::KeyGroupRange;
     use parking_lot::Mutex;
     use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! every auto-watermark interval) for a watermark. Punctuated generators emit from `on_event`;
 //! periodic ones from `on_periodic_emit`.
 
-use crate::chain::Clock;
+use crate::environment::Clock;
 use eddy_core::{Watermark, WatermarkStatus};
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,15 +3,16 @@
 //! synchronously, hand the snapshot to the upload pool (which stores it and acknowledges, or
 //! declines), and pass completion and abort notifications on to the chain.
 
-use super::storage::{storage_for_location, StorageError};
-use super::{
+use crate::checkpoint::storage::{storage_for_location, StorageError};
+use crate::checkpoint::{
     BarrierHandler, BarrierOutcome, CheckpointBarrier, CheckpointId, CheckpointLocation,
     CheckpointMail, CheckpointStorage, OperatorSubtaskState, StateHandle, SubtaskCheckpointMetrics,
     TaskAcknowledgement, TaskCheckpointing,
 };
-use crate::chain::{Input, TaskEnv};
+use crate::environment::TaskEnv;
 use crate::error::TaskError;
 use crate::operators::co::{TwoInputDriver, TwoInputOperator};
+use crate::output::Input;
 use eddy_core::{CheckpointingMode, Data, OperatorId};
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -11,7 +11,7 @@
 //! [`TaskWaker`] until input arrives or the next timer is due. Busy tasks flush every
 //! `buffer_timeout` ms, so batches stay large under load and latency stays bounded when idle.
 //!
-//! Checkpoints (DESIGN §6) are the `SubtaskCheckpointCoordinator`'s (`checkpoint/subtask.rs`):
+//! Checkpoints (DESIGN §6) are the `SubtaskCheckpointCoordinator`'s (`task/checkpointing.rs`):
 //! on barrier n (at a source: on the trigger) the task forwards the barrier, snapshots its
 //! chain synchronously and hands the snapshot to the upload pool, which stores it and
 //! acknowledges to the coordinator. With checkpointing on, a task whose input ended stays alive until the final
@@ -19,18 +19,23 @@
 //! sources send end of data, then the final barrier, and end their partitions only after that
 //! checkpoint completed.
 
-use crate::chain::{guarded, Input, TaskEnv};
-use crate::channel::{ChannelElement, InputGate, TaskWaker};
-use crate::checkpoint::subtask::{SnapshotTarget, SubtaskCheckpointCoordinator};
+mod checkpointing;
+
+use crate::chain::guarded;
+use crate::channel::{ChannelElement, InputGate};
 use crate::checkpoint::{
     BarrierHandler, CheckpointBarrier, CheckpointId, CheckpointMail, ListStateSnapshot,
     OperatorStateMode, OperatorSubtaskState, SnapshotKind,
 };
+use crate::environment::TaskEnv;
 use crate::error::{OperatorError, OperatorLabel, TaskError};
 use crate::operators::co::{TwoInputDriver, TwoInputOperator};
+use crate::output::Input;
 use crate::output::{ErasedOutput, Output};
 use crate::source::{InputStatus, Rescale, SourceContext, SourceReader, SOURCE_POSITION_STATE};
 use crate::valve::{StatusWatermarkValve, ValveOutput};
+use crate::waker::TaskWaker;
+use checkpointing::{SnapshotTarget, SubtaskCheckpointCoordinator};
 use eddy_core::{Data, OperatorId, StreamRecord, Watermark};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
