@@ -22,8 +22,9 @@
 use crate::deployment::{JobSubmission, ProgramBuilder, TaskDeployment};
 use crate::jobmanager::checkpoint::{CheckpointStatsSnapshot, SavepointError};
 use crate::jobmanager::dispatcher::{Dispatcher, JobRecord, StartedJob};
-use crate::jobmanager::job_master::{now_ms, JobMasterEvent};
-use crate::jobmanager::resource_manager::{ResourceManager, TaskManagerRecord};
+use crate::jobmanager::gateways::{ResourceManagerGateway, TaskExecutorRegistration};
+use crate::jobmanager::job_master::JobMasterEvent;
+use crate::jobmanager::resource_manager::ResourceManager;
 use crate::rest_api::JobDetailsInfo;
 use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
 use crate::taskmanager::task_executor::{
@@ -228,15 +229,6 @@ impl Components {
                 programs.clone(),
                 job_master.clone(),
             ));
-            rm.register(TaskManagerRecord {
-                resource_id: te.resource_id().to_string(),
-                rpc_address: "in-process".into(),
-                data_address: te.network().address().to_string(),
-                slots: vec![None; slots],
-                registered_ms: now_ms(),
-                last_heartbeat: Instant::now(),
-                report: te.report(),
-            });
             executors.push(te);
         }
         let links = Arc::new(InProcessTaskExecutors {
@@ -253,8 +245,19 @@ impl Components {
             BTreeMap::new(),
         ));
         let _ = job_master.dispatcher.set(Arc::downgrade(&dispatcher));
+        // The TaskExecutors register and report through the ResourceManager's gateway, as a
+        // taskmanager process does over gRPC.
+        let rm: Arc<dyn ResourceManagerGateway> = dispatcher.clone();
+        for te in &executors {
+            rm.register_task_executor(TaskExecutorRegistration {
+                resource_id: te.resource_id().to_string(),
+                rpc_address: "in-process".into(),
+                data_address: te.network().address().to_string(),
+                report: te.report(),
+            });
+        }
         let (stop, stopped) = mpsc::channel::<()>();
-        let (rm, tes) = (dispatcher.resource_manager().clone(), executors.clone());
+        let tes = executors.clone();
         let heartbeats = std::thread::Builder::new()
             .name("minicluster-heartbeats".into())
             .spawn(move || {
@@ -262,7 +265,7 @@ impl Components {
                     stopped.recv_timeout(IN_PROCESS_HEARTBEAT)
                 {
                     for te in &tes {
-                        rm.heartbeat(te.resource_id(), te.report());
+                        rm.heartbeat_from_task_executor(te.resource_id(), te.report());
                     }
                 }
             })

@@ -31,9 +31,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use eddy_cluster::deployment::JobSubmission;
 use eddy_cluster::jobmanager::checkpoint::SavepointError;
-use eddy_cluster::jobmanager::dispatcher::{
-    Dispatcher, DispatcherError, SavepointStatus, SubmitRejection,
-};
+use eddy_cluster::jobmanager::dispatcher::{DispatcherError, SavepointStatus, SubmitRejection};
+use eddy_cluster::jobmanager::gateways::DispatcherGateway;
 use eddy_cluster::rest_api::{
     CheckpointCounts, ClusterOverview, ErrorResponse, FailureCause, JobDetailsInfo,
     JobIdWithStatus, JobIdsWithStatusOverview, JobOverview, JobPlanInfo, JobSubmitRequest,
@@ -50,7 +49,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use utoipa::OpenApi;
 
-type AppState = Arc<Dispatcher>;
+type AppState = Arc<dyn DispatcherGateway>;
 
 /// Why a request was not done, grouped by who caused it; each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -180,8 +179,8 @@ fn job_id(s: &str) -> Result<JobId, RestError> {
 )]
 pub struct ApiDoc;
 
-/// The REST API's routes over a Dispatcher.
-pub fn router(dispatcher: Arc<Dispatcher>) -> Router {
+/// The REST API's routes over a Dispatcher's gateway.
+pub fn router(dispatcher: Arc<dyn DispatcherGateway>) -> Router {
     Router::new()
         .route("/overview", get(overview))
         .route("/taskmanagers", get(taskmanagers))
@@ -197,7 +196,7 @@ pub fn router(dispatcher: Arc<Dispatcher>) -> Router {
 }
 
 /// Serves the REST API on `listener` until the process ends (or the task is aborted).
-pub async fn serve(dispatcher: Arc<Dispatcher>, listener: tokio::net::TcpListener) {
+pub async fn serve(dispatcher: Arc<dyn DispatcherGateway>, listener: tokio::net::TcpListener) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!("REST endpoint listening on {addr:?}");
     if let Err(e) = axum::serve(listener, router(dispatcher)).await {
@@ -377,7 +376,7 @@ async fn cancel(
 }
 
 fn trigger(
-    d: &Dispatcher,
+    d: &dyn DispatcherGateway,
     id: &str,
     dir: Option<String>,
     kind: SnapshotKind,
@@ -411,7 +410,7 @@ async fn savepoint(
     } else {
         SnapshotKind::Savepoint
     };
-    trigger(&d, &id, b.target_directory, kind)
+    trigger(d.as_ref(), &id, b.target_directory, kind)
 }
 
 /// Stops a job with a savepoint (with `drain`, after the final watermark).
@@ -434,7 +433,7 @@ async fn stop(
 ) -> Result<Response, RestError> {
     let b = body.map(|Json(b)| b).unwrap_or_default();
     trigger(
-        &d,
+        d.as_ref(),
         &id,
         b.target_directory,
         SnapshotKind::SavepointTerminate { drain: b.drain },

@@ -1,4 +1,5 @@
-//! The jobmanager's roles (Flink's names): the [`dispatcher`] that takes submissions, the
+//! The jobmanager's roles (Flink's names): the [`dispatcher`] that takes submissions (and the
+//! [`gateways`] the REST API and TaskExecutors reach it and its ResourceManager through), the
 //! [`resource_manager`] with its slot bookkeeping, one [`job_master`] per job with its
 //! [`execution_graph`] and its scheduler (`scheduler`: slots, placement, deployment through
 //! the TaskExecutor gateway), [`checkpoint`] coordination, [`restart`] strategies and the
@@ -7,6 +8,7 @@
 pub mod checkpoint;
 pub mod dispatcher;
 pub mod execution_graph;
+pub mod gateways;
 pub mod job_master;
 pub mod job_result_store;
 pub mod resource_manager;

@@ -14,8 +14,9 @@
 
 use crate::deployment::{ProgramBuilder, TaskDeployment};
 use crate::jobmanager::dispatcher::Dispatcher;
+use crate::jobmanager::gateways::{ResourceManagerGateway, TaskExecutorRegistration};
 use crate::jobmanager::job_master::JobMasterEvent;
-use crate::jobmanager::resource_manager::{ResourceManager, TaskManagerRecord};
+use crate::jobmanager::resource_manager::ResourceManager;
 use crate::rpc::{
     endpoint, execution_state, is_transport_failure, key, parse_job, report_from_proto,
     ClusterError, FAST_PROBE, RETRY_FIRST, RETRY_MAX,
@@ -249,26 +250,13 @@ impl v1::resource_manager_server::ResourceManager for ResourceManagerService {
                 }))
             }
         };
-        let old = self.rm.register(TaskManagerRecord {
-            resource_id: r.resource_id.clone(),
-            rpc_address: r.rpc_address.clone(),
-            data_address: r.data_address.clone(),
-            slots: vec![None; report.slots.len()],
-            registered_ms: crate::jobmanager::job_master::now_ms(),
-            last_heartbeat: Instant::now(),
-            report,
-        });
-        tracing::info!(
-            "taskmanager {} registered (rpc {}, data {})",
-            r.resource_id,
-            r.rpc_address,
-            r.data_address
-        );
-        if old.is_some() {
-            self.dispatcher
-                .taskmanager_tracker()
-                .notify(&r.resource_id, "it registered again (restarted)");
-        }
+        self.dispatcher
+            .register_task_executor(TaskExecutorRegistration {
+                resource_id: r.resource_id.clone(),
+                rpc_address: r.rpc_address.clone(),
+                data_address: r.data_address.clone(),
+                report,
+            });
         tokio::spawn(monitor_taskmanager(
             r.resource_id.clone(),
             client,
