@@ -42,7 +42,7 @@ fn final_counts(out: &[(u64, u64)]) -> BTreeMap<u64, u64> {
 /// An environment checkpointing every 15 ms into `dir` and restarting up to three times at
 /// once: the setting of the injected-failure tests.
 fn recovering_env(dir: &Path) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(15));
     env.configure_checkpointing(|c| c.storage = Some(dir.display().to_string()));
     env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
@@ -132,7 +132,7 @@ fn keyed_state_is_exactly_once_across_injected_failures() {
 #[test]
 fn failover_restores_the_latest_checkpoint_and_records_the_failure() {
     let dir = tempfile::tempdir().unwrap();
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     env.configure_checkpointing(|c| c.storage = Some(dir.path().display().to_string()));
     env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
@@ -199,7 +199,7 @@ fn failover_restores_the_latest_checkpoint_and_records_the_failure() {
 
 #[test]
 fn restarts_exhausted_fail_the_job_naming_the_strategy() {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
         attempts: 2,
@@ -223,7 +223,7 @@ fn restarts_exhausted_fail_the_job_naming_the_strategy() {
 
 #[test]
 fn at_least_once_mode_loses_nothing() {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     env.configure_checkpointing(|c| c.mode = CheckpointingMode::AtLeastOnce);
     env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
@@ -264,7 +264,7 @@ fn a_source_that_finishes_early_stays_until_the_final_checkpoint() {
     // finished source must take part in every one of them and end only with the final
     // checkpoint: it once ended after the first checkpoint it took, and every later
     // checkpoint waited for it until the (here: two-minute) timeout.
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     env.configure_checkpointing(|c| c.timeout_ms = 120_000);
     let early = env
@@ -295,7 +295,7 @@ fn stop_with_savepoint_ends_a_job_whose_other_source_already_finished() {
     // The finished source must end with the stopping savepoint, not wait for a final
     // checkpoint that a stopping job never triggers.
     let dir = tempfile::tempdir().unwrap();
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     let early = env
         .add_source("Early", || SlowSequence::new(5, 5, 0))
@@ -355,7 +355,7 @@ fn slow_snapshot_job(
     every: u64,
     configure: impl FnOnce(&mut CheckpointConfig),
 ) -> CheckpointStatsSnapshot {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     env.configure_checkpointing(configure);
     let op = SlowSnapshot {
@@ -419,7 +419,7 @@ fn several_checkpoints_are_in_flight_at_once() {
 
 #[test]
 fn too_many_checkpoint_failures_fail_the_job() {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     env.configure_checkpointing(|c| {
         c.timeout_ms = 20;
@@ -477,7 +477,7 @@ fn latest_chk(dir: &Path) -> Option<std::path::PathBuf> {
 #[test]
 fn a_corrupt_checkpoint_falls_back_to_the_previous_one() {
     let dir = tempfile::tempdir().unwrap();
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     let root = dir.path().to_path_buf();
     env.configure_checkpointing(|c| {
@@ -569,7 +569,7 @@ fn a_corrupt_checkpoint_falls_back_to_the_previous_one() {
 #[test]
 fn unreadable_checkpoints_fail_the_restart_instead_of_starting_over() {
     let dir = tempfile::tempdir().unwrap();
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     let root = dir.path().to_path_buf();
     env.configure_checkpointing(|c| {
@@ -667,7 +667,7 @@ fn rescale_through_a_savepoint_gives_the_uninterrupted_result() {
     let n = 20_000;
     for new_p in [3usize, 1] {
         let dir = tempfile::tempdir().unwrap();
-        let env = StreamExecutionEnvironment::get_execution_environment();
+        let env = common::environment();
         let first = counting_job(&env, n, None, 2);
         let mut client = env.execute_async("rescale").unwrap();
         std::thread::sleep(Duration::from_millis(40));
@@ -681,7 +681,7 @@ fn rescale_through_a_savepoint_gives_the_uninterrupted_result() {
             "stopped before the end"
         );
         assert!(Path::new(&sp).join("_metadata").is_file());
-        let env = StreamExecutionEnvironment::get_execution_environment();
+        let env = common::environment();
         env.restore_from(sp.clone(), false);
         let second = counting_job(&env, n, None, new_p);
         env.execute("rescale").unwrap();
@@ -694,7 +694,7 @@ fn rescale_through_a_savepoint_gives_the_uninterrupted_result() {
 #[test]
 fn state_is_matched_by_uid() {
     let dir = tempfile::tempdir().unwrap();
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     // ~400 ms of input: the savepoint 30 ms in falls mid-run even on a loaded machine.
     let _ = counting_job(&env, 20_000, None, 2);
     let mut client = env.execute_async("uids").unwrap();
@@ -703,7 +703,7 @@ fn state_is_matched_by_uid() {
     client.wait().unwrap();
     // A job without the counter's uid cannot take its state...
     let build = |allow: bool| {
-        let env = StreamExecutionEnvironment::get_execution_environment();
+        let env = common::environment();
         env.restore_from(sp.clone(), allow);
         env.add_source("Slow Sequence", || SlowSequence::new(3000, 500, 0))
             .set_parallelism(1)
@@ -726,7 +726,7 @@ fn state_is_matched_by_uid() {
 
 #[test]
 fn missing_savepoint_is_a_clear_error() {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.restore_from("/nonexistent/savepoint-abc", false);
     env.from_elements(&[1u64]).sink_to_discard();
     let err = env.execute("missing").unwrap_err().to_string();
@@ -736,7 +736,7 @@ fn missing_savepoint_is_a_clear_error() {
 #[test]
 fn checkpoints_are_retained_on_cancellation_when_configured() {
     let dir = tempfile::tempdir().unwrap();
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     env.configure_checkpointing(|c| {
         c.storage = Some(format!("file://{}", dir.path().display()));
@@ -769,7 +769,7 @@ fn checkpoints_are_retained_on_cancellation_when_configured() {
 fn claim_mode_decides_who_deletes_the_restored_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let retained = dir.path().join("retained");
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(10));
     let r = retained.clone();
     env.configure_checkpointing(|c| {
@@ -788,7 +788,7 @@ fn claim_mode_decides_who_deletes_the_restored_checkpoint() {
         (RecoveryClaimMode::NoClaim, true),
         (RecoveryClaimMode::Claim, false),
     ] {
-        let env = StreamExecutionEnvironment::get_execution_environment();
+        let env = common::environment();
         env.enable_checkpointing(Duration::from_millis(10));
         let own = dir.path().join(format!("own-{mode}"));
         env.configure_checkpointing(|c| c.storage = Some(own.display().to_string()));
@@ -849,7 +849,7 @@ fn file_job(
 fn exactly_once_file_output_equals_the_failure_free_run() {
     let n = 3000;
     let clean = tempfile::tempdir().unwrap();
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.enable_checkpointing(Duration::from_millis(15));
     file_job(&env, n, clean.path(), None);
     env.execute("file job").unwrap();
@@ -860,7 +860,7 @@ fn exactly_once_file_output_equals_the_failure_free_run() {
     let mut s = seed();
     for round in 0..3 {
         let out = tempfile::tempdir().unwrap();
-        let env = StreamExecutionEnvironment::get_execution_environment();
+        let env = common::environment();
         env.enable_checkpointing(Duration::from_millis(15));
         env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
             attempts: 2,
@@ -974,7 +974,7 @@ fn savepoint_at_2_resume_at_3(
     n: usize,
 ) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     let first = build(&env, 2);
     let mut client = env.execute_async("rescale source").unwrap();
     std::thread::sleep(Duration::from_millis(150));
@@ -988,7 +988,7 @@ fn savepoint_at_2_resume_at_3(
         "stopped mid-run: {}",
         all.len()
     );
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.restore_from(sp, false);
     let second = build(&env, 3);
     env.execute("rescale source").unwrap();

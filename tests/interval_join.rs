@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 /// Left elements: `(key, timestamp, id)`.
 type Left = (u32, i64, u32);
 /// Right elements: `(key, timestamp, id)`, another type than the left ones.
@@ -180,7 +182,7 @@ fn source<T: Data>(
 /// Joins `left` and `right` with `b` at parallelism `p`; `paced` spreads the input over time
 /// so that buffers are cleaned up while elements still arrive.
 fn run_join(left: &[Left], right: &[Right], b: Bounds, p: usize, paced: bool) -> Vec<Joined> {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.set_parallelism(p);
     let l = source(&env, left, paced)
         .assign_timestamps_and_watermarks(watermarks(|e: &Left| e.1))
@@ -318,7 +320,7 @@ impl ProcessJoinFunction<(String, i64), (String, char), String> for StringJoin {
 
 #[test]
 fn process_with_a_join_function_struct_and_string_keys() {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.set_parallelism(2);
     let left = env
         .from_collection(vec![("a".to_string(), 10), ("b".to_string(), 10)])
@@ -351,7 +353,7 @@ fn process_with_a_join_function_struct_and_string_keys() {
 
 #[test]
 fn elements_without_timestamps_fail_the_job_with_a_clear_error() {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.set_parallelism(1);
     let left = env.from_collection(vec![(1u32, 1i64)]).key_by(|e| e.0);
     let right = env.from_collection(vec![(1u32, 1i64)]).key_by(|e| e.0);
@@ -374,7 +376,7 @@ fn elements_without_timestamps_fail_the_job_with_a_clear_error() {
 
 #[test]
 fn lower_bound_above_upper_bound_is_reported_by_execute() {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     let s = env.from_collection(vec![(1u32, 1i64)]).key_by(|e| e.0);
     s.interval_join(&s)
         .between(5, 2)
@@ -467,7 +469,7 @@ impl KeyedProcessFunction<u8, Joined, Joined> for OpenGateAt {
 
 #[test]
 fn late_left_elements_go_to_the_side_output() {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.set_parallelism(1);
     let go = Arc::new(AtomicBool::new(false));
     let g = go.clone();

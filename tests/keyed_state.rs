@@ -6,8 +6,10 @@ use eddy::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+mod common;
+
 fn env(p: usize) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.set_parallelism(p);
     env
 }

@@ -76,7 +76,7 @@ fn operator_list_state_is_exactly_once_across_injected_failures() {
     let n = 3000;
     for round in 0..2 {
         let dir = tempfile::tempdir().unwrap();
-        let env = StreamExecutionEnvironment::get_execution_environment();
+        let env = common::environment();
         env.enable_checkpointing(Duration::from_millis(15));
         env.configure_checkpointing(|c| c.storage = Some(dir.path().display().to_string()));
         env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
@@ -132,7 +132,7 @@ fn list_state_is_split_and_union_state_given_to_all_on_rescale() {
     let n = 3000;
     for new_p in [3usize, 1] {
         let dir = tempfile::tempdir().unwrap();
-        let env = StreamExecutionEnvironment::get_execution_environment();
+        let env = common::environment();
         // Slow enough (600 ms for all) that the stop 60 ms in lands in the middle even on a
         // loaded machine: at 20 a millisecond the input could end before the savepoint did.
         let first = rebalanced_counter(&env, n, 2, Arc::default(), 5);
@@ -145,7 +145,7 @@ fn list_state_is_split_and_union_state_given_to_all_on_rescale() {
         let before: u64 = final_per_subtask(&first.take()).values().sum();
         assert!(0 < before && before < n, "stopped in the middle: {before}");
 
-        let env = StreamExecutionEnvironment::get_execution_environment();
+        let env = common::environment();
         env.restore_from(sp, false);
         let totals = Arc::new(Mutex::new(Vec::new()));
         let second = rebalanced_counter(&env, n, new_p, totals.clone(), 20);
@@ -219,7 +219,7 @@ impl KeyedBroadcastProcessFunction<u64, u64, u64, (u64, Option<u64>, u64)> for E
 fn broadcast_state_survives_a_savepoint_and_a_rescale() {
     let dir = tempfile::tempdir().unwrap();
     let seen = Arc::new(Mutex::new(BTreeMap::new()));
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     let rule_stream = env
         .add_source("Rules", || SlowSequence::new(1_000_000, 3, 1))
         .set_parallelism(1)
@@ -249,7 +249,7 @@ fn broadcast_state_survives_a_savepoint_and_a_rescale() {
     for new_p in [3usize, 1] {
         // New sources (their old state is not restored), the same enrich operator: every
         // subtask must start with the broadcast state of the savepoint.
-        let env = StreamExecutionEnvironment::get_execution_environment();
+        let env = common::environment();
         env.restore_from(sp.clone(), true);
         let rule_stream = env
             .add_source("No Rules", || SlowSequence::new(0, 1, 0))
@@ -282,7 +282,7 @@ fn broadcast_state_survives_a_savepoint_and_a_rescale() {
 
 #[test]
 fn undeclared_broadcast_state_is_a_clear_error() {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     let rule_stream = env
         .from_elements(&[1u64])
         .broadcast_with(&MapStateDescriptor::<u64, u64>::new("other"));

@@ -6,8 +6,10 @@ use eddy::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod common;
+
 fn env(p: usize) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.set_parallelism(p);
     env
 }
@@ -588,7 +590,7 @@ fn write_as_text_no_overwrite_fails_on_non_empty_dir_and_overwrite_replaces() {
     assert!(err.contains(&out.display().to_string()), "{err}");
     assert_eq!(std::fs::read_to_string(out.join("1")).unwrap(), "stale\n");
 
-    let env2 = StreamExecutionEnvironment::get_execution_environment();
+    let env2 = common::environment();
     env2.set_parallelism(2);
     env2.from_collection(vec!["a".to_string(), "b".to_string(), "c".to_string()])
         .rebalance()
@@ -957,7 +959,7 @@ fn sink_to_file_writes_every_record_once_into_finished_parts(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("out");
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.set_parallelism(2);
     env.from_sequence(1, 100)
         .map(|v: i64| format!("line {v}"))

@@ -7,8 +7,10 @@ use eddy::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod common;
+
 fn env(p: usize) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.set_parallelism(p);
     env
 }

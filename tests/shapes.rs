@@ -206,3 +206,22 @@ fn an_interval_join_is_the_same_on_every_shape() {
         assert_eq!(got, oracle, "{shape} taskmanager(s)");
     }
 }
+
+/// The result-comparing suites start from `common::environment()`, which puts them on the
+/// shape `EDDY_TEST_TASKMANAGERS` names (`.ci/run` runs them on 1 and on 2 TaskManagers):
+/// the job runs on that many TaskManagers.
+#[test]
+fn the_shape_variable_decides_the_taskmanagers_of_the_suites() {
+    let want: usize = std::env::var(common::SHAPE_VARIABLE)
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(1);
+    let env = common::environment();
+    env.set_parallelism(2);
+    env.from_sequence(1, 1000)
+        .key_by(|v: &i64| v % 7)
+        .sum(|v: &mut i64| v)
+        .sink_to_discard();
+    let mut client = env.execute_async("shape").unwrap();
+    assert_eq!(client.taskmanagers().len(), want);
+    client.wait().unwrap();
+}

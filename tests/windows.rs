@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+mod common;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Ev {
     key: u32,
@@ -61,7 +63,7 @@ fn source(env: &StreamExecutionEnvironment, evs: Vec<Ev>) -> SingleOutputStreamO
 }
 
 fn env(p: usize) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::get_execution_environment();
+    let env = common::environment();
     env.set_parallelism(p);
     env
 }

@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests: a replayable throttled source, a seeded random
-//! pick, and a failure-injecting map.
+//! Helpers shared by the integration tests: the environment every result-comparing test
+//! starts from (on the MiniCluster shape `EDDY_TEST_TASKMANAGERS` names), a replayable
+//! throttled source, a seeded random pick, and a failure-injecting map.
 #![allow(dead_code)]
 
 use eddy::core::StreamRecord;
@@ -8,6 +9,21 @@ use eddy::runtime::OperatorError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The variable naming the MiniCluster shape the result-comparing tests run on: its number
+/// of TaskManagers (default 1: every channel in memory; 2: keyed and rebalanced channels
+/// cross the in-process TaskManagers' network stacks). `.ci/run` runs these suites on both.
+pub const SHAPE_VARIABLE: &str = "EDDY_TEST_TASKMANAGERS";
+
+/// A fresh environment on the shape [`SHAPE_VARIABLE`] names.
+pub fn environment() -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    if let Ok(n) = std::env::var(SHAPE_VARIABLE) {
+        env.set_config(eddy::core::config::MINICLUSTER_TASKMANAGERS, &n)
+            .unwrap_or_else(|e| panic!("{SHAPE_VARIABLE}={n}: {e}"));
+    }
+    env
+}
 
 /// A replayable, throttled source of `0..n`: `per_poll` records, then a `pause`, so a run
 /// lasts long enough for checkpoints; its position is the next value.

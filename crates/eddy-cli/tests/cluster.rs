@@ -24,6 +24,92 @@ fn final_counts(dir: &Path) -> std::collections::BTreeMap<String, i64> {
     m
 }
 
+/// Every built-in job whose output is defined (event-time windows with late data and
+/// checkpoints into the exactly-once file sink, session windows, a rolling word count) writes
+/// the same output on the three shapes of a cluster: the MiniCluster of one taskmanager (every
+/// channel in memory), of two (keyed channels cross the in-process network stacks), and a
+/// jobmanager with two taskmanager processes (over TCP).
+#[test]
+fn built_in_jobs_write_the_same_output_on_every_shape() {
+    let c = Cluster::start(EDDY, 2, 2);
+    let dir = c.dir.path();
+    let csv = dir.join("events.csv");
+    window_csv(&csv, 40, 6000);
+    let text_in = dir.join("text");
+    std::fs::create_dir(&text_in).unwrap();
+    for f in 0..3 {
+        let t: String = (0..2000)
+            .map(|i| format!("to be or not {} to be {}\n", i % 17, (i + f) % 7))
+            .collect();
+        std::fs::write(text_in.join(format!("part-{f}.txt")), t).unwrap();
+    }
+    type Args = fn(&Path, &Path, &Path, &Path) -> Vec<String>;
+    let jobs: [(&str, Args); 3] = [
+        ("window_count", |csv, _, out, chk| {
+            window_args(csv, out, chk, "20000")
+        }),
+        ("session_window", |_, _, out, _| {
+            [
+                "--users",
+                "5",
+                "--clicks",
+                "2000",
+                "--parallelism",
+                "2",
+                "--output",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([out.to_str().unwrap().to_string()])
+            .collect()
+        }),
+        ("word_count", |_, text, out, _| {
+            vec![
+                "--input".into(),
+                text.to_str().unwrap().into(),
+                "--output".into(),
+                out.to_str().unwrap().into(),
+                "-p".into(),
+                "3".into(),
+            ]
+        }),
+    ];
+    for (job, args) in jobs {
+        let mut outputs = Vec::new();
+        for shape in ["minicluster-1", "minicluster-2", "processes"] {
+            let out = dir.join(format!("{job}-{shape}"));
+            let chk = dir.join(format!("{job}-{shape}-chk"));
+            let a = args(&csv, &text_in, &out, &chk);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let o = match shape {
+                "minicluster-1" => c.eddy_raw(&[&["run", job][..], &a].concat()),
+                "minicluster-2" => c.eddy_raw(
+                    &[
+                        &["run", "-D", "minicluster.number-of-taskmanagers=2", job][..],
+                        &a,
+                    ]
+                    .concat(),
+                ),
+                _ => c.eddy("run", &[&[job][..], &a].concat()),
+            };
+            assert!(o.status.success(), "{job} on {shape}: {}", text(&o));
+            let mut lines = finished_lines(&out);
+            lines.sort();
+            assert!(lines.len() > 10, "{job} on {shape}: {} lines", lines.len());
+            outputs.push((shape, lines));
+        }
+        for (shape, lines) in &outputs[1..] {
+            assert!(
+                lines == &outputs[0].1,
+                "{job}: {shape} differs from {} ({} vs {} lines)",
+                outputs[0].0,
+                lines.len(),
+                outputs[0].1.len()
+            );
+        }
+    }
+}
+
 #[test]
 fn word_count_on_two_taskmanagers_equals_the_minicluster_of_one_and_of_two() {
     let c = Cluster::start(EDDY, 2, 2);
