@@ -565,6 +565,46 @@ impl InputEnds {
     }
 }
 
+/// What a task reading input gates keeps besides its gates: barrier alignment over all its
+/// channels and where their inputs ended. Shared by the one- and two-input processors.
+struct GateState {
+    handler: BarrierHandler,
+    ends: InputEnds,
+}
+
+impl GateState {
+    fn new(env: &TaskEnv, channels: usize) -> Self {
+        let mode = SubtaskCheckpointCoordinator::new(env).mode();
+        GateState {
+            handler: BarrierHandler::new(mode, channels),
+            ends: InputEnds::new(channels),
+        }
+    }
+
+    /// Completion and abort mail go to the chain; only sources can be triggered.
+    fn on_mail(
+        &mut self,
+        mail: CheckpointMail,
+        cps: &mut SubtaskCheckpointCoordinator,
+        chain: &mut dyn SnapshotTarget,
+    ) -> Result<ProcessorStatus, TaskError> {
+        if let Some(b) = cps.on_mail(mail, chain, Some(&mut self.handler))? {
+            cps.decline(b.id, "only sources can be triggered".into());
+        }
+        Ok(ProcessorStatus::MoreAvailable)
+    }
+
+    /// Reading until every channel's partition ended.
+    fn reading(&self) -> bool {
+        !self.ends.all_partitions_ended()
+    }
+
+    /// Timers fire until every channel's data ended.
+    fn timers_active(&self) -> bool {
+        !self.ends.finished
+    }
+}
+
 /// A task whose head has one input (possibly the union of several edges).
 pub struct OneInputStreamTask<T: Data> {
     gate: InputGate<T>,
@@ -584,8 +624,7 @@ impl<T: Data> OneInputStreamTask<T> {
 struct OneInput<'a, T: Data> {
     task: &'a mut OneInputStreamTask<T>,
     valve: StatusWatermarkValve,
-    handler: BarrierHandler,
-    ends: InputEnds,
+    gates: GateState,
 }
 
 impl<T: Data> OneInput<'_, T> {
@@ -623,14 +662,11 @@ impl<T: Data> StreamInputProcessor for OneInput<'_, T> {
         mail: CheckpointMail,
         cps: &mut SubtaskCheckpointCoordinator,
     ) -> Result<ProcessorStatus, TaskError> {
-        if let Some(b) = cps.on_mail(mail, &mut self.task.chain, Some(&mut self.handler))? {
-            cps.decline(b.id, "only sources can be triggered".into());
-        }
-        Ok(ProcessorStatus::MoreAvailable)
+        self.gates.on_mail(mail, cps, &mut self.task.chain)
     }
 
     fn reading(&self) -> bool {
-        !self.ends.all_partitions_ended()
+        self.gates.reading()
     }
 
     fn may_end(&self, cps: &SubtaskCheckpointCoordinator) -> bool {
@@ -638,7 +674,7 @@ impl<T: Data> StreamInputProcessor for OneInput<'_, T> {
     }
 
     fn timers_active(&self) -> bool {
-        !self.ends.finished
+        self.gates.timers_active()
     }
 
     fn next_processing_time(&self) -> Option<i64> {
@@ -655,7 +691,7 @@ impl<T: Data> StreamInputProcessor for OneInput<'_, T> {
         env: &TaskEnv,
         cps: &mut SubtaskCheckpointCoordinator,
     ) -> Result<ProcessorStatus, TaskError> {
-        match self.task.gate.poll(self.handler.blocked()) {
+        match self.task.gate.poll(self.gates.handler.blocked()) {
             Some((_, ChannelElement::Buffer(mut b))) => {
                 self.task.chain.process_batch(&mut b)?;
             }
@@ -668,11 +704,11 @@ impl<T: Data> StreamInputProcessor for OneInput<'_, T> {
                 self.forward(env, out)?;
             }
             Some((ch, ChannelElement::Barrier(b))) => {
-                let o = self.handler.on_barrier(ch, b);
+                let o = self.gates.handler.on_barrier(ch, b);
                 cps.on_outcome(o, &mut self.task.chain)?;
             }
             Some((ch, ChannelElement::EndOfData)) => {
-                if self.ends.on_end_of_data(ch) {
+                if self.gates.ends.on_end_of_data(ch) {
                     self.task.chain.finish()?;
                 }
             }
@@ -682,8 +718,8 @@ impl<T: Data> StreamInputProcessor for OneInput<'_, T> {
             Some((ch, ChannelElement::EndOfPartition)) => {
                 let out = self.valve.input_end(ch);
                 self.forward(env, out)?;
-                self.ends.on_end_of_partition(ch);
-                let o = self.handler.on_channel_ended(ch);
+                self.gates.ends.on_end_of_partition(ch);
+                let o = self.gates.handler.on_channel_ended(ch);
                 cps.on_outcome(o, &mut self.task.chain)?;
             }
             None => return Ok(ProcessorStatus::NothingAvailable),
@@ -703,13 +739,11 @@ impl<T: Data> StreamInputProcessor for OneInput<'_, T> {
 impl<T: Data> StreamTask for OneInputStreamTask<T> {
     fn run(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
         let n = self.gate.num_channels();
-        let mode = SubtaskCheckpointCoordinator::new(env).mode();
         let res = run_mailbox_loop(
             &mut OneInput {
                 task: self,
                 valve: StatusWatermarkValve::new(n),
-                handler: BarrierHandler::new(mode, n),
-                ends: InputEnds::new(n),
+                gates: GateState::new(env, n),
             },
             env,
             waker,
@@ -750,8 +784,7 @@ impl<Op: TwoInputOperator> TwoInputStreamTask<Op> {
 struct TwoInput<'a, Op: TwoInputOperator> {
     task: &'a mut TwoInputStreamTask<Op>,
     valves: [StatusWatermarkValve; 2],
-    handler: BarrierHandler,
-    ends: InputEnds,
+    gates: GateState,
     n1: usize,
     first: usize,
 }
@@ -771,11 +804,11 @@ impl<Op: TwoInputOperator> TwoInput<'_, Op> {
             ChannelElement::Watermark(w) => self.valves[input].input_watermark(ch, w),
             ChannelElement::WatermarkStatus(s) => self.valves[input].input_watermark_status(ch, s),
             ChannelElement::Barrier(b) => {
-                let o = self.handler.on_barrier(offset + ch, b);
+                let o = self.gates.handler.on_barrier(offset + ch, b);
                 return cps.on_outcome(o, driver);
             }
             ChannelElement::EndOfData => {
-                if self.ends.on_end_of_data(offset + ch) {
+                if self.gates.ends.on_end_of_data(offset + ch) {
                     driver.finish()?;
                 }
                 return Ok(());
@@ -786,8 +819,8 @@ impl<Op: TwoInputOperator> TwoInput<'_, Op> {
                     // An ended input must not hold back the other one.
                     out.watermark = Some(Watermark::MAX);
                 }
-                self.ends.on_end_of_partition(offset + ch);
-                let o = self.handler.on_channel_ended(offset + ch);
+                self.gates.ends.on_end_of_partition(offset + ch);
+                let o = self.gates.handler.on_channel_ended(offset + ch);
                 cps.on_outcome(o, driver)?;
                 out
             }
@@ -824,7 +857,7 @@ impl<Op: TwoInputOperator> StreamInputProcessor for TwoInput<'_, Op> {
                 self.task.driver.process_watermark(i, Watermark::MAX)?;
             }
         }
-        if self.ends.partitions_ended.is_empty() {
+        if self.gates.ends.partitions_ended.is_empty() {
             self.task.driver.finish()?;
             return Ok(ProcessorStatus::Finished);
         }
@@ -836,14 +869,11 @@ impl<Op: TwoInputOperator> StreamInputProcessor for TwoInput<'_, Op> {
         mail: CheckpointMail,
         cps: &mut SubtaskCheckpointCoordinator,
     ) -> Result<ProcessorStatus, TaskError> {
-        if let Some(b) = cps.on_mail(mail, &mut self.task.driver, Some(&mut self.handler))? {
-            cps.decline(b.id, "only sources can be triggered".into());
-        }
-        Ok(ProcessorStatus::MoreAvailable)
+        self.gates.on_mail(mail, cps, &mut self.task.driver)
     }
 
     fn reading(&self) -> bool {
-        !self.ends.all_partitions_ended()
+        self.gates.reading()
     }
 
     fn may_end(&self, cps: &SubtaskCheckpointCoordinator) -> bool {
@@ -851,7 +881,7 @@ impl<Op: TwoInputOperator> StreamInputProcessor for TwoInput<'_, Op> {
     }
 
     fn timers_active(&self) -> bool {
-        !self.ends.finished
+        self.gates.timers_active()
     }
 
     fn next_processing_time(&self) -> Option<i64> {
@@ -871,7 +901,7 @@ impl<Op: TwoInputOperator> StreamInputProcessor for TwoInput<'_, Op> {
         let mut progressed = false;
         for k in 0..2 {
             let input = (self.first + k) % 2;
-            let blocked = self.handler.blocked();
+            let blocked = self.gates.handler.blocked();
             let t = &mut *self.task;
             if input == 0 {
                 match t.gate1.poll(blocked.map(|b| &b[..n1])) {
@@ -910,13 +940,11 @@ impl<Op: TwoInputOperator> StreamTask for TwoInputStreamTask<Op> {
     fn run(&mut self, env: &TaskEnv, waker: &Arc<TaskWaker>) -> Result<(), TaskError> {
         let n1 = self.gate1.num_channels();
         let n2 = self.gate2.num_channels();
-        let mode = SubtaskCheckpointCoordinator::new(env).mode();
         let res = run_mailbox_loop(
             &mut TwoInput {
                 task: self,
                 valves: [StatusWatermarkValve::new(n1), StatusWatermarkValve::new(n2)],
-                handler: BarrierHandler::new(mode, n1 + n2),
-                ends: InputEnds::new(n1 + n2),
+                gates: GateState::new(env, n1 + n2),
                 n1,
                 first: 0,
             },
