@@ -37,6 +37,7 @@ use eddy::cluster::rest_api::{
     SavepointTriggerRequest, StopWithSavepointRequest, TriggerResponse,
 };
 use eddy::cluster::JobStatus;
+use eddy::cluster::MiniCluster;
 use eddy::core::cluster_config::Configuration;
 use eddy::execution::LocalExecutor;
 use std::collections::BTreeMap;
@@ -233,7 +234,15 @@ pub fn example_main(job: &JobDefinition) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    run_local(&registry, job.name, &args, &settings, false, None)
+    run_local(
+        &registry,
+        job.name,
+        &args,
+        &settings,
+        false,
+        MiniCluster::default(),
+        None,
+    )
 }
 
 /// Runs the CLI with these jobs: the `main` of the `eddy` binary and of application-mode
@@ -358,7 +367,24 @@ fn dispatch(cli: Cli, registry: Arc<JobRegistry>) -> Result<ExitCode> {
                     let rest = cluster
                         .rest_enabled
                         .then(|| format!("{}:{}", cluster.rest_bind_address, cluster.rest_port));
-                    Ok(run_local(&registry, &job, &args, &settings, true, rest))
+                    // Slots per in-process TaskManager: as configured, else as many as the job
+                    // needs (Flink's local default).
+                    let minicluster = MiniCluster {
+                        slots_per_taskmanager: configuration
+                            .settings
+                            .contains_key(eddy::core::cluster_config::NUMBER_OF_TASK_SLOTS)
+                            .then_some(cluster.slots),
+                        ..MiniCluster::default()
+                    };
+                    Ok(run_local(
+                        &registry,
+                        &job,
+                        &args,
+                        &settings,
+                        true,
+                        minicluster,
+                        rest,
+                    ))
                 }
                 Some(address) => run_remote(&address, &job, &args, &settings, detached),
             }
@@ -453,6 +479,7 @@ fn run_local(
     args: &[String],
     settings: &BTreeMap<String, String>,
     announce: bool,
+    minicluster: MiniCluster,
     rest: Option<String>,
 ) -> ExitCode {
     let (env, name) = match registry.build_env(entry, args, settings) {
@@ -463,13 +490,16 @@ fn run_local(
         }
     };
     // The port is bound before the job starts, so a bad rest.port fails before anything runs.
-    let executor = match rest.map(|bind| LocalExecutor::default().with_rest(&bind)) {
-        None => LocalExecutor::default(),
-        Some(Ok(e)) => e,
-        Some(Err(e)) => {
-            eprintln!("eddy: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let executor = LocalExecutor::new(minicluster);
+    let executor = match rest {
+        None => executor,
+        Some(bind) => match executor.with_rest(&bind) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("eddy: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
     };
     let mut client = match env.execute_with(&executor, &name) {
         Ok(c) => c,

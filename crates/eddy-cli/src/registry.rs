@@ -3,7 +3,7 @@
 //! function runs in the client (plan, local runs), in the jobmanager and in every taskmanager,
 //! so it must be deterministic for the same arguments.
 
-use eddy::cluster::deployment::{JobSubmission, ProgramBuilder};
+use eddy::cluster::deployment::{JobSubmission, ProgramBuildError, ProgramBuilder};
 use eddy::core::config::ExecutionConfig;
 use eddy::datastream::StreamExecutionEnvironment;
 use eddy::runtime::factory::JobProgram;
@@ -46,13 +46,14 @@ impl JobRegistry {
     }
 
     /// The job called `name`.
-    pub fn get(&self, name: &str) -> Result<&JobDefinition, String> {
-        self.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
-            format!(
-                "unknown job '{name}'; this binary has: {}",
-                self.names().join(", ")
-            )
-        })
+    pub fn get(&self, name: &str) -> Result<&JobDefinition, ProgramBuildError> {
+        self.jobs
+            .iter()
+            .find(|j| j.name == name)
+            .ok_or_else(|| ProgramBuildError::UnknownJob {
+                entry: name.to_string(),
+                known: self.names(),
+            })
     }
 
     /// Every job.
@@ -71,22 +72,27 @@ impl JobRegistry {
         entry: &str,
         args: &[String],
         settings: &std::collections::BTreeMap<String, String>,
-    ) -> Result<(StreamExecutionEnvironment, String), String> {
+    ) -> Result<(StreamExecutionEnvironment, String), ProgramBuildError> {
         let def = self.get(entry)?;
         let mut config = ExecutionConfig::default();
-        config.apply(settings).map_err(|e| e.to_string())?;
+        config
+            .apply(settings)
+            .map_err(ProgramBuildError::InvalidSettings)?;
         let env = StreamExecutionEnvironment::with_config(config);
-        let name = (def.build)(&env, args)
-            .map_err(|e| format!("{entry}: {e}\nusage: {entry} {}", def.usage))?;
+        let name = (def.build)(&env, args).map_err(|message| ProgramBuildError::BadArguments {
+            entry: entry.to_string(),
+            message,
+            usage: def.usage.to_string(),
+        })?;
         Ok((env, name))
     }
 }
 
 impl ProgramBuilder for JobRegistry {
-    fn build(&self, s: &JobSubmission) -> Result<JobProgram, String> {
+    fn build(&self, s: &JobSubmission) -> Result<JobProgram, ProgramBuildError> {
         let (env, name) = self.build_env(&s.entry, &s.args, &s.settings)?;
         env.get_program(&name)
-            .map_err(|e| format!("invalid job: {e}"))
+            .map_err(ProgramBuildError::InvalidJob)
     }
 
     fn job_names(&self) -> Vec<String> {
@@ -129,7 +135,7 @@ mod tests {
     fn err(r: &JobRegistry, s: &JobSubmission) -> String {
         match build_checked(r, s) {
             Ok(_) => panic!("should fail"),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         }
     }
 
@@ -156,5 +162,18 @@ mod tests {
         unknown.entry = "nope".into();
         assert!(err(&r, &unknown).contains("unknown job 'nope'; this binary has: t"));
         assert!(err(&r, &submission(&[], "")).contains("give a number"));
+        // Each is its own kind, so the REST API can answer with the right status.
+        assert!(matches!(
+            build_checked(&r, &unknown),
+            Err(ProgramBuildError::UnknownJob { .. })
+        ));
+        assert!(matches!(
+            build_checked(&r, &other),
+            Err(ProgramBuildError::FingerprintMismatch { .. })
+        ));
+        assert!(matches!(
+            build_checked(&r, &submission(&[], "")),
+            Err(ProgramBuildError::BadArguments { .. })
+        ));
     }
 }

@@ -919,3 +919,37 @@ fn a_local_run_with_rest_enabled_is_watched_and_cancelled_over_rest() {
     let log = std::fs::read_to_string(&p.log).unwrap();
     assert!(log.contains("cancel"), "{log}");
 }
+
+/// `taskmanager.numberOfTaskSlots` shapes the MiniCluster of `eddy run` as it shapes a
+/// taskmanager process: too few slots fail the job before it runs, naming them; enough
+/// TaskManagers of that many slots run it.
+#[test]
+fn a_local_run_takes_its_slots_per_taskmanager_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |defines: &[&str]| {
+        let mut args = vec!["run"];
+        for d in defines {
+            args.extend(["-D", d]);
+        }
+        args.extend(["word_count", "-p", "4"]);
+        Command::new(EDDY)
+            .args(&args)
+            .env("EDDY_CONF_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let o = run(&["taskmanager.numberOfTaskSlots=1"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("not enough slots: needed 4, available 1"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&[
+        "taskmanager.numberOfTaskSlots=1",
+        "minicluster.number-of-taskmanagers=4",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Without the key, the MiniCluster has the slots the job needs.
+    assert!(run(&[]).status.success());
+}

@@ -5,7 +5,7 @@
 //! clear error instead of computing something else.
 
 use crate::slot::AllocatedSlot;
-use eddy_core::JobId;
+use eddy_core::{CoreError, JobId};
 use eddy_runtime::checkpoint::storage::CheckpointStorage;
 use eddy_runtime::checkpoint::TaskRestore;
 use eddy_runtime::factory::JobProgram;
@@ -30,11 +30,60 @@ pub struct JobSubmission {
     pub fingerprint: String,
 }
 
+/// Why a submitted job's program could not be built. All but the fingerprint mismatch are
+/// caused by the submission (the user); a mismatch means the processes run different
+/// binaries (whoever deployed them).
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramBuildError {
+    /// The binary has no job of this name.
+    #[error("unknown job '{entry}'; this binary has: {}", .known.join(", "))]
+    UnknownJob {
+        /// The name asked for.
+        entry: String,
+        /// The jobs the binary has.
+        known: Vec<String>,
+    },
+    /// A setting of the submission is unknown or has a bad value.
+    #[error(transparent)]
+    InvalidSettings(CoreError),
+    /// The job's own code rejected its arguments.
+    #[error("{entry}: {message}\nusage: {entry} {usage}")]
+    BadArguments {
+        /// The job.
+        entry: String,
+        /// What the job said.
+        message: String,
+        /// Its usage line.
+        usage: String,
+    },
+    /// The program the job built is not a valid job.
+    #[error("invalid job: {0}")]
+    InvalidJob(CoreError),
+    /// A MiniCluster runs only the programs handed to it (a program's closures cannot be
+    /// submitted by name).
+    #[error("job {0} was not handed to this MiniCluster (it runs only programs handed to it)")]
+    NotHandedOver(JobId),
+    /// This process built another graph than the jobmanager did.
+    #[error(
+        "job graph fingerprint mismatch for job '{entry}' ({job_id}): this binary builds {ours}, \
+         the jobmanager built {theirs}. Jobmanager and taskmanagers must run the same binary."
+    )]
+    FingerprintMismatch {
+        /// The job.
+        entry: String,
+        /// Its id.
+        job_id: JobId,
+        /// The fingerprint built here.
+        ours: String,
+        /// The jobmanager's.
+        theirs: String,
+    },
+}
+
 /// Builds the program of a submitted job; the binary's job registry implements it.
 pub trait ProgramBuilder: Send + Sync {
-    /// Builds the program (the same in every process for the same submission). The error says
-    /// what is wrong (unknown job, bad arguments).
-    fn build(&self, submission: &JobSubmission) -> Result<JobProgram, String>;
+    /// Builds the program (the same in every process for the same submission).
+    fn build(&self, submission: &JobSubmission) -> Result<JobProgram, ProgramBuildError>;
 
     /// Names of the jobs this binary carries, for error messages.
     fn job_names(&self) -> Vec<String>;
@@ -44,7 +93,7 @@ pub trait ProgramBuilder: Send + Sync {
 pub fn build_checked(
     builder: &dyn ProgramBuilder,
     submission: &JobSubmission,
-) -> Result<JobProgram, String> {
+) -> Result<JobProgram, ProgramBuildError> {
     let mut program = builder.build(submission)?;
     program.job_graph.job_id = submission.job_id;
     if submission.fingerprint.is_empty() {
@@ -52,11 +101,12 @@ pub fn build_checked(
     }
     let fp = program.fingerprint();
     if fp != submission.fingerprint {
-        return Err(format!(
-            "job graph fingerprint mismatch for job '{}' ({}): this binary builds {fp}, the \
-             jobmanager built {}. Jobmanager and taskmanagers must run the same binary.",
-            submission.entry, submission.job_id, submission.fingerprint
-        ));
+        return Err(ProgramBuildError::FingerprintMismatch {
+            entry: submission.entry.clone(),
+            job_id: submission.job_id,
+            ours: fp,
+            theirs: submission.fingerprint.clone(),
+        });
     }
     Ok(program)
 }

@@ -19,7 +19,7 @@
 //! restart strategy, and redeploys all tasks from the latest completed checkpoint (falling
 //! back to older retained ones if one cannot be read), exactly as on a cluster.
 
-use crate::deployment::{JobSubmission, ProgramBuilder, TaskDeployment};
+use crate::deployment::{JobSubmission, ProgramBuildError, ProgramBuilder, TaskDeployment};
 use crate::jobmanager::checkpoint::{CheckpointStatsSnapshot, SavepointError};
 use crate::jobmanager::dispatcher::{Dispatcher, JobRecord, StartedJob};
 use crate::jobmanager::gateways::{ResourceManagerGateway, TaskExecutorRegistration};
@@ -76,17 +76,12 @@ struct InProcessPrograms {
 const IN_PROCESS_ENTRY: &str = "<in-process>";
 
 impl ProgramBuilder for InProcessPrograms {
-    fn build(&self, submission: &JobSubmission) -> Result<JobProgram, String> {
+    fn build(&self, submission: &JobSubmission) -> Result<JobProgram, ProgramBuildError> {
         self.programs
             .lock()
             .get(&submission.job_id)
             .cloned()
-            .ok_or_else(|| {
-                format!(
-                    "job {} was not handed to this MiniCluster",
-                    submission.job_id
-                )
-            })
+            .ok_or(ProgramBuildError::NotHandedOver(submission.job_id))
     }
 
     fn job_names(&self) -> Vec<String> {

@@ -29,7 +29,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use eddy_cluster::deployment::JobSubmission;
+use eddy_cluster::deployment::{JobSubmission, ProgramBuildError};
 use eddy_cluster::jobmanager::checkpoint::SavepointError;
 use eddy_cluster::jobmanager::dispatcher::{DispatcherError, SavepointStatus, SubmitRejection};
 use eddy_cluster::jobmanager::gateways::DispatcherGateway;
@@ -82,7 +82,15 @@ impl RestError {
                     StatusCode::CONFLICT
                 }
             },
-            RestError::Submit(SubmitRejection::Invalid(_)) => StatusCode::BAD_REQUEST,
+            RestError::Submit(SubmitRejection::Build(e)) => match e {
+                ProgramBuildError::UnknownJob { .. }
+                | ProgramBuildError::InvalidSettings(_)
+                | ProgramBuildError::BadArguments { .. }
+                | ProgramBuildError::InvalidJob(_)
+                | ProgramBuildError::NotHandedOver(_) => StatusCode::BAD_REQUEST,
+                // The jobmanager and this binary disagree: a deployment fault, not the request.
+                ProgramBuildError::FingerprintMismatch { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             RestError::Submit(SubmitRejection::AlreadyFinished(_)) => StatusCode::CONFLICT,
             RestError::Submit(SubmitRejection::Start(e)) => start_error_status(e),
             RestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

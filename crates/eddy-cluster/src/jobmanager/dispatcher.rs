@@ -6,7 +6,7 @@
 //! tasks to TaskExecutors through their gateway (over RPC on a cluster, direct calls in the
 //! MiniCluster, which hands its jobs over already built).
 
-use crate::deployment::{build_checked, JobSubmission, ProgramBuilder};
+use crate::deployment::{build_checked, JobSubmission, ProgramBuildError, ProgramBuilder};
 use crate::jobmanager::checkpoint::{
     CheckpointCoordinator, CheckpointStatsSnapshot, SavepointError,
 };
@@ -200,11 +200,10 @@ impl JobRecord {
 /// Why a submission started no job.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitRejection {
-    /// Caused by the user: the submission cannot be built into a job as it stands (unknown
-    /// job, bad arguments or settings, no checkpoint storage every process reaches); the
-    /// message says what.
-    #[error("{0}")]
-    Invalid(String),
+    /// The submission cannot be built into a job as it stands (unknown job, bad arguments or
+    /// settings, an invalid program).
+    #[error(transparent)]
+    Build(#[from] ProgramBuildError),
     /// The job was built but could not start; the error says who caused it (a bad setting or
     /// savepoint, a taskmanager that cannot be reached, a bug).
     #[error(transparent)]
@@ -216,12 +215,6 @@ pub enum SubmitRejection {
         .0.job_id, .0.job_name, .0.end_time_ms
     )]
     AlreadyFinished(Box<JobResult>),
-}
-
-impl From<String> for SubmitRejection {
-    fn from(s: String) -> Self {
-        SubmitRejection::Invalid(s)
-    }
 }
 
 /// Why the Dispatcher could not do what a client asked of a job: all caused by the client

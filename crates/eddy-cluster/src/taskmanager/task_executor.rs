@@ -363,7 +363,8 @@ impl TaskExecutor {
                 }
             }
         }
-        let program = build_checked(self.builder.as_ref(), &d.submission).map_err(refuse)?;
+        let program = build_checked(self.builder.as_ref(), &d.submission)
+            .map_err(|e| refuse(e.to_string()))?;
         let tasks = self.build_and_start(&d, &program)?;
         self.jobs.lock().insert(job, tasks);
         Ok(())
