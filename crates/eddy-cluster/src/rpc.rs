@@ -29,7 +29,8 @@ pub enum ClusterError {
 }
 
 pub(crate) fn parse_job(id: &str) -> Result<JobId, Status> {
-    id.parse().map_err(Status::invalid_argument)
+    id.parse()
+        .map_err(|e: eddy_core::ParseJobIdError| Status::invalid_argument(e.to_string()))
 }
 
 pub(crate) fn endpoint(address: &str) -> Result<Endpoint, String> {

@@ -195,16 +195,25 @@ pub enum RecoveryClaimMode {
     Claim,
 }
 
+/// A claim mode Eddy does not take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseClaimModeError {
+    /// Flink 2.0 removed it.
+    #[error("LEGACY is not supported (removed in Flink 2.0): use CLAIM or NO_CLAIM")]
+    Legacy,
+    /// Not a claim mode.
+    #[error("expected CLAIM or NO_CLAIM")]
+    Unknown,
+}
+
 impl RecoveryClaimMode {
     /// Flink's spellings (case-insensitive); `LEGACY` (removed in Flink 2.0) is refused.
-    pub fn parse(v: &str) -> Result<Self, String> {
+    pub fn parse(v: &str) -> Result<Self, ParseClaimModeError> {
         match v.trim().to_ascii_uppercase().replace('-', "_").as_str() {
             "NO_CLAIM" => Ok(RecoveryClaimMode::NoClaim),
             "CLAIM" => Ok(RecoveryClaimMode::Claim),
-            "LEGACY" => {
-                Err("LEGACY is not supported (removed in Flink 2.0): use CLAIM or NO_CLAIM".into())
-            }
-            _ => Err("expected CLAIM or NO_CLAIM".into()),
+            "LEGACY" => Err(ParseClaimModeError::Legacy),
+            _ => Err(ParseClaimModeError::Unknown),
         }
     }
 }

@@ -535,7 +535,7 @@ impl ExecutionConfig {
                 }
             }
             CLAIM_MODE | SAVEPOINT_RESTORE_MODE => {
-                let mode = RecoveryClaimMode::parse(value).map_err(|r| bad(&r))?;
+                let mode = RecoveryClaimMode::parse(value).map_err(|r| bad(&r.to_string()))?;
                 if mode != RecoveryClaimMode::NoClaim || self.savepoint_restore.is_some() {
                     self.restore_settings().claim_mode = mode;
                 }

@@ -23,16 +23,21 @@ impl<'de> Deserialize<'de> for JobId {
     }
 }
 
+/// A string that is not a job id.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid job id '{0}': expected 32 hex digits")]
+pub struct ParseJobIdError(pub String);
+
 impl std::str::FromStr for JobId {
-    type Err = String;
+    type Err = ParseJobIdError;
 
     /// 32 hex digits, as [`JobId`] displays.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseJobIdError> {
         u128::from_str_radix(s, 16)
             .ok()
             .filter(|_| s.len() == 32)
             .map(JobId)
-            .ok_or_else(|| format!("invalid job id '{s}': expected 32 hex digits"))
+            .ok_or_else(|| ParseJobIdError(s.to_string()))
     }
 }
 

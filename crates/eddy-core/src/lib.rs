@@ -36,9 +36,9 @@ pub trait Key: Data + Eq + Hash {}
 impl<T: Data + Eq + Hash> Key for T {}
 
 pub use checkpointing::{
-    CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RecoveryClaimMode,
-    RestartStrategyConfig, SavepointRestoreSettings,
+    CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, ParseClaimModeError,
+    RecoveryClaimMode, RestartStrategyConfig, SavepointRestoreSettings,
 };
 pub use element::{StreamRecord, Watermark, WatermarkStatus};
 pub use error::CoreError;
-pub use ids::{JobId, OperatorId};
+pub use ids::{JobId, OperatorId, ParseJobIdError};

@@ -67,7 +67,7 @@ impl<T: Data, K: Key> KeyedStream<T, K> {
 impl<T: Data, K: Key, A: WindowAssigner<T>> WindowedStream<T, K, A> {
     fn new(keyed: KeyedStream<T, K>, assigner: A, non_parallel: bool) -> Self {
         if let Err(e) = assigner.validate() {
-            keyed.execution_environment().error(e);
+            keyed.execution_environment().error(e.to_string());
         }
         WindowedStream {
             keyed,

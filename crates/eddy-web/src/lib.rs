@@ -131,7 +131,7 @@ impl IntoResponse for RestError {
 
 fn job_id(s: &str) -> Result<JobId, RestError> {
     s.parse()
-        .map_err(|e: String| RestError::BadRequest(format!("job id '{s}': {e}")))
+        .map_err(|e: eddy_core::ParseJobIdError| RestError::BadRequest(e.to_string()))
 }
 
 /// The REST API as an OpenAPI document (served at `GET /openapi.json`).

@@ -39,7 +39,7 @@ pub trait WindowAssigner<T>: Clone + Send + Sync + 'static {
     /// Flink's name for the assigner, shown in plans.
     fn name(&self) -> String;
     /// Checks the parameters when the program is built (a zero size is a program error).
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), WindowAssignerError> {
         Ok(())
     }
     /// For aligned event-time windows (tumbling, sliding): how time cuts into slices whose
@@ -130,11 +130,32 @@ pub(crate) fn event_timestamp(timestamp: i64) -> FunctionResult<i64> {
     Ok(timestamp)
 }
 
-fn positive(value: i64, what: &str, assigner: &str) -> Result<(), String> {
+/// A window assigner built with parameters no window can have: a mistake in the program.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WindowAssignerError {
+    /// A size, slide or gap that is zero or negative.
+    #[error("{assigner}: the window {parameter} must be positive, got {value} ms")]
+    NotPositive {
+        /// The assigner (`TumblingEventTimeWindows`, …).
+        assigner: &'static str,
+        /// `size`, `slide` or `gap`.
+        parameter: &'static str,
+        /// The value given.
+        value: i64,
+    },
+}
+
+fn positive(
+    value: i64,
+    parameter: &'static str,
+    assigner: &'static str,
+) -> Result<(), WindowAssignerError> {
     if value <= 0 {
-        return Err(format!(
-            "{assigner}: the window {what} must be positive, got {value} ms"
-        ));
+        return Err(WindowAssignerError::NotPositive {
+            assigner,
+            parameter,
+            value,
+        });
     }
     Ok(())
 }
@@ -202,7 +223,7 @@ macro_rules! tumbling {
             fn name(&self) -> String {
                 format!("{}({}, {})", stringify!($name), self.size, self.offset)
             }
-            fn validate(&self) -> Result<(), String> {
+            fn validate(&self) -> Result<(), WindowAssignerError> {
                 positive(self.size, "size", stringify!($name))
             }
             fn time_slicing(&self) -> Option<TimeSlicing> {
@@ -285,7 +306,7 @@ macro_rules! sliding {
             fn name(&self) -> String {
                 format!("{}({}, {}, {})", stringify!($name), self.size, self.slide, self.offset)
             }
-            fn validate(&self) -> Result<(), String> {
+            fn validate(&self) -> Result<(), WindowAssignerError> {
                 positive(self.size, "size", stringify!($name))?;
                 positive(self.slide, "slide", stringify!($name))
             }
@@ -443,7 +464,7 @@ impl<T: 'static> WindowAssigner<T> for SessionWindows<T> {
     fn name(&self) -> String {
         format!("{self:?}")
     }
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), WindowAssignerError> {
         match self.gap {
             Gap::Static(g) => positive(g, "gap", "SessionWindows"),
             Gap::Dynamic(_) => Ok(()),
