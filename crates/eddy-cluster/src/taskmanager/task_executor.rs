@@ -9,6 +9,7 @@
 //! attempt is deployed, and channels carry the attempt, so data of attempts never mixes.
 
 use crate::deployment::{build_checked, ProgramBuilder, SubtaskStates, TaskDeployment};
+use crate::jobmanager::checkpoint::restore::{self, RestoreError};
 use crate::jobmanager::execution_graph::ExecutionGraph;
 use crate::jobmanager::job_master::{operator_files, source_tasks};
 use crate::slot::AllocatedSlot;
@@ -402,7 +403,9 @@ impl TaskExecutor {
         };
         let vertex_of = |op| g.vertices.iter().position(|v| v.operators.contains(&op));
         let mine = d.tasks();
-        let restore = self.restore_state(d, g).map_err(refuse)?;
+        let restore = self
+            .restore_state(d, g)
+            .map_err(|e| refuse(e.to_string()))?;
         let storage = match &d.in_process {
             Some(h) => h.storage.clone(),
             None => storage_for_url(g.config.checkpoint.storage.as_deref())
@@ -624,19 +627,16 @@ impl TaskExecutor {
         &self,
         d: &TaskDeployment,
         g: &JobGraph,
-    ) -> Result<Arc<SubtaskStates>, String> {
+    ) -> Result<Arc<SubtaskStates>, RestoreError> {
         if let Some(h) = &d.in_process {
             return Ok(h.states.clone());
         }
         let Some(path) = &d.restore_from else {
             return Ok(Arc::default());
         };
-        let c =
-            crate::jobmanager::checkpoint::restore::open_path(path).map_err(|e| e.to_string())?;
-        let loaded = crate::jobmanager::checkpoint::restore::load(&c).map_err(|e| e.to_string())?;
-        let mut all =
-            crate::jobmanager::checkpoint::restore::assign(&loaded, g, d.allow_non_restored_state)
-                .map_err(|e| e.to_string())?;
+        let c = restore::open_path(path)?;
+        let loaded = restore::load(&c)?;
+        let mut all = restore::assign(&loaded, g, d.allow_non_restored_state)?;
         let mine = d.tasks();
         all.retain(|k, _| mine.contains(k));
         Ok(Arc::new(all))
