@@ -149,14 +149,4 @@ impl JobGraph {
         }
         Ok(g)
     }
-
-    /// Slots the job needs: per slot sharing group, the largest parallelism in it, summed.
-    pub fn required_slots(&self) -> usize {
-        let mut groups: std::collections::BTreeMap<&str, usize> = Default::default();
-        for v in &self.vertices {
-            let e = groups.entry(&v.slot_sharing_group).or_default();
-            *e = (*e).max(v.parallelism);
-        }
-        groups.values().sum()
-    }
 }
