@@ -64,7 +64,11 @@ mod nexmark {
                     .map_err(|e| format!("{flag} {v}: {e}"))
             };
             match flag.as_str() {
-                "--query" => query = v.parse()?,
+                "--query" => {
+                    query = v
+                        .parse()
+                        .map_err(|e: eddy_nexmark::UnknownQuery| e.to_string())?
+                }
                 "--events" => config.events = number()?,
                 "--rate" => config.events_per_second = number()?,
                 "-p" | "--parallelism" => {

@@ -24,8 +24,18 @@ pub enum ClusterError {
         source: std::io::Error,
     },
     /// The jobmanager's address is unusable.
-    #[error("invalid jobmanager address '{0}'")]
-    Address(String),
+    #[error("invalid jobmanager address: {0}")]
+    Address(InvalidAddress),
+}
+
+/// A `host:port` that is not an RPC endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid address '{address}': {reason}")]
+pub struct InvalidAddress {
+    /// The address.
+    pub address: String,
+    /// Why.
+    pub reason: String,
 }
 
 pub(crate) fn parse_job(id: &str) -> Result<JobId, Status> {
@@ -33,13 +43,16 @@ pub(crate) fn parse_job(id: &str) -> Result<JobId, Status> {
         .map_err(|e: eddy_core::ParseJobIdError| Status::invalid_argument(e.to_string()))
 }
 
-pub(crate) fn endpoint(address: &str) -> Result<Endpoint, String> {
+pub(crate) fn endpoint(address: &str) -> Result<Endpoint, InvalidAddress> {
     Endpoint::from_shared(format!("http://{address}"))
         .map(|e| {
             e.connect_timeout(Duration::from_secs(5))
                 .timeout(Duration::from_secs(60))
         })
-        .map_err(|e| format!("invalid address '{address}': {e}"))
+        .map_err(|e| InvalidAddress {
+            address: address.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 pub(crate) fn report_to_proto(r: &TaskExecutorReport) -> v1::TaskExecutorStatus {

@@ -69,18 +69,30 @@ impl Query {
     }
 }
 
+/// A name that is not one of the Nexmark queries Eddy runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownQuery(pub String);
+
+impl std::fmt::Display for UnknownQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown query '{}' (known: {})",
+            self.0,
+            Query::ALL.map(|q| q.name()).join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownQuery {}
+
 impl std::str::FromStr for Query {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownQuery;
+    fn from_str(s: &str) -> Result<Self, UnknownQuery> {
         Query::ALL
             .into_iter()
             .find(|q| q.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!(
-                    "unknown query '{s}' (known: {})",
-                    Query::ALL.map(|q| q.name()).join(", ")
-                )
-            })
+            .ok_or_else(|| UnknownQuery(s.to_string()))
     }
 }
 

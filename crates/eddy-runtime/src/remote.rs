@@ -210,6 +210,23 @@ impl Cancellable for CancelOutput {
 }
 
 /// The typed halves of a remote channel for one input of an operator, chosen by the consumer's
+/// Why a remote input channel could not be connected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectInboundError {
+    /// The gate writer is not of the channel's record type (a bug in Eddy's wiring).
+    #[error("channel {0}: gate writer has the wrong record type")]
+    WrongRecordType(ChannelId),
+    /// The producer's taskmanager could not be asked for the partition.
+    #[error("channel {id}: {source}")]
+    Network {
+        /// The channel.
+        id: ChannelId,
+        /// What the network stack said.
+        #[source]
+        source: NetworkError,
+    },
+}
+
 /// factory (which knows the record type) and used type-erased while a task is built.
 #[derive(Clone, Copy)]
 pub struct RemoteCodec {
@@ -222,7 +239,7 @@ pub struct RemoteCodec {
         id: ChannelId,
         producer: &str,
         credit: u32,
-    ) -> Result<(), String>,
+    ) -> Result<(), ConnectInboundError>,
     /// An erased `ChannelWriter<T>` sending through `channel`.
     pub writer: fn(channel: Arc<OutputChannel>, pool: Arc<NetworkBufferPool>) -> Erased,
 }
@@ -233,17 +250,17 @@ fn connect_inbound<T: Data>(
     id: ChannelId,
     producer: &str,
     credit: u32,
-) -> Result<(), String> {
+) -> Result<(), ConnectInboundError> {
     let writer = gate_writer
         .downcast::<ChannelWriter<T>>()
-        .map_err(|_| format!("channel {id}: gate writer has the wrong record type"))?;
+        .map_err(|_| ConnectInboundError::WrongRecordType(id))?;
     let handler = Arc::new(RemoteInbound {
         id,
         state: Mutex::new((RecordReassembler::new(), *writer)),
     });
     let credits = net
         .request_partition(id, producer, credit, handler.clone())
-        .map_err(|e| format!("channel {id}: {e}"))?;
+        .map_err(|source| ConnectInboundError::Network { id, source })?;
     // The consumer task starts only after its whole deployment is wired, so no buffer can be
     // taken before the listener is in place.
     handler

@@ -373,8 +373,7 @@ impl Dispatcher {
             .config
             .validate()
             .map_err(|e| SubmitRejection::Start(JobExecutionError::InvalidJob(e)))?;
-        check_cluster_checkpoint_storage(&program.job_graph)
-            .map_err(|e| SubmitRejection::Start(JobExecutionError::CheckpointConfig(e)))?;
+        check_cluster_checkpoint_storage(&program.job_graph).map_err(SubmitRejection::Start)?;
         let started = self
             .start_job(program, submission.clone(), None, Instant::now())
             .map_err(|e| match e {
@@ -603,13 +602,13 @@ impl Dispatcher {
 /// `state.checkpoints.dir`, each taskmanager would keep its state in its own memory and the
 /// first failover would lose it. (A relative path would name another directory in each
 /// process.)
-fn check_cluster_checkpoint_storage(g: &JobGraph) -> Result<(), String> {
+fn check_cluster_checkpoint_storage(g: &JobGraph) -> Result<(), JobExecutionError> {
     let cfg = &g.config.checkpoint;
     if !cfg.is_enabled() {
         return Ok(());
     }
     let Some(url) = cfg.storage.as_deref() else {
-        return Err(format!(
+        return Err(JobExecutionError::CheckpointConfig(format!(
             "job '{}' enables checkpointing ({} = {} ms) but {} is not set: on a cluster, \
              checkpoints must go to a directory every jobmanager and taskmanager process \
              reaches (a shared file system), or the first failover would lose the state",
@@ -617,15 +616,16 @@ fn check_cluster_checkpoint_storage(g: &JobGraph) -> Result<(), String> {
             eddy_core::config::CHECKPOINTING_INTERVAL,
             cfg.interval_ms.unwrap_or(0),
             eddy_core::config::CHECKPOINTS_DIR
-        ));
+        )));
     };
-    let path = eddy_runtime::checkpoint::storage::path_of_url(url).map_err(|e| e.to_string())?;
+    let path = eddy_runtime::checkpoint::storage::path_of_url(url)
+        .map_err(|e| JobExecutionError::CheckpointConfig(e.to_string()))?;
     if !path.is_absolute() {
-        return Err(format!(
+        return Err(JobExecutionError::CheckpointConfig(format!(
             "{} = '{url}' is a relative path, which names a different directory in each \
              cluster process: give an absolute path or a file:/// URL",
             eddy_core::config::CHECKPOINTS_DIR
-        ));
+        )));
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use crate::jobmanager::job_master::JobMasterEvent;
 use crate::jobmanager::resource_manager::ResourceManager;
 use crate::rpc::{
     endpoint, execution_state, is_transport_failure, key, parse_job, report_from_proto,
-    ClusterError, FAST_PROBE, RETRY_FIRST, RETRY_MAX,
+    ClusterError, InvalidAddress, FAST_PROBE, RETRY_FIRST, RETRY_MAX,
 };
 use crate::taskmanager::gateway::{SubmitError, TaskExecutorGateway};
 use crate::taskmanager::task_executor::ExecutionState;
@@ -146,7 +146,7 @@ impl TaskManagerLinks {
         &self,
         rid: &str,
         address: &str,
-    ) -> Result<(TaskExecutorClient<Channel>, Arc<AtomicBool>), String> {
+    ) -> Result<(TaskExecutorClient<Channel>, Arc<AtomicBool>), InvalidAddress> {
         let channel = {
             let _guard = self.rt.enter();
             endpoint(address)?.connect_lazy()
@@ -245,7 +245,7 @@ impl v1::resource_manager_server::ResourceManager for ResourceManagerService {
             Err(e) => {
                 return Ok(Response::new(v1::RegisterTaskExecutorResponse {
                     accepted: false,
-                    reason: e,
+                    reason: e.to_string(),
                     ..Default::default()
                 }))
             }

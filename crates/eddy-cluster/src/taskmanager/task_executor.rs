@@ -477,7 +477,7 @@ impl TaskExecutor {
                             &d.taskmanagers[at].data_address,
                             capacity as u32,
                         )
-                        .map_err(|e| fail(refuse(e)))?;
+                        .map_err(|e| fail(refuse(e.to_string())))?;
                     }
                 }
                 gates.push(Some(eg.gate));

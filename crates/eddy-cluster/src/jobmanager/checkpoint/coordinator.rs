@@ -11,7 +11,7 @@
 use super::stats::{CheckpointStatsSnapshot, CheckpointStatsTracker, RestoredCheckpointStats};
 use eddy_core::{CheckpointConfig, JobId, OperatorId, RecoveryClaimMode};
 use eddy_runtime::checkpoint::metadata::operator_state_key;
-use eddy_runtime::checkpoint::storage::{savepoint_location, storage_for_location};
+use eddy_runtime::checkpoint::storage::{savepoint_location, storage_for_location, StorageError};
 use eddy_runtime::checkpoint::{
     CheckpointBarrier, CheckpointId, CheckpointLocation, CheckpointMetadata, CheckpointStorage,
     OperatorStateMeta, SnapshotKind, SubtaskKey, TaskAcknowledgement, METADATA_VERSION,
@@ -490,7 +490,7 @@ impl CheckpointCoordinator {
         };
         let (storage, loc): (
             Arc<dyn CheckpointStorage>,
-            Result<CheckpointLocation, String>,
+            Result<CheckpointLocation, StorageError>,
         ) = match &p.barrier.savepoint_dir {
             Some(dir) => (
                 storage_for_location(dir),
@@ -498,17 +498,10 @@ impl CheckpointCoordinator {
             ),
             None => (
                 self.storage.clone(),
-                self.storage
-                    .checkpoint_location(self.job_id, id)
-                    .map_err(|e| e.to_string()),
+                self.storage.checkpoint_location(self.job_id, id),
             ),
         };
-        let written = loc.and_then(|loc| {
-            storage
-                .write_metadata(&loc, &metadata)
-                .map(|()| loc)
-                .map_err(|e| e.to_string())
-        });
+        let written = loc.and_then(|loc| storage.write_metadata(&loc, &metadata).map(|()| loc));
         let loc = match written {
             Ok(l) => l,
             Err(e) => {
