@@ -794,7 +794,10 @@ fn claim_mode_decides_who_deletes_the_restored_checkpoint() {
         env.configure_checkpointing(|c| c.storage = Some(own.display().to_string()));
         env.restore_from(chk.display().to_string(), false);
         env.set_claim_mode(mode);
-        let out = counting_job(&env, 3000, None, 1);
+        // Far past where the first run can have been when it was cancelled (it emits at most
+        // 50 records a millisecond and stopped two checkpoints in), so this run has input left
+        // even when a loaded machine made those checkpoints slow (with 3000 it once had none).
+        let out = counting_job(&env, 30_000, None, 1);
         env.execute("claimed").unwrap();
         assert!(!out.take().is_empty());
         assert_eq!(chk.join("_metadata").is_file(), kept, "{mode}");

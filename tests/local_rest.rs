@@ -6,6 +6,10 @@
 use eddy::prelude::*;
 use eddy_testing::{get_json, patch, request};
 use serde_json::Value;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+mod common;
 use std::time::{Duration, Instant};
 
 /// A job that runs until it is cancelled: a record a millisecond on each of 2 subtasks.
@@ -169,6 +173,29 @@ fn response_schema<'a>(doc: &'a Value, path: &str, method: &str, status: u16) ->
     s
 }
 
+/// `method url` answers `want` with a body matching what `/openapi.json` (`doc`) documents
+/// for `template`; returns the body.
+fn check_answer(
+    doc: &Value,
+    base: &str,
+    method: &str,
+    template: &str,
+    url: &str,
+    body: Option<&Value>,
+    want: u16,
+) -> Value {
+    let (status, answer) = request(method, &format!("{base}{url}"), body);
+    assert_eq!(status, want, "{method} {url}: {answer}");
+    let schema = response_schema(doc, template, &method.to_lowercase(), want);
+    let mut m = Vec::new();
+    mismatches(doc, schema, &answer, url, &mut m);
+    assert!(
+        m.is_empty(),
+        "{method} {url} does not match its schema:\n{m:#?}\n{answer}"
+    );
+    answer
+}
+
 /// Every GET of the API answers with exactly what `/openapi.json` documents for it (names,
 /// types, required fields), and errors with the documented status and `{"errors": [..]}`
 /// body: 400 malformed, 404 unknown, 409 not allowed in the job's state.
@@ -193,6 +220,9 @@ fn the_api_answers_as_its_openapi_document_says() {
         "/jobs/overview",
         "/jobs/{id}",
         "/jobs/{id}/plan",
+        "/jobs/{id}/checkpoints",
+        "/jobs/{id}/checkpoints/config",
+        "/jobs/{id}/exceptions",
         "/jobs/{id}/savepoints",
         "/jobs/{id}/stop",
         "/jobs/{id}/savepoints/{trigger}",
@@ -201,16 +231,7 @@ fn the_api_answers_as_its_openapi_document_says() {
         assert!(documented.contains(&&p.to_string()), "{p} not documented");
     }
     let check = |method: &str, template: &str, url: String, body: Option<&Value>, want: u16| {
-        let (status, answer) = request(method, &format!("{base}{url}"), body);
-        assert_eq!(status, want, "{method} {url}: {answer}");
-        let schema = response_schema(&doc, template, &method.to_lowercase(), want);
-        let mut m = Vec::new();
-        mismatches(&doc, schema, &answer, &url, &mut m);
-        assert!(
-            m.is_empty(),
-            "{method} {url} does not match its schema:\n{m:#?}\n{answer}"
-        );
-        answer
+        check_answer(&doc, &base, method, template, &url, body, want)
     };
     for p in ["/overview", "/taskmanagers", "/jobs", "/jobs/overview"] {
         check("GET", p, p.to_string(), None, 200);
@@ -297,4 +318,103 @@ fn the_api_answers_as_its_openapi_document_says() {
         Some(&serde_json::json!({"drain": true})),
         409,
     );
+}
+
+/// A checkpointed job that fails once and recovers shows it over REST as Flink's dashboard
+/// reads it: completed checkpoints with their paths in the history and the summary, the
+/// restore, the failure in the exception history with the checkpoint it restored, and the
+/// checkpoint configuration — each answer as `/openapi.json` documents it.
+#[test]
+fn checkpoints_and_failures_are_served_as_flink_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = LocalExecutor::default().with_rest("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", executor.rest_address().unwrap());
+    let env = common::environment();
+    env.enable_checkpointing(Duration::from_millis(20));
+    let root = dir.path().display().to_string();
+    env.configure_checkpointing(|c| c.storage = Some(root.clone()));
+    env.set_restart_strategy(RestartStrategyConfig::FixedDelay {
+        attempts: 3,
+        delay_ms: 0,
+    });
+    let failed = Arc::new(AtomicBool::new(false));
+    env.add_source("Slow Sequence", || {
+        common::SlowSequence::new(u64::MAX, 5, 2)
+    })
+    .set_parallelism(1)
+    .map(common::fail_once(300, failed.clone()))
+    .key_by(|v: &u64| v % 5)
+    .reduce(|a: u64, b: u64| a + b)
+    .sink_to_discard();
+    let mut client = env.execute_with(&executor, "checkpointed").unwrap();
+    let id = client.job_id().to_string();
+    let (_, doc) = request("GET", &format!("{base}/openapi.json"), None);
+    wait_for("a restore and two completed checkpoints after it", || {
+        let s = get_json(&format!("{base}/jobs/{id}/checkpoints"));
+        s["counts"]["restored"].as_u64() >= Some(1)
+            && s["latest"]["completed"]["id"].as_u64()
+                > s["latest"]["restored"]["id"].as_u64().map(|r| r + 1)
+    });
+    let s = check_answer(
+        &doc,
+        &base,
+        "GET",
+        "/jobs/{id}/checkpoints",
+        &format!("/jobs/{id}/checkpoints"),
+        None,
+        200,
+    );
+    let completed = &s["latest"]["completed"];
+    assert_eq!(completed["status"], "COMPLETED", "{s}");
+    assert_eq!(completed["checkpoint_type"], "CHECKPOINT", "{s}");
+    assert!(
+        completed["external_path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&root)),
+        "{s}"
+    );
+    assert!(s["summary"]["state_size"]["max"].as_u64() > Some(0), "{s}");
+    assert!(
+        s["history"].as_array().is_some_and(|h| !h.is_empty()),
+        "{s}"
+    );
+    let restored = s["latest"]["restored"]["id"].as_u64().unwrap();
+    let e = check_answer(
+        &doc,
+        &base,
+        "GET",
+        "/jobs/{id}/exceptions",
+        &format!("/jobs/{id}/exceptions"),
+        None,
+        200,
+    );
+    let entries = e["exceptionHistory"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{e}");
+    assert!(
+        entries[0]["stacktrace"]
+            .as_str()
+            .is_some_and(|t| t.contains("injected failure at record 300")),
+        "{e}"
+    );
+    assert_eq!(entries[0]["restarted"], true, "{e}");
+    assert_eq!(
+        entries[0]["restoredCheckpoint"].as_u64(),
+        Some(restored),
+        "{e}"
+    );
+    assert_eq!(e["root-exception"], entries[0]["stacktrace"], "{e}");
+    let c = check_answer(
+        &doc,
+        &base,
+        "GET",
+        "/jobs/{id}/checkpoints/config",
+        &format!("/jobs/{id}/checkpoints/config"),
+        None,
+        200,
+    );
+    assert_eq!(c["mode"], "EXACTLY_ONCE", "{c}");
+    assert_eq!(c["interval"], 20, "{c}");
+    assert_eq!(c["checkpoint_storage"], root.as_str(), "{c}");
+    client.cancel();
+    client.wait().unwrap_err();
 }

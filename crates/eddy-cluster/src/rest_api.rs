@@ -8,11 +8,13 @@
 //! [`Dispatcher::taskmanagers_info`], [`Dispatcher::job_details_info`], …), so every reader
 //! sees the same numbers.
 
+use crate::jobmanager::checkpoint::{CheckpointStats, CheckpointStatus};
 use crate::jobmanager::dispatcher::{Dispatcher, JobDetails, JobFailureView};
 use crate::jobmanager::job_master::{now_ms, JobStatus};
 use crate::jobmanager::resource_manager::TaskManagerRecord;
 use crate::taskmanager::task_executor::ExecutionState;
-use eddy_core::JobId;
+use eddy_core::{CheckpointingMode, ExternalizedCheckpointRetention, JobId};
+use eddy_runtime::checkpoint::SnapshotKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -359,6 +361,220 @@ pub struct FailureCause {
     pub stack_trace: String,
 }
 
+/// `GET /jobs/{id}/checkpoints` (Flink's `CheckpointingStatistics`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointingStatistics {
+    /// Checkpoints by outcome.
+    pub counts: CheckpointCountsInfo,
+    /// Min/avg/max over the completed checkpoints in the history.
+    pub summary: CheckpointSummary,
+    /// The latest completed checkpoint, savepoint, failed checkpoint and restore.
+    pub latest: LatestCheckpoints,
+    /// In-progress and recent checkpoints, newest first.
+    pub history: Vec<CheckpointStatistics>,
+}
+
+/// Flink's `CheckpointingStatistics.Counts`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointCountsInfo {
+    /// Restores (failovers and starts from a savepoint).
+    pub restored: u64,
+    /// Triggered.
+    pub total: u64,
+    /// In progress now.
+    pub in_progress: u64,
+    /// Completed.
+    pub completed: u64,
+    /// Failed.
+    pub failed: u64,
+}
+
+/// Flink's `CheckpointingStatistics.Summary`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointSummary {
+    /// Bytes of state.
+    pub state_size: StatsSummary,
+    /// Trigger to completion, ms.
+    pub end_to_end_duration: StatsSummary,
+    /// Barrier alignment, ms (Flink reports buffered bytes here; Eddy's aligned
+    /// checkpoints buffer nothing, they block channels).
+    pub alignment_buffered: StatsSummary,
+}
+
+/// Min, max, average and percentiles of a checkpoint statistic (Flink's `StatsSummaryDto`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatsSummary {
+    /// Smallest.
+    pub min: u64,
+    /// Largest.
+    pub max: u64,
+    /// Average.
+    pub avg: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+}
+
+/// Flink's `CheckpointingStatistics.LatestCheckpoints`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LatestCheckpoints {
+    /// The latest completed checkpoint.
+    pub completed: Option<CheckpointStatistics>,
+    /// The latest completed savepoint.
+    pub savepoint: Option<CheckpointStatistics>,
+    /// The latest failed checkpoint.
+    pub failed: Option<CheckpointStatistics>,
+    /// The latest restore.
+    pub restored: Option<RestoredCheckpointStatistics>,
+}
+
+/// One checkpoint (Flink's `CheckpointStatistics` with the fields of its completed and
+/// failed forms).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointStatistics {
+    /// Its id.
+    pub id: u64,
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED`.
+    pub status: String,
+    /// Whether it is a savepoint.
+    pub is_savepoint: bool,
+    /// `CHECKPOINT`, `SAVEPOINT` or `SYNC_SAVEPOINT` (stop-with-savepoint).
+    pub checkpoint_type: String,
+    /// Triggered at (ms since the epoch).
+    pub trigger_timestamp: i64,
+    /// The latest acknowledgement (ms since the epoch), or -1.
+    pub latest_ack_timestamp: i64,
+    /// Bytes of state stored.
+    pub state_size: u64,
+    /// Trigger to completion or failure (ms), or -1 while in progress.
+    pub end_to_end_duration: i64,
+    /// The longest barrier alignment of a subtask (ms).
+    pub alignment_buffered: u64,
+    /// Subtasks taking part.
+    pub num_subtasks: usize,
+    /// Subtasks that acknowledged.
+    pub num_acknowledged_subtasks: usize,
+    /// Where it is stored, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_path: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_message: Option<String>,
+}
+
+/// Flink's `RestoredCheckpointStatistics`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RestoredCheckpointStatistics {
+    /// Its id.
+    pub id: u64,
+    /// When the restore happened (ms since the epoch).
+    pub restore_timestamp: i64,
+    /// Whether it was a savepoint.
+    pub is_savepoint: bool,
+    /// Its directory.
+    pub external_path: String,
+}
+
+/// `GET /jobs/{id}/checkpoints/config` (Flink's `CheckpointConfigInfo`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointConfigInfo {
+    /// `EXACTLY_ONCE` or `AT_LEAST_ONCE`.
+    pub mode: String,
+    /// ms between triggers (`execution.checkpointing.interval`); 0 when disabled.
+    pub interval: u64,
+    /// ms after which a checkpoint is aborted.
+    pub timeout: u64,
+    /// ms from one checkpoint's end to the next trigger.
+    pub min_pause: u64,
+    /// Checkpoints in flight at once.
+    pub max_concurrent: usize,
+    /// Whether checkpoints outlive the job.
+    pub externalization: ExternalizedCheckpointInfo,
+    /// The state backend (`hashmap`).
+    pub state_backend: String,
+    /// Where checkpoints go (`state.checkpoints.dir`, or the JobManager's memory).
+    pub checkpoint_storage: String,
+    /// Whether checkpoints are unaligned (never, so far).
+    pub unaligned_checkpoints: bool,
+    /// Consecutive failed checkpoints the job survives.
+    pub tolerable_failed_checkpoints: usize,
+    /// Whether checkpoints continue after some tasks finished (FLIP-147: always).
+    pub checkpoints_after_tasks_finish: bool,
+}
+
+/// Flink's `ExternalizedCheckpointInfo`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExternalizedCheckpointInfo {
+    /// Checkpoints are kept after the job ends in some way.
+    pub enabled: bool,
+    /// …but deleted when it is cancelled.
+    pub delete_on_cancellation: bool,
+}
+
+/// `GET /jobs/{id}/exceptions` (Flink's `JobExceptionsInfoWithHistory`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobExceptionsInfoWithHistory {
+    /// The latest failure's root cause, if the job failed at all.
+    #[serde(rename = "root-exception")]
+    pub root_exception: Option<String>,
+    /// When it happened (ms since the epoch).
+    pub timestamp: Option<i64>,
+    /// Failures of the current attempt's tasks (Flink's deprecated list; kept empty).
+    #[serde(rename = "all-exceptions")]
+    pub all_exceptions: Vec<ExecutionExceptionInfo>,
+    /// Whether `all-exceptions` was cut.
+    pub truncated: bool,
+    /// Every failure of the job, newest first.
+    #[serde(rename = "exceptionHistory")]
+    pub exception_history: JobExceptionHistory,
+}
+
+/// Flink's `ExecutionExceptionInfo`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionExceptionInfo {
+    /// The failure.
+    pub exception: String,
+    /// The task.
+    pub task: String,
+    /// The taskmanager.
+    pub location: String,
+    /// When (ms since the epoch).
+    pub timestamp: i64,
+}
+
+/// Flink's `JobExceptionHistory`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobExceptionHistory {
+    /// The failures, newest first.
+    pub entries: Vec<ExceptionInfo>,
+    /// Whether older ones were dropped.
+    pub truncated: bool,
+}
+
+/// One failure (Flink's `RootExceptionInfo`), with what Eddy adds: whether the job restarted
+/// and which checkpoint it restored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExceptionInfo {
+    /// The kind of failure.
+    pub exception_name: String,
+    /// The failure, as the task reported it.
+    pub stacktrace: String,
+    /// When (ms since the epoch).
+    pub timestamp: i64,
+    /// Whether the job restarted after it.
+    pub restarted: bool,
+    /// The checkpoint the restart restored.
+    pub restored_checkpoint: Option<u64>,
+}
+
 fn job_overview(j: &JobDetails) -> JobOverview {
     JobOverview {
         jid: j.id.to_string(),
@@ -394,6 +610,59 @@ fn taskmanager_info(t: &TaskManagerRecord) -> TaskManagerInfo {
             bytes_received: t.report.network_bytes.0,
             bytes_sent: t.report.network_bytes.1,
         },
+    }
+}
+
+fn checkpoint_statistics(c: &CheckpointStats) -> CheckpointStatistics {
+    let status = match c.status {
+        CheckpointStatus::InProgress => "IN_PROGRESS",
+        CheckpointStatus::Completed => "COMPLETED",
+        CheckpointStatus::Failed => "FAILED",
+    };
+    let checkpoint_type = match c.kind {
+        SnapshotKind::Checkpoint => "CHECKPOINT",
+        SnapshotKind::Savepoint => "SAVEPOINT",
+        SnapshotKind::SavepointTerminate { .. } => "SYNC_SAVEPOINT",
+    };
+    CheckpointStatistics {
+        id: c.id,
+        status: status.to_string(),
+        is_savepoint: c.kind.is_savepoint(),
+        checkpoint_type: checkpoint_type.to_string(),
+        trigger_timestamp: c.trigger_timestamp,
+        latest_ack_timestamp: c.latest_ack_timestamp.unwrap_or(-1),
+        state_size: c.state_size,
+        end_to_end_duration: c.end_to_end_duration_ms.map_or(-1, |d| d as i64),
+        alignment_buffered: c
+            .subtasks
+            .iter()
+            .map(|(_, m)| m.alignment_ms)
+            .max()
+            .unwrap_or(0),
+        num_subtasks: c.num_subtasks,
+        num_acknowledged_subtasks: c.num_acknowledged_subtasks,
+        external_path: c.external_path.clone(),
+        failure_message: c.failure_reason.clone(),
+    }
+}
+
+/// Min, max, average and nearest-rank percentiles of `values`.
+fn stats_summary(mut values: Vec<u64>) -> StatsSummary {
+    if values.is_empty() {
+        return StatsSummary::default();
+    }
+    values.sort_unstable();
+    let n = values.len();
+    let rank = |q: f64| values[((q * n as f64).ceil() as usize).clamp(1, n) - 1] as f64;
+    StatsSummary {
+        min: values[0],
+        max: values[n - 1],
+        avg: values.iter().sum::<u64>() / n as u64,
+        p50: rank(0.5),
+        p90: rank(0.9),
+        p95: rank(0.95),
+        p99: rank(0.99),
+        p999: rank(0.999),
     }
 }
 
@@ -515,6 +784,112 @@ impl Dispatcher {
         MultipleJobsDetails {
             jobs: self.jobs().iter().map(job_overview).collect(),
         }
+    }
+
+    /// `GET /jobs/{id}/checkpoints`.
+    pub fn checkpointing_statistics(&self, id: JobId) -> Option<CheckpointingStatistics> {
+        let stats = self.record(id)?.shared.lock().stats.clone();
+        let completed: Vec<&CheckpointStats> = stats
+            .history
+            .iter()
+            .filter(|c| c.status == CheckpointStatus::Completed)
+            .collect();
+        Some(CheckpointingStatistics {
+            counts: CheckpointCountsInfo {
+                restored: stats.counts.restored,
+                total: stats.counts.total,
+                in_progress: stats.counts.in_progress,
+                completed: stats.counts.completed,
+                failed: stats.counts.failed,
+            },
+            summary: CheckpointSummary {
+                state_size: stats_summary(completed.iter().map(|c| c.state_size).collect()),
+                end_to_end_duration: stats_summary(
+                    completed
+                        .iter()
+                        .filter_map(|c| c.end_to_end_duration_ms)
+                        .collect(),
+                ),
+                alignment_buffered: stats_summary(
+                    completed
+                        .iter()
+                        .map(|c| checkpoint_statistics(c).alignment_buffered)
+                        .collect(),
+                ),
+            },
+            latest: LatestCheckpoints {
+                completed: stats.latest_completed.as_ref().map(checkpoint_statistics),
+                savepoint: stats.latest_savepoint.as_ref().map(checkpoint_statistics),
+                failed: stats.latest_failed.as_ref().map(checkpoint_statistics),
+                restored: stats
+                    .latest_restored
+                    .as_ref()
+                    .map(|r| RestoredCheckpointStatistics {
+                        id: r.id,
+                        restore_timestamp: r.restore_timestamp,
+                        is_savepoint: r.is_savepoint,
+                        external_path: r.external_path.clone(),
+                    }),
+            },
+            history: stats.history.iter().map(checkpoint_statistics).collect(),
+        })
+    }
+
+    /// `GET /jobs/{id}/checkpoints/config`.
+    pub fn checkpoint_config_info(&self, id: JobId) -> Option<CheckpointConfigInfo> {
+        let g = self.job_graph(id)?;
+        let c = &g.config.checkpoint;
+        Some(CheckpointConfigInfo {
+            mode: match c.mode {
+                CheckpointingMode::ExactlyOnce => "EXACTLY_ONCE",
+                CheckpointingMode::AtLeastOnce => "AT_LEAST_ONCE",
+            }
+            .to_string(),
+            interval: c.interval_ms.unwrap_or(0),
+            timeout: c.timeout_ms,
+            min_pause: c.min_pause_ms,
+            max_concurrent: c.max_concurrent,
+            externalization: ExternalizedCheckpointInfo {
+                enabled: c.retention != ExternalizedCheckpointRetention::NoExternalizedCheckpoints,
+                delete_on_cancellation: c.retention
+                    == ExternalizedCheckpointRetention::DeleteOnCancellation,
+            },
+            state_backend: "hashmap".to_string(),
+            checkpoint_storage: c
+                .storage
+                .clone()
+                .unwrap_or_else(|| "jobmanager (memory)".to_string()),
+            unaligned_checkpoints: false,
+            tolerable_failed_checkpoints: c.tolerable_failed,
+            checkpoints_after_tasks_finish: true,
+        })
+    }
+
+    /// `GET /jobs/{id}/exceptions`.
+    pub fn job_exceptions(&self, id: JobId) -> Option<JobExceptionsInfoWithHistory> {
+        let failures = self.record(id)?.shared.lock().failures.clone();
+        let latest = failures.last();
+        Some(JobExceptionsInfoWithHistory {
+            root_exception: latest.map(|f| f.cause.clone()),
+            timestamp: latest.map(|f| f.timestamp),
+            all_exceptions: Vec::new(),
+            truncated: false,
+            exception_history: JobExceptionHistory {
+                entries: failures
+                    .iter()
+                    .rev()
+                    .map(|f| ExceptionInfo {
+                        // What failed, before the cause's detail.
+                        exception_name: f.cause.split(": ").next().unwrap_or_default().to_string(),
+                        stacktrace: f.cause.clone(),
+                        timestamp: f.timestamp,
+                        restarted: f.restarted,
+                        restored_checkpoint: f.restored_checkpoint,
+                    })
+                    .collect(),
+                truncated: false,
+            },
+        })
     }
 
     /// `GET /jobs/{id}`.

@@ -12,6 +12,9 @@
 //! | `GET /jobs/{id}` | state, timestamps per state, vertices with task states, failures |
 //! | `PATCH /jobs/{id}?mode=cancel` | cancel |
 //! | `GET /jobs/{id}/plan` | the JobGraph |
+//! | `GET /jobs/{id}/checkpoints` | counts, min/avg/max summary, latest completed/savepoint/failed/restored, history |
+//! | `GET /jobs/{id}/checkpoints/config` | mode, interval, timeout, min pause, retention, storage |
+//! | `GET /jobs/{id}/exceptions` | the latest root cause and every failure, newest first |
 //! | `POST /jobs/{id}/savepoints` | `{"target-directory", "cancel-job"}` → `{"request-id"}` |
 //! | `POST /jobs/{id}/stop` | stop with savepoint: `{"targetDirectory", "drain"}` → `{"request-id"}` |
 //! | `GET /jobs/{id}/savepoints/{request-id}` | `{"status": {"id": IN_PROGRESS/COMPLETED}, "operation": …}` |
@@ -34,11 +37,12 @@ use eddy_cluster::jobmanager::checkpoint::SavepointError;
 use eddy_cluster::jobmanager::dispatcher::{DispatcherError, SavepointStatus, SubmitRejection};
 use eddy_cluster::jobmanager::gateways::DispatcherGateway;
 use eddy_cluster::rest_api::{
-    CheckpointCounts, ClusterOverview, ErrorResponse, FailureCause, JobDetailsInfo,
-    JobIdWithStatus, JobIdsWithStatusOverview, JobOverview, JobPlanInfo, JobSubmitRequest,
-    JobSubmitResponse, JobVertexDetails, MultipleJobsDetails, PendingSlotRequestInfo, QueueStatus,
-    QueueStatusId, SavepointInfo, SavepointStatusResponse, SavepointTriggerRequest,
-    StatusTransition, StopWithSavepointRequest, SubtaskStatus, TaskManagerInfo, TaskManagerMemory,
+    CheckpointConfigInfo, CheckpointCounts, CheckpointingStatistics, ClusterOverview,
+    ErrorResponse, FailureCause, JobDetailsInfo, JobExceptionsInfoWithHistory, JobIdWithStatus,
+    JobIdsWithStatusOverview, JobOverview, JobPlanInfo, JobSubmitRequest, JobSubmitResponse,
+    JobVertexDetails, MultipleJobsDetails, PendingSlotRequestInfo, QueueStatus, QueueStatusId,
+    SavepointInfo, SavepointStatusResponse, SavepointTriggerRequest, StatusTransition,
+    StopWithSavepointRequest, SubtaskStatus, TaskManagerInfo, TaskManagerMemory,
     TaskManagerNetwork, TaskManagersInfo, TriggerResponse,
 };
 use eddy_cluster::JobExecutionError;
@@ -150,6 +154,9 @@ fn job_id(s: &str) -> Result<JobId, RestError> {
         job,
         cancel,
         plan,
+        checkpoints,
+        checkpoints_config,
+        exceptions,
         savepoint,
         stop,
         savepoint_status,
@@ -196,6 +203,9 @@ pub fn router(dispatcher: Arc<dyn DispatcherGateway>) -> Router {
         .route("/jobs/overview", get(jobs_overview))
         .route("/jobs/{id}", get(job).patch(cancel))
         .route("/jobs/{id}/plan", get(plan))
+        .route("/jobs/{id}/checkpoints", get(checkpoints))
+        .route("/jobs/{id}/checkpoints/config", get(checkpoints_config))
+        .route("/jobs/{id}/exceptions", get(exceptions))
         .route("/jobs/{id}/savepoints", post(savepoint))
         .route("/jobs/{id}/stop", post(stop))
         .route("/jobs/{id}/savepoints/{trigger}", get(savepoint_status))
@@ -342,6 +352,69 @@ async fn plan(
     let plan = serde_json::to_value(&g)
         .map_err(|e| RestError::Internal(format!("the job graph of {id} as JSON: {e}")))?;
     Ok(Json(JobPlanInfo { plan }))
+}
+
+/// A job's checkpoint counts, summary, latest checkpoints and history.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/checkpoints",
+    params(("id" = String, Path, description = "the job id")),
+    responses(
+        (status = 200, body = CheckpointingStatistics),
+        (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse)
+    )
+)]
+async fn checkpoints(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CheckpointingStatistics>, RestError> {
+    let id = job_id(&id)?;
+    d.checkpointing_statistics(id)
+        .map(Json)
+        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))
+}
+
+/// A job's checkpointing configuration.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/checkpoints/config",
+    params(("id" = String, Path, description = "the job id")),
+    responses(
+        (status = 200, body = CheckpointConfigInfo),
+        (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse)
+    )
+)]
+async fn checkpoints_config(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CheckpointConfigInfo>, RestError> {
+    let id = job_id(&id)?;
+    d.checkpoint_config_info(id)
+        .map(Json)
+        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))
+}
+
+/// A job's failures: the latest root cause and the history.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/exceptions",
+    params(("id" = String, Path, description = "the job id")),
+    responses(
+        (status = 200, body = JobExceptionsInfoWithHistory),
+        (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse)
+    )
+)]
+async fn exceptions(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobExceptionsInfoWithHistory>, RestError> {
+    let id = job_id(&id)?;
+    d.job_exceptions(id)
+        .map(Json)
+        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))
 }
 
 /// The query of `PATCH /jobs/{id}`.

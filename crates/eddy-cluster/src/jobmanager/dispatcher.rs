@@ -334,7 +334,7 @@ impl Dispatcher {
         &self.config
     }
 
-    fn record(&self, id: JobId) -> Option<Arc<JobRecord>> {
+    pub(crate) fn record(&self, id: JobId) -> Option<Arc<JobRecord>> {
         self.jobs.lock().iter().find(|j| j.id == id).cloned()
     }
 

@@ -11,8 +11,8 @@ use crate::jobmanager::dispatcher::{
 use crate::jobmanager::job_master::now_ms;
 use crate::jobmanager::resource_manager::TaskManagerRecord;
 use crate::rest_api::{
-    ClusterOverview, JobDetailsInfo, JobIdsWithStatusOverview, MultipleJobsDetails,
-    TaskManagersInfo,
+    CheckpointConfigInfo, CheckpointingStatistics, ClusterOverview, JobDetailsInfo,
+    JobExceptionsInfoWithHistory, JobIdsWithStatusOverview, MultipleJobsDetails, TaskManagersInfo,
 };
 use crate::taskmanager::task_executor::TaskExecutorReport;
 use eddy_core::jobgraph::JobGraph;
@@ -35,6 +35,12 @@ pub trait DispatcherGateway: Send + Sync {
     fn job_details_info(&self, id: JobId) -> Option<JobDetailsInfo>;
     /// `GET /jobs/{id}/plan`.
     fn job_graph(&self, id: JobId) -> Option<JobGraph>;
+    /// `GET /jobs/{id}/checkpoints`.
+    fn checkpointing_statistics(&self, id: JobId) -> Option<CheckpointingStatistics>;
+    /// `GET /jobs/{id}/checkpoints/config`.
+    fn checkpoint_config_info(&self, id: JobId) -> Option<CheckpointConfigInfo>;
+    /// `GET /jobs/{id}/exceptions`.
+    fn job_exceptions(&self, id: JobId) -> Option<JobExceptionsInfoWithHistory>;
     /// `POST /jobs`: builds and starts a built-in job of the binary (blocks while it builds).
     fn submit(&self, submission: JobSubmission) -> Result<JobId, SubmitRejection>;
     /// `PATCH /jobs/{id}`.
@@ -68,6 +74,15 @@ impl DispatcherGateway for Dispatcher {
     }
     fn job_graph(&self, id: JobId) -> Option<JobGraph> {
         Dispatcher::job_graph(self, id)
+    }
+    fn checkpointing_statistics(&self, id: JobId) -> Option<CheckpointingStatistics> {
+        Dispatcher::checkpointing_statistics(self, id)
+    }
+    fn checkpoint_config_info(&self, id: JobId) -> Option<CheckpointConfigInfo> {
+        Dispatcher::checkpoint_config_info(self, id)
+    }
+    fn job_exceptions(&self, id: JobId) -> Option<JobExceptionsInfoWithHistory> {
+        Dispatcher::job_exceptions(self, id)
     }
     fn submit(&self, submission: JobSubmission) -> Result<JobId, SubmitRejection> {
         Dispatcher::submit(self, submission)
