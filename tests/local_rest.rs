@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use eddy::prelude::*;
-use eddy_testing::{get_json, patch, request};
+use eddy_testing::{get_json, patch, request, request_raw};
 use serde_json::Value;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -308,6 +308,33 @@ fn the_api_answers_as_its_openapi_document_says() {
         Some(&serde_json::json!({"entry": "word_count"})),
         400,
     );
+    // Malformed bodies and query strings: 400 with the API's error body, naming what is wrong.
+    for (method, url, body, names) in [
+        (
+            "POST",
+            "/jobs".to_string(),
+            Some("not json"),
+            "request body",
+        ),
+        (
+            "POST",
+            "/jobs".to_string(),
+            Some("{\"x\": 1}"),
+            "missing field `entry`",
+        ),
+        (
+            "POST",
+            format!("/jobs/{id}/savepoints"),
+            Some("{\"cancel-job\": \"yes\"}"),
+            "expected a boolean",
+        ),
+        ("PATCH", format!("/jobs/{id}?mode=a&mode=b"), None, "query"),
+    ] {
+        let (status, answer) = request_raw(method, &format!("{base}{url}"), body);
+        assert_eq!(status, 400, "{method} {url}: {answer}");
+        let errors = answer["errors"].to_string();
+        assert!(errors.contains(names), "{method} {url}: {answer}");
+    }
     assert_eq!(patch(&format!("{base}/jobs/{id}")), 202);
     client.wait().unwrap_err();
     check("PATCH", "/jobs/{id}", format!("/jobs/{id}"), None, 409);

@@ -7,4 +7,6 @@ pub mod output;
 pub mod process;
 
 pub use output::{assert_same_lines, finished_lines};
-pub use process::{field, get_json, job_id_of, patch, request, text, Cluster, Proc, FAST};
+pub use process::{
+    field, get_json, job_id_of, patch, request, request_raw, text, Cluster, Proc, FAST,
+};

@@ -135,6 +135,12 @@ pub fn patch(url: &str) -> u16 {
 /// Sends `method url` (with a JSON `body`) and returns the HTTP status (0 when nothing
 /// answered) and the JSON answer (`Null` when there is none), whatever the status.
 pub fn request(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
+    request_raw(method, url, body.map(Value::to_string).as_deref())
+}
+
+/// [`request`] with the body as text, sent as `application/json` whether it is JSON or not
+/// (for testing what a server makes of a malformed body).
+pub fn request_raw(method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -142,7 +148,10 @@ pub fn request(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
     let sent = match (method, body) {
         ("GET", _) => agent.get(url).call(),
         ("PATCH", _) => agent.patch(url).send_empty(),
-        ("POST", Some(b)) => agent.post(url).send_json(b),
+        ("POST", Some(b)) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b),
         ("POST", None) => agent.post(url).send_empty(),
         (other, _) => panic!("request: unsupported method {other}"),
     };

@@ -27,6 +27,8 @@
 //! backpressure) come with the REST/Web UI issue.
 #![warn(missing_docs)]
 
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -48,6 +50,7 @@ use eddy_cluster::rest_api::{
 use eddy_cluster::JobExecutionError;
 use eddy_core::JobId;
 use eddy_runtime::checkpoint::SnapshotKind;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -131,6 +134,26 @@ impl IntoResponse for RestError {
         };
         (self.status(), Json(body)).into_response()
     }
+}
+
+/// A request's JSON body (`None` when it is empty). Parsed here rather than by axum's `Json`
+/// extractor, so a bad body gets the API's `{"errors": [..]}` answer with 400, naming where it
+/// is wrong, whatever content type the client sent.
+fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, RestError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| RestError::BadRequest(format!("request body: {e}")))
+}
+
+/// A view of the job named by the path's `id`: 400 for a malformed id, 404 when no job has it.
+fn of_job<T>(id: &str, view: impl FnOnce(JobId) -> Option<T>) -> Result<Json<T>, RestError> {
+    let id = job_id(id)?;
+    view(id)
+        .map(Json)
+        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))
 }
 
 fn job_id(s: &str) -> Result<JobId, RestError> {
@@ -260,11 +283,8 @@ async fn jobs_overview(State(d): State<AppState>) -> Json<MultipleJobsDetails> {
         (status = 500, body = ErrorResponse)
     )
 )]
-async fn submit(
-    State(d): State<AppState>,
-    body: Option<Json<JobSubmitRequest>>,
-) -> Result<Response, RestError> {
-    let Some(Json(b)) = body else {
+async fn submit(State(d): State<AppState>, body: Bytes) -> Result<Response, RestError> {
+    let Some(b) = json_body::<JobSubmitRequest>(&body)? else {
         return Err(RestError::BadRequest(
             "expected a JSON body {\"entry\": job name, \"args\": [..], \"settings\": {..}}".into(),
         ));
@@ -324,10 +344,7 @@ async fn job(
     State(d): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobDetailsInfo>, RestError> {
-    let id = job_id(&id)?;
-    d.job_details_info(id)
-        .map(Json)
-        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))
+    of_job(&id, |id| d.job_details_info(id))
 }
 
 /// A job's JobGraph.
@@ -345,12 +362,9 @@ async fn plan(
     State(d): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobPlanInfo>, RestError> {
-    let id = job_id(&id)?;
-    let g = d
-        .job_graph(id)
-        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))?;
+    let Json(g) = of_job(&id, |id| d.job_graph(id))?;
     let plan = serde_json::to_value(&g)
-        .map_err(|e| RestError::Internal(format!("the job graph of {id} as JSON: {e}")))?;
+        .map_err(|e| RestError::Internal(format!("the job graph of {} as JSON: {e}", g.job_id)))?;
     Ok(Json(JobPlanInfo { plan }))
 }
 
@@ -369,10 +383,7 @@ async fn checkpoints(
     State(d): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<CheckpointingStatistics>, RestError> {
-    let id = job_id(&id)?;
-    d.checkpointing_statistics(id)
-        .map(Json)
-        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))
+    of_job(&id, |id| d.checkpointing_statistics(id))
 }
 
 /// A job's checkpointing configuration.
@@ -390,10 +401,7 @@ async fn checkpoints_config(
     State(d): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<CheckpointConfigInfo>, RestError> {
-    let id = job_id(&id)?;
-    d.checkpoint_config_info(id)
-        .map(Json)
-        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))
+    of_job(&id, |id| d.checkpoint_config_info(id))
 }
 
 /// A job's failures: the latest root cause and the history.
@@ -411,10 +419,7 @@ async fn exceptions(
     State(d): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobExceptionsInfoWithHistory>, RestError> {
-    let id = job_id(&id)?;
-    d.job_exceptions(id)
-        .map(Json)
-        .ok_or(RestError::Dispatcher(DispatcherError::UnknownJob(id)))
+    of_job(&id, |id| d.job_exceptions(id))
 }
 
 /// The query of `PATCH /jobs/{id}`.
@@ -441,9 +446,10 @@ struct CancelQuery {
 async fn cancel(
     State(d): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<CancelQuery>,
+    q: Result<Query<CancelQuery>, QueryRejection>,
 ) -> Result<Response, RestError> {
     let id = job_id(&id)?;
+    let Query(q) = q.map_err(|e| RestError::BadRequest(format!("query: {}", e.body_text())))?;
     match q.mode.as_deref() {
         None | Some("cancel") => {}
         Some(other) => {
@@ -483,9 +489,9 @@ fn trigger(
 async fn savepoint(
     State(d): State<AppState>,
     Path(id): Path<String>,
-    body: Option<Json<SavepointTriggerRequest>>,
+    body: Bytes,
 ) -> Result<Response, RestError> {
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let b: SavepointTriggerRequest = json_body(&body)?.unwrap_or_default();
     let kind = if b.cancel_job {
         SnapshotKind::SavepointTerminate { drain: false }
     } else {
@@ -510,9 +516,9 @@ async fn savepoint(
 async fn stop(
     State(d): State<AppState>,
     Path(id): Path<String>,
-    body: Option<Json<StopWithSavepointRequest>>,
+    body: Bytes,
 ) -> Result<Response, RestError> {
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let b: StopWithSavepointRequest = json_body(&body)?.unwrap_or_default();
     trigger(
         d.as_ref(),
         &id,
